@@ -1,0 +1,57 @@
+"""The `localrag` command: one module per group of subcommands, each with a `register()`.
+
+The CLI only parses arguments, calls the core and prints; it turns a `LocalragError` into its
+one-line message and exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from localrag import __version__
+from localrag.errors import LocalragError
+
+# In the order `localrag --help` lists them.
+COMMAND_MODULES = ["models", "doctor"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="localrag",
+        description="A private assistant over your own documents and recordings: "
+        "offline, encrypted, cited.",
+    )
+    parser.add_argument("--version", action="version", version=f"localrag {__version__}")
+    parser.add_argument("--home", help="home folder (default: $LOCALRAG_HOME, else the user data folder)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"localrag.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Offline by design: libraries that might look for a model hub are told not to.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    if not getattr(args, "func", None):
+        if args.command is None and "tui" in COMMAND_MODULES:
+            args = parser.parse_args([*(argv or sys.argv[1:]), "tui"])
+        else:
+            parser.print_help()
+            return 0
+    try:
+        return int(args.func(args) or 0)
+    except LocalragError as exc:
+        print(f"localrag: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("localrag: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,76 @@
+"""Helpers shared by the CLI's command modules: settings, JSON output, passphrases, progress."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from localrag.errors import UsageError
+from localrag.settings import Settings
+
+
+def settings(args: argparse.Namespace) -> Settings:
+    return Settings.load(args.home)
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON on stdout for scripts")
+
+
+def _default(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, default=_default, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def add_passphrase_file(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--passphrase-file",
+        type=Path,
+        help="read the passphrase from this file (else $LOCALRAG_PASSPHRASE, else ask)",
+    )
+
+
+def read_passphrase(args: argparse.Namespace, *, confirm: bool = False, prompt: str = "Passphrase") -> bytearray:
+    """The passphrase from --passphrase-file, else LOCALRAG_PASSPHRASE, else asked with hidden input.
+
+    Returned as a bytearray so the caller can overwrite it once the key is derived.
+    """
+    path = getattr(args, "passphrase_file", None)
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot read the passphrase file ({exc.strerror})") from exc
+        return bytearray(text.encode())
+    if (env := os.environ.get("LOCALRAG_PASSPHRASE")) is not None:
+        return bytearray(env.encode())
+    if not sys.stdin.isatty():
+        raise UsageError("no passphrase: set LOCALRAG_PASSPHRASE or use --passphrase-file")
+    first = getpass.getpass(f"{prompt}: ")
+    if confirm and getpass.getpass(f"{prompt} (again): ") != first:
+        raise UsageError("the two passphrases differ; nothing was changed")
+    return bytearray(first.encode())
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"

