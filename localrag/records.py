@@ -106,3 +106,58 @@ class Segment:
     start_s: float
     end_s: float
     text: str
+
+
+@dataclass(frozen=True)
+class IngestEvent:
+    """Progress of `Assistant.add()`: a stream of these per file, ending in a final status."""
+
+    path: str
+    status: str
+    """started, progress, then one of: added, updated, unchanged, moved, failed, skipped."""
+    detail: str = ""
+    """The reason for failed or skipped; the old path for moved."""
+    doc_id: int | None = None
+    chunks_done: int = 0
+    chunks_total: int = 0
+    fraction: float | None = None
+    """Share of the file done (bytes, pages or audio seconds), when known."""
+
+    @property
+    def final(self) -> bool:
+        return self.status not in ("started", "progress")
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A numbered source an answer cites, pointing at a real chunk."""
+
+    n: int
+    """The number used in the answer text, [n]."""
+    chunk: Chunk
+    score: float
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message of a stored conversation."""
+
+    id: int
+    conversation_id: int
+    role: str
+    """user or assistant."""
+    text: str
+    created_at: str
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    """For assistant turns: the citations as stored (n, chunk_id, path, span)."""
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A stored conversation."""
+
+    id: int
+    title: str
+    created_at: str
+    updated_at: str
+    turn_count: int

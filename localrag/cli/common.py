@@ -74,3 +74,15 @@ def human_size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} GB"
+
+
+def register_group(
+    sub: argparse._SubParsersAction, name: str, help: str, package: str, members: list[str]
+) -> None:
+    """A command whose actions each live in `localrag/<package>/<member>.py` with a `register()`."""
+    import importlib
+
+    parser = sub.add_parser(name, help=help)
+    group = parser.add_subparsers(dest=f"{name}_action", metavar="NAME", required=True)
+    for member in members:
+        importlib.import_module(f"localrag.{package}.{member}").register(group)

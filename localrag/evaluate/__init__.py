@@ -1,0 +1,1 @@
+"""Evaluations on labelled data, each in a throwaway encrypted vault."""

@@ -1,0 +1,36 @@
+"""Shared fixtures: every test gets its own home folder; the real models come from the checkout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from localrag.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh home folder per test, through the environment as a user would set it."""
+    folder = tmp_path / "home"
+    folder.mkdir()
+    monkeypatch.setenv("LOCALRAG_HOME", str(folder))
+    monkeypatch.delenv("LOCALRAG_PASSPHRASE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return folder
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    return Settings.load()
+
+
+@pytest.fixture
+def real_models(settings: Settings) -> Settings:
+    """The settings, after checking that the default models are pulled and verified."""
+    from localrag import models
+
+    bad = [r.name for r in models.status(settings) if r.default and r.state != "verified"]
+    if bad:
+        pytest.fail(f"default models not pulled: {bad}; run `localrag models pull`")
+    return settings
