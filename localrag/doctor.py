@@ -56,9 +56,19 @@ def run_checks(settings: Settings) -> list[Check]:
     except Exception as exc:  # doctor reports every failure instead of stopping at the first
         checks.append(Check("encrypted sqlite + sqlite-vec + fts5", False, str(exc)))
     for row in models.status(settings):
-        checks.append(Check(f"model {row.role} {row.name}", row.state == "verified", f"{row.state} {row.path}"))
+        checks.append(
+            Check(
+                f"model {row.role} {row.name}", row.state == "verified", f"{row.state} {row.path}"
+            )
+        )
     checks.append(Check("home", True, str(settings.home)))
     checks.append(Check("models folder", settings.models_dir.is_dir(), str(settings.models_dir)))
-    checks.append(Check("vault", True, "present" if settings.vault_path.exists() else "not created yet (localrag init)"))
+    checks.append(
+        Check(
+            "vault",
+            True,
+            "present" if settings.vault_path.exists() else "not created yet (localrag init)",
+        )
+    )
     checks.append(Check("network", True, "not needed: nothing is fetched at run time"))
     return checks

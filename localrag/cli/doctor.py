@@ -9,7 +9,9 @@ from localrag.cli.common import add_json, print_json, settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("doctor", help="check libraries, the encrypted store, the models and the home")
+    p = sub.add_parser(
+        "doctor", help="check libraries, the encrypted store, the models and the home"
+    )
     add_json(p)
     p.set_defaults(func=run)
 

