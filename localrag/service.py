@@ -7,9 +7,23 @@ Heavy parts (the LLM, the embedder, Whisper) load on first use, once per process
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
+from localrag import models
+from localrag.answer import Answer, citation_dict, confident
+from localrag.errors import UsageError
+from localrag.generate import build_generator
+from localrag.prompt import (
+    Source,
+    build_messages,
+    conversation_title,
+    fit_sources,
+    search_query,
+    source_budget,
+)
+from localrag.records import Conversation, Turn
 from localrag.settings import Settings
 
 
@@ -60,6 +74,102 @@ class Assistant:
     @property
     def transcriber(self) -> Any:
         return self._transcriber.get()
+
+    # --- Answers (answer engineer): ask, conversations, turns, status -------------------------
+
+    retrieval_default = True
+    """Whether questions use retrieval unless told otherwise (shown by `status()`)."""
+
+    def ask(
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        retrieval: bool = True,
+        conversation_id: int | None = None,
+        adapter: str | None = None,
+    ) -> Answer:
+        """Answer from the user's documents with checked citations; the `Answer` streams.
+
+        The question and the answer are stored as turns of a conversation (a new one unless
+        `conversation_id` is given); a follow-up uses the conversation's last turns.
+        """
+        started = time.perf_counter()
+        question = question.strip()
+        if not question:
+            raise UsageError("the question is empty")
+        generator = self._generator_for(adapter)
+        history = self.store.turns(conversation_id) if conversation_id is not None else []
+        if conversation_id is None:
+            conversation_id = self.store.new_conversation(conversation_title(question))
+        sources: list[Source] = []
+        abstain = False
+        if retrieval:
+            query = search_query(question, history)
+            hits = self.search(query, k=k or self.settings.top_k)
+            vector = self.embedder.embed_query(query)
+            dense = self.store.knn(vector, 1)
+            abstain = not confident(query, hits, dense[0][1] if dense else None)
+            budget = source_budget(
+                generator.n_ctx,
+                self.settings.max_answer_tokens,
+                question,
+                history,
+                generator.count_tokens,
+            )
+            sources = [] if abstain else fit_sources(hits, budget, generator.count_tokens)
+            abstain = abstain or not sources
+        retrieve_ms = (time.perf_counter() - started) * 1000
+        messages = build_messages(question, sources, history, retrieval=retrieval)
+        self.store.add_turn(conversation_id, "user", question, [])
+        store = self.store
+
+        def finish(answer: Answer) -> None:
+            citations = [citation_dict(c) | {"text": ""} for c in answer.citations]
+            store.add_turn(answer.conversation_id, "assistant", answer.text(), citations)
+
+        return Answer(
+            None if abstain else generator.stream(messages, self.settings.max_answer_tokens),
+            sources=sources,
+            model=generator.name,
+            adapter=generator.adapter,
+            conversation_id=conversation_id,
+            started=started,
+            retrieve_ms=retrieve_ms,
+            abstain=abstain,
+            on_finish=finish,
+        )
+
+    def _generator_for(self, adapter: str | None) -> Any:
+        if adapter is None:
+            return self.generator
+        # The adapter engineer's registry turns a name into a GGUF LoRA file for llama.cpp.
+        lora_file = getattr(self, "runtime_lora_path", None)
+        if lora_file is None:
+            raise UsageError(f"cannot apply adapter {adapter!r} at run time in this build")
+        return build_generator(self.settings, lora_path=lora_file(adapter), adapter=adapter)
+
+    def conversations(self) -> list[Conversation]:
+        return list(self.store.conversations())
+
+    def turns(self, conversation_id: int) -> list[Turn]:
+        return list(self.store.turns(conversation_id))
+
+    def status(self) -> dict[str, Any]:
+        """What answers questions now: model, adapter, retrieval on or off."""
+        loaded = self._generator.get() if self._generator.loaded else None
+        model = loaded.name if loaded is not None else models.active_name(self.settings, "llm")
+        model = model or "none"
+        return {
+            "model": model,
+            "adapter": getattr(loaded, "adapter", None),
+            "retrieval": self.retrieval_default,
+            "top_k": self.settings.top_k,
+            "context_tokens": self.settings.context_tokens,
+            "max_answer_tokens": self.settings.max_answer_tokens,
+        }
+
+    # --- end of answers ---------------------------------------------------------------------
 
     def close(self) -> None:
         for part in (self._generator, self._embedder, self._transcriber):

@@ -1,0 +1,281 @@
+"""An answer: streams its text, then carries checked citations, timings and token counts.
+
+`Answer` is what `Assistant.ask()` returns. Iterating it streams the text as the model writes it
+(cleaned for display); `.text()` gives the whole; `.cancel()` stops the model. Once the stream
+has ended it has `.citations` (each one a source that really was in the prompt, pointing at its
+chunk and span), `.abstained`, `.timings_ms`, `.tokens` and `.tokens_per_s`.
+
+What is shown is neutralised as it streams: a citation number that matches no source is dropped,
+and a markdown or HTML image (which a renderer might fetch: an exfiltration channel, OWASP
+LLM01) becomes plain text with no URL.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from localrag.prompt import NOT_FOUND, Source, locator
+from localrag.records import Citation, Hit
+
+# Display filter patterns: complete forms are rewritten; a partial form at the end is held back.
+_IMAGE = re.compile(r"!\[([^\]\n]*)\]\(([^)\n]*)\)|!\[([^\]\n]*)\]\[[^\]\n]*\]")
+_HTML_IMAGE = re.compile(r"<img\b[^>\n]*>", re.I)
+_CITE = re.compile(r"\[(\s*\d+(?:\s*[,;]\s*\d+)*\s*)\]")
+_PARTIAL = re.compile(
+    r"(!(\[[^\]\n]*(\](\([^)\n]*|\[[^\]\n]*)?)?)?|<(i(m(g\b[^>\n]*)?)?)?|\[[\d\s,;]*)\Z", re.I
+)
+_HOLD_CHARS = 400
+"""A partial form longer than this is let through as it is."""
+
+_ABSTAIN = re.compile(
+    r"could ?n[o']t find|can ?n[o']?t find|(do|does) not (contain|mention|say|provide)|"
+    r"(no|not enough) information|not (mentioned|stated|in the sources)",
+    re.I,
+)
+_WORD = re.compile(r"\w+")
+_STOP = """a an and are as at be by did do does for from had has have he her his how i in is it its
+of on or she that the their them they this to was were what when where which who whom why will
+with you your can could would should about into than then there these those"""
+STOPWORDS = frozenset(_STOP.split())
+
+MIN_DENSE = 0.30
+"""Cosine similarity of the best chunk below which retrieval counts as having found nothing..."""
+MIN_COVERAGE = 0.5
+"""...unless at least this share of the question's content words appear in the sources."""
+MIN_OVERLAP = 0.5
+"""Share of an uncited answer's content words found in a source for it to be cited anyway."""
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1}
+
+
+def coverage(question: str, hits: Sequence[Hit]) -> float:
+    """Share of the question's content words that occur in the best hits."""
+    wanted = content_words(question)
+    if not wanted:
+        return 0.0
+    found: set[str] = set()
+    for hit in hits:
+        found |= wanted & content_words(hit.chunk.text)
+    return len(found) / len(wanted)
+
+
+def confident(question: str, hits: Sequence[Hit], dense_top: float | None) -> bool:
+    """The confidence gate: did retrieval find something worth answering from?"""
+    if not hits:
+        return False
+    if dense_top is not None and dense_top >= MIN_DENSE:
+        return True
+    return coverage(question, hits) >= MIN_COVERAGE
+
+
+def neutralise_display(text: str, valid: Callable[[int], bool]) -> str:
+    """Images become `[image: alt]` with no URL; citation numbers with no source are dropped."""
+
+    def image(m: re.Match[str]) -> str:
+        alt = (m.group(1) if m.group(1) is not None else m.group(3) or "").strip()
+        return f"[image: {alt}]" if alt else "[image]"
+
+    def cite(m: re.Match[str]) -> str:
+        kept = [n for n in re.findall(r"\d+", m.group(1)) if valid(int(n))]
+        return f"[{', '.join(kept)}]" if kept else ""
+
+    text = _IMAGE.sub(image, text)
+    text = _HTML_IMAGE.sub("[image]", text)
+    return _CITE.sub(cite, text)
+
+
+class DisplayFilter:
+    """Streams text through `neutralise_display`, holding back only a form still being written."""
+
+    def __init__(self, valid: Callable[[int], bool]) -> None:
+        self.valid = valid
+        self.pending = ""
+
+    def feed(self, piece: str) -> str:
+        self.pending += piece
+        partial = _PARTIAL.search(self.pending)
+        cut = partial.start() if partial else len(self.pending)
+        if len(self.pending) - cut > _HOLD_CHARS:
+            cut = len(self.pending)
+        ready, self.pending = self.pending[:cut], self.pending[cut:]
+        return neutralise_display(ready, self.valid)
+
+    def flush(self) -> str:
+        ready, self.pending = self.pending, ""
+        return neutralise_display(ready, self.valid)
+
+
+def cited_numbers(text: str) -> list[int]:
+    """The citation numbers in a text, in order of first appearance."""
+    seen: list[int] = []
+    for m in _CITE.finditer(text):
+        for n in re.findall(r"\d+", m.group(1)):
+            if int(n) not in seen:
+                seen.append(int(n))
+    return seen
+
+
+def best_supporting(text: str, sources: Sequence[Source]) -> Source | None:
+    """The source that contains most of an answer's content words, if it contains enough."""
+    words = content_words(text)
+    if not words or not sources:
+        return None
+    scored = [(len(words & content_words(s.chunk.text)) / len(words), -s.n, s) for s in sources]
+    share, _, best = max(scored, key=lambda t: (t[0], t[1]))
+    return best if share >= MIN_OVERLAP else None
+
+
+def is_abstention(text: str) -> bool:
+    return bool(_ABSTAIN.search(text)) or not text.strip()
+
+
+class Answer:
+    """A streamed answer. Iterate for the text; the other attributes are set when it ends."""
+
+    def __init__(
+        self,
+        tokens: Iterator[str] | None,
+        *,
+        sources: Sequence[Source] = (),
+        model: str = "",
+        adapter: str | None = None,
+        conversation_id: int | None = None,
+        started: float | None = None,
+        retrieve_ms: float = 0.0,
+        abstain: bool = False,
+        on_finish: Callable[[Answer], None] | None = None,
+    ) -> None:
+        """`tokens` is the model's stream (one item per token); with `abstain` it is not used and
+        the answer is the not-found message."""
+        self.sources = list(sources)
+        self.model = model
+        self.adapter = adapter
+        self.conversation_id = conversation_id
+        self.citations: list[Citation] = []
+        self.abstained = abstain
+        self.cancelled = False
+        self.tokens = 0
+        self.tokens_per_s = 0.0
+        self.timings_ms: dict[str, float] = {"retrieve": round(retrieve_ms, 1)}
+        self._tokens = None if abstain else tokens
+        self._started = started if started is not None else time.perf_counter()
+        self._on_finish = on_finish
+        self._parts: list[str] = []
+        self._done = False
+        self._cancel = False
+
+    # Streaming
+
+    def __iter__(self) -> Iterator[str]:
+        if self._done:
+            yield self.text()
+            return
+        self._done = True
+        yield from self._run()
+
+    def _run(self) -> Iterator[str]:
+        numbers = {s.n for s in self.sources}
+        display = DisplayFilter(lambda n: n in numbers)
+        first_at: float | None = None
+        if self._tokens is None:
+            yield from self._emit(NOT_FOUND)
+        else:
+            try:
+                for piece in self._tokens:
+                    self.tokens += 1
+                    if first_at is None:
+                        first_at = time.perf_counter()
+                    if self._cancel:
+                        self.cancelled = True
+                        break
+                    yield from self._emit(display.feed(piece))
+            finally:
+                close = getattr(self._tokens, "close", None)
+                if close is not None:
+                    close()
+            yield from self._emit(display.flush())
+        end = time.perf_counter()
+        yield from self._emit(self._settle())
+        self._timings(first_at or end, end)
+        if self._on_finish is not None:
+            self._on_finish(self)
+
+    def _emit(self, text: str) -> Iterator[str]:
+        if text:
+            self._parts.append(text)
+            yield text
+
+    def _settle(self) -> str:
+        """Set citations and abstained once the text is complete; return text to append."""
+        text = "".join(self._parts)
+        if self.abstained or (self.sources and is_abstention(text)):
+            self.abstained = True
+            return ""
+        by_n = {s.n: s for s in self.sources}
+        numbers = [n for n in cited_numbers(text) if n in by_n]
+        extra = ""
+        if not numbers and not self.cancelled:
+            # A small model often forgets to cite: cite the source that plainly supports it.
+            support = best_supporting(text, self.sources)
+            if support is not None:
+                numbers = [support.n]
+                extra = f" [{support.n}]"
+        self.citations = [Citation(n, by_n[n].chunk, by_n[n].hit.score) for n in numbers]
+        return extra
+
+    def _timings(self, first_at: float, end: float) -> None:
+        ms = 1000.0
+        self.timings_ms["first_token"] = round((first_at - self._started) * ms, 1)
+        self.timings_ms["total"] = round((end - self._started) * ms, 1)
+        if self.tokens > 1 and end > first_at:
+            self.tokens_per_s = round((self.tokens - 1) / (end - first_at), 1)
+
+    def text(self) -> str:
+        """The whole answer as shown (waits for the stream to end)."""
+        if not self._done:
+            for _ in self:
+                pass
+        return "".join(self._parts)
+
+    def cancel(self) -> None:
+        """Stop the model after the token it is writing (safe to call from another thread)."""
+        self._cancel = True
+
+    # Output
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of `localrag ask --json`."""
+        return {
+            "answer": self.text(),
+            "citations": [citation_dict(c) for c in self.citations],
+            "abstained": self.abstained,
+            "timings_ms": self.timings_ms,
+            "tokens": self.tokens,
+            "tokens_per_s": self.tokens_per_s,
+            "model": self.model,
+            "adapter": self.adapter,
+            "conversation_id": self.conversation_id,
+        }
+
+
+def citation_dict(c: Citation) -> dict[str, Any]:
+    span = c.chunk.span
+    fields = {
+        k: getattr(span, k)
+        for k in ("page", "line_start", "line_end", "start_s", "end_s", "heading")
+        if getattr(span, k) is not None
+    }
+    return {
+        "n": c.n,
+        "doc_id": c.chunk.doc_id,
+        "chunk_id": c.chunk.id,
+        "path": c.chunk.path,
+        **fields,
+        "where": locator(c.chunk),
+        "text": c.chunk.text,
+    }
