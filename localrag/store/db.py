@@ -1,0 +1,127 @@
+"""Opening the encrypted database: the one place that hands apsw a key.
+
+The database is opened with the raw 32-byte data key (`PRAGMA key="x'..'"`), which bypasses the
+cipher's own PBKDF2 (the data key is already random). ChaCha20-Poly1305 authenticates every page,
+WAL frame and journal page. `PRAGMA key` reports success even for a wrong key, so the key is
+verified by reading the schema. sqlite-vec is loaded only after the key is set.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import apsw
+import sqlite_vec
+
+from localrag.errors import VaultError
+
+log = logging.getLogger(__name__)
+
+CIPHER = "chacha20"
+"""The only cipher used: authenticated (sqlite3mc's aes128cbc, aes256cbc and rc4 are not)."""
+
+# Every connection: temp data in memory, no memory-mapped I/O on the encrypted file, a WAL journal
+# with a sync at every commit, and freed pages overwritten.
+CONNECTION_PRAGMAS = (
+    ("temp_store", "MEMORY", 2),
+    ("mmap_size", "0", 0),
+    ("journal_mode", "WAL", "wal"),
+    ("synchronous", "FULL", 2),
+    ("secure_delete", "ON", 1),
+    ("foreign_keys", "ON", 1),
+)
+
+
+class KeyMismatch(VaultError):
+    """The data key does not decrypt the database (a different vault, or a damaged first page)."""
+
+
+def key_sql(pragma: str, data_key: bytearray) -> str:
+    return f"PRAGMA {pragma}=\"x'{data_key.hex()}'\""
+
+
+def apply_key(conn: apsw.Connection, data_key: bytearray | None, path: Path) -> None:
+    """Set the cipher and the raw data key, and prove it by reading the schema."""
+    conn.execute(f"PRAGMA cipher='{CIPHER}'", can_cache=False)
+    if data_key is not None:
+        conn.execute(key_sql("key", data_key), can_cache=False)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
+    except (apsw.NotADBError, apsw.CorruptError) as exc:
+        raise KeyMismatch(
+            f"{path}: the vault cannot be decrypted with this key file "
+            "(a different vault's key, or a damaged file); restore both from a backup"
+        ) from exc
+
+
+def configure(conn: apsw.Connection, path: Path) -> None:
+    """Set the connection pragmas and check that each one took."""
+    for name, value, expected in CONNECTION_PRAGMAS:
+        got = conn.execute(f"PRAGMA {name}={value}").fetchall()
+        if not got:
+            got = conn.execute(f"PRAGMA {name}").fetchall()
+        if got and got[0][0] != expected:
+            raise VaultError(f"{path}: could not set PRAGMA {name}={value} (got {got[0][0]})")
+
+
+def load_vec(conn: apsw.Connection) -> None:
+    conn.enable_load_extension(True)
+    try:
+        conn.load_extension(sqlite_vec.loadable_path())
+    finally:
+        conn.enable_load_extension(False)
+
+
+def connect(
+    path: Path, data_key: bytearray | None, *, create: bool = False, vfs: str | None = None
+) -> apsw.Connection:
+    """An open, keyed, verified and configured connection to the vault at `path`.
+
+    `data_key=None` opens a plain SQLite file with the very same settings (for the benchmark).
+    """
+    if not create and not path.exists():
+        raise VaultError(f"{path}: no vault here; create one with `localrag init`")
+    flags = apsw.SQLITE_OPEN_READWRITE | (apsw.SQLITE_OPEN_CREATE if create else 0)
+    conn = (
+        apsw.Connection(str(path), flags=flags, vfs=vfs)
+        if vfs
+        else apsw.Connection(str(path), flags=flags)
+    )
+    try:
+        conn.set_busy_timeout(5000)
+        apply_key(conn, data_key, path)
+        configure(conn, path)
+        load_vec(conn)
+    except BaseException:
+        conn.close()
+        raise
+    log.info("opened %s", path)
+    return conn
+
+
+def rekey(conn: apsw.Connection, new_key: bytearray) -> None:
+    """Re-encrypt every page under `new_key` (outside any transaction)."""
+    conn.execute(key_sql("rekey", new_key), can_cache=False)
+
+
+def capabilities() -> dict[str, str]:
+    """What the SQLite library here can do: versions, cipher, sqlite-vec, FTS5."""
+    conn = apsw.Connection(":memory:")
+    try:
+        load_vec(conn)
+        fts5 = "ok"
+        try:
+            conn.execute("CREATE VIRTUAL TABLE t USING fts5(x)")
+        except apsw.SQLError as exc:
+            fts5 = f"missing ({exc})"
+        mc, vec = conn.execute("SELECT sqlite3mc_version(), vec_version()").get
+        return {
+            "sqlite": apsw.sqlite_lib_version(),
+            "sqlite3mc": str(mc).removeprefix("SQLite3 Multiple Ciphers "),
+            "cipher": CIPHER,
+            "sqlite-vec": str(vec),
+            "fts5": fts5,
+        }
+    finally:
+        conn.close()

@@ -1,0 +1,172 @@
+"""The vault's schema, as migrations registered in order.
+
+Each migration runs in one transaction together with the row that records it, so a vault is
+always at exactly one version. A vault written by a newer localrag is refused, never altered.
+The `vec0` table is not here: its dimension comes from the embedder, so the store creates it on
+first use (see `Store._ensure_vectors`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import apsw
+
+from localrag.errors import VaultError
+
+log = logging.getLogger(__name__)
+
+V1 = """
+CREATE TABLE documents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL UNIQUE,
+    sha256 TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    meta TEXT NOT NULL DEFAULT '{}',
+    chunk_count INTEGER NOT NULL DEFAULT 0,
+    added_at TEXT NOT NULL
+);
+CREATE INDEX documents_sha256 ON documents(sha256);
+
+CREATE TABLE chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id INTEGER NOT NULL REFERENCES documents(id),
+    ordinal INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    text_sha256 TEXT NOT NULL,
+    page INTEGER,
+    line_start INTEGER,
+    line_end INTEGER,
+    char_start INTEGER,
+    char_end INTEGER,
+    heading TEXT,
+    start_s REAL,
+    end_s REAL,
+    token_count INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (doc_id, ordinal)
+);
+CREATE INDEX chunks_text_sha256 ON chunks(text_sha256);
+
+-- The float vectors, for exact rescoring and for reuse by text hash; vec0 holds their signs.
+CREATE TABLE chunk_vectors (
+    chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id),
+    vector BLOB NOT NULL
+);
+
+CREATE VIRTUAL TABLE chunks_fts USING fts5(
+    text, heading, content='chunks', content_rowid='id', tokenize='porter unicode61'
+);
+INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('secure-delete', 1);
+CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
+    INSERT INTO chunks_fts(rowid, text, heading) VALUES (new.id, new.text, new.heading);
+END;
+CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, text, heading)
+    VALUES ('delete', old.id, old.text, old.heading);
+END;
+CREATE TRIGGER chunks_fts_update AFTER UPDATE OF text, heading ON chunks BEGIN
+    INSERT INTO chunks_fts(chunks_fts, rowid, text, heading)
+    VALUES ('delete', old.id, old.text, old.heading);
+    INSERT INTO chunks_fts(rowid, text, heading) VALUES (new.id, new.text, new.heading);
+END;
+
+CREATE TABLE transcripts (
+    doc_id INTEGER PRIMARY KEY REFERENCES documents(id),
+    segments TEXT NOT NULL
+);
+
+CREATE TABLE conversations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    title TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE turns (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation_id INTEGER NOT NULL REFERENCES conversations(id),
+    role TEXT NOT NULL,
+    text TEXT NOT NULL,
+    citations TEXT NOT NULL DEFAULT '[]',
+    created_at TEXT NOT NULL
+);
+CREATE INDEX turns_conversation ON turns(conversation_id, id);
+
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+-- Adapters and merged models: stored in parts of at most 1 MiB so they stream in and out.
+CREATE TABLE blobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    size_bytes INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL
+);
+CREATE TABLE blob_parts (
+    blob_id INTEGER NOT NULL REFERENCES blobs(id),
+    seq INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (blob_id, seq)
+);
+"""
+
+MIGRATIONS: list[tuple[int, str | Callable[[apsw.Connection], None]]] = [
+    (1, V1),
+]
+"""(version, SQL or a function of the connection), in order. Append; never edit a released one."""
+
+LATEST = MIGRATIONS[-1][0]
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def current_version(conn: apsw.Connection) -> int:
+    has_table = conn.execute(
+        "SELECT 1 FROM sqlite_schema WHERE type='table' AND name='schema_migrations'"
+    ).fetchone()
+    if not has_table:
+        return 0
+    return int(conn.execute("SELECT max(version) FROM schema_migrations").get or 0)
+
+
+def migrate(conn: apsw.Connection, path: Path) -> int:
+    """Bring the vault to the latest schema; return the version it was at."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (version INTEGER PRIMARY KEY, applied_at TEXT)"
+    )
+    start = current_version(conn)
+    if start > LATEST:
+        raise VaultError(
+            f"{path}: this vault was written by a newer localrag (schema {start}, this one knows "
+            f"{LATEST}); upgrade localrag to open it"
+        )
+    for version, step in MIGRATIONS:
+        if version <= start:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if callable(step):
+                step(conn)
+            else:
+                conn.execute(step)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                (version, now()),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        log.info("%s: schema migrated to version %d", path, version)
+    return start

@@ -1,0 +1,613 @@
+"""`Store`: everything the vault holds, behind methods; the only module that writes SQL for it.
+
+One document is one transaction over its row, chunks, float vectors, sign vectors (`vec0`), FTS5
+rows (kept by triggers) and transcript. Vector search is two steps: sqlite-vec's KNN over the sign
+bits (`bit[dim]`, Hamming distance) finds candidates, then the float vectors rescore them exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import apsw
+import numpy as np
+
+from localrag.errors import UsageError, VaultError
+from localrag.records import (
+    Chunk,
+    Conversation,
+    Document,
+    NewChunk,
+    NewDocument,
+    Segment,
+    Span,
+    Turn,
+)
+from localrag.store import db, schema
+
+log = logging.getLogger(__name__)
+
+BLOB_PART_BYTES = 1 << 20
+"""Largest row of a stored blob: big files stream in and out 1 MiB at a time."""
+RESCORE_FACTOR = 20
+"""Candidates from the sign-bit search per result asked for (at least `RESCORE_MIN`)."""
+RESCORE_MIN = 200
+
+_CHUNK_COLUMNS = (
+    "c.id, c.doc_id, d.path, c.ordinal, c.text, c.page, c.line_start, c.line_end, "
+    "c.char_start, c.char_end, c.heading, c.start_s, c.end_s, d.kind"
+)
+_DOC_COLUMNS = "id, path, sha256, kind, size_bytes, title, chunk_count, added_at, meta"
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """A stored blob (an adapter or a merged model), without its bytes."""
+
+    name: str
+    size_bytes: int
+    sha256: str
+    """Hash of the whole content."""
+    created_at: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def sign_bits(vectors: np.ndarray) -> np.ndarray:
+    """Pack each row's signs into bits, the layout of sqlite-vec's `vec_quantize_binary`."""
+    return np.packbits(vectors > 0, axis=-1, bitorder="little")
+
+
+def _chunk(row: Sequence[Any]) -> Chunk:
+    span = Span(*row[5:13])
+    return Chunk(row[0], row[1], row[2], row[3], row[4], span, row[13])
+
+
+def _blob_info(row: Sequence[Any]) -> BlobInfo:
+    return BlobInfo(row[0], row[1], row[2], row[3], json.loads(row[4]))
+
+
+def _document(row: Sequence[Any]) -> Document:
+    return Document(*row[:8], meta=json.loads(row[8]))  # type: ignore[misc]
+
+
+class Store:
+    """One open vault. Thread-safe (apsw serialises calls); close it when done."""
+
+    def __init__(self, conn: apsw.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self._dim: int | None = None
+        with self._errors():
+            schema.migrate(conn, path)
+        dim = self.get_meta("vector_dim")
+        self._dim = int(dim) if dim else None
+
+    @classmethod
+    def open(
+        cls, path: Path, data_key: bytearray | None, *, create: bool = False, vfs: str | None = None
+    ) -> Store:
+        """Open (or create) the vault at `path` with its raw data key (None: a plain file)."""
+        return cls(db.connect(path, data_key, create=create, vfs=vfs), path)
+
+    # -- transactions and errors -------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Turn SQLite's failures into errors a user can act on."""
+        try:
+            yield
+        except (apsw.CorruptError, apsw.NotADBError) as exc:
+            raise VaultError(
+                f"{self.path}: the vault is damaged or was altered ({exc}); "
+                "restore it from a backup"
+            ) from exc
+        except (apsw.FullError, apsw.IOError, apsw.CantOpenError, apsw.ReadOnlyError) as exc:
+            raise VaultError(
+                f"{self.path}: could not write the vault ({exc}); nothing was changed; "
+                "free disk space or check the folder's permissions, then retry"
+            ) from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[apsw.Connection]:
+        """One write transaction: everything in it is stored, or nothing."""
+        with self._errors():
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                if not self.conn.get_autocommit():
+                    self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def _read(self, sql: str, bindings: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        with self._errors():
+            return self.conn.execute(sql, bindings).fetchall()
+
+    # -- documents ---------------------------------------------------------------------------
+
+    @property
+    def vector_dim(self) -> int | None:
+        """Dimension of the stored vectors; None until the first document is added."""
+        return self._dim
+
+    def _ensure_vectors(self, dim: int) -> None:
+        if self._dim == dim:
+            return
+        if self._dim is not None:
+            raise VaultError(
+                f"{self.path}: the vault holds {self._dim}-dimensional vectors, this embedder "
+                f"makes {dim}; use the embedder the vault was made with"
+            )
+        self.conn.execute(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS vec_chunks USING vec0(embedding bit[{dim}])"
+        )
+        self.conn.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('vector_dim', ?)", (str(dim),)
+        )
+        self._dim = dim
+
+    def add_document(
+        self,
+        doc: NewDocument,
+        chunks: Sequence[NewChunk],
+        vectors: np.ndarray,
+        transcript: list[Segment] | None = None,
+    ) -> int:
+        """Store a document with its chunks and vectors in one transaction; return its id.
+
+        A document already stored under the same path is replaced in that same transaction.
+        """
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != len(chunks):
+            raise ValueError(
+                f"{len(chunks)} chunks need {len(chunks)} vectors, got {vectors.shape}"
+            )
+        bits = sign_bits(vectors)
+        with self._write() as conn:
+            if len(chunks):
+                self._ensure_vectors(vectors.shape[1])
+            old = conn.execute("SELECT id FROM documents WHERE path = ?", (doc.path,)).get
+            if old is not None:
+                self._delete(old)
+            doc_id = conn.execute(
+                "INSERT INTO documents (path, sha256, kind, size_bytes, title, meta, chunk_count,"
+                " added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (
+                    doc.path,
+                    doc.sha256,
+                    doc.kind,
+                    doc.size_bytes,
+                    doc.title,
+                    json.dumps(doc.meta),
+                    len(chunks),
+                    schema.now(),
+                ),
+            ).get
+            for ordinal, (chunk, vector, bit) in enumerate(zip(chunks, vectors, bits, strict=True)):
+                s = chunk.span
+                chunk_id = conn.execute(
+                    "INSERT INTO chunks (doc_id, ordinal, text, text_sha256, page, line_start,"
+                    " line_end, char_start, char_end, heading, start_s, end_s, token_count)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    (
+                        doc_id,
+                        ordinal,
+                        chunk.text,
+                        text_sha256(chunk.text),
+                        s.page,
+                        s.line_start,
+                        s.line_end,
+                        s.char_start,
+                        s.char_end,
+                        s.heading,
+                        s.start_s,
+                        s.end_s,
+                        chunk.token_count,
+                    ),
+                ).get
+                conn.execute(
+                    "INSERT INTO chunk_vectors (chunk_id, vector) VALUES (?, ?)",
+                    (chunk_id, vector.tobytes()),
+                )
+                conn.execute(
+                    "INSERT INTO vec_chunks (rowid, embedding) VALUES (?, vec_bit(?))",
+                    (chunk_id, bit.tobytes()),
+                )
+            if transcript is not None:
+                conn.execute(
+                    "INSERT INTO transcripts (doc_id, segments) VALUES (?, ?)",
+                    (doc_id, json.dumps([[s.start_s, s.end_s, s.text] for s in transcript])),
+                )
+        log.info("stored document %d (%d chunks)", doc_id, len(chunks))
+        return int(doc_id)
+
+    def _delete(self, doc_id: int) -> None:
+        """Delete every row of a document (inside a transaction)."""
+        conn = self.conn
+        ids = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+        if ids and self._dim is not None:
+            conn.executemany("DELETE FROM vec_chunks WHERE rowid = ?", ((i,) for i in ids))
+        conn.execute(
+            "DELETE FROM chunk_vectors WHERE chunk_id IN (SELECT id FROM chunks WHERE doc_id = ?)",
+            (doc_id,),
+        )
+        conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))  # triggers clear FTS5
+        conn.execute("DELETE FROM transcripts WHERE doc_id = ?", (doc_id,))
+        conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+
+    def delete_document(self, doc_id: int) -> None:
+        """Remove a document completely: chunks, vectors, FTS entries and transcript.
+
+        Freed pages are overwritten (`secure_delete`), FTS5 runs in `secure-delete` mode, and the
+        WAL is checkpointed so the old pages do not linger in it.
+        """
+        with self._write():
+            self._delete(doc_id)
+        self.checkpoint()
+
+    def checkpoint(self) -> None:
+        with self._errors():
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+    def move_document(self, doc_id: int, new_path: str) -> None:
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM documents WHERE path = ?", (new_path,)).fetchone():
+                raise VaultError(f"{new_path}: another document is stored under this path")
+            conn.execute("UPDATE documents SET path = ? WHERE id = ?", (new_path, doc_id))
+
+    def find_by_hash(self, sha256: str) -> Document | None:
+        rows = self._read(
+            f"SELECT {_DOC_COLUMNS} FROM documents WHERE sha256 = ? ORDER BY id", (sha256,)
+        )
+        return _document(rows[0]) if rows else None
+
+    def document(self, id_or_path: int | str) -> Document | None:
+        """A document by id (an int, or a string of digits) or by path."""
+        key = str(id_or_path)
+        rows = self._read(f"SELECT {_DOC_COLUMNS} FROM documents WHERE path = ?", (key,))
+        if not rows and key.isdigit():
+            rows = self._read(f"SELECT {_DOC_COLUMNS} FROM documents WHERE id = ?", (int(key),))
+        return _document(rows[0]) if rows else None
+
+    def documents(self) -> list[Document]:
+        return [
+            _document(r) for r in self._read(f"SELECT {_DOC_COLUMNS} FROM documents ORDER BY path")
+        ]
+
+    def transcript(self, doc_id: int) -> list[Segment]:
+        rows = self._read("SELECT segments FROM transcripts WHERE doc_id = ?", (doc_id,))
+        return [Segment(*s) for s in json.loads(rows[0][0])] if rows else []
+
+    # -- chunks and search -------------------------------------------------------------------
+
+    def vectors_by_text_hash(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """Stored vectors of chunks with these text hashes, so identical text is embedded once."""
+        wanted = list(dict.fromkeys(hashes))
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for sha, blob in self._read(
+                "SELECT c.text_sha256, v.vector FROM chunks c"
+                f" JOIN chunk_vectors v ON v.chunk_id = c.id WHERE c.text_sha256 IN ({marks})",
+                part,
+            ):
+                found.setdefault(sha, np.frombuffer(blob, dtype=np.float32).copy())
+        return found
+
+    def knn(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """The `k` nearest chunks by cosine similarity (for unit vectors: the dot product).
+
+        Candidates come from sqlite-vec's Hamming KNN over sign bits, then are rescored exactly.
+        """
+        if self._dim is None or k <= 0:
+            return []
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
+        if query.shape[0] != self._dim:
+            raise VaultError(
+                f"{self.path}: a {query.shape[0]}-dimensional query against {self._dim}-dimensional"
+                " vectors; use the embedder the vault was made with"
+            )
+        n = max(k * RESCORE_FACTOR, RESCORE_MIN)
+        candidates = self._read(
+            "SELECT rowid FROM vec_chunks WHERE embedding MATCH vec_bit(?) AND k = ?",
+            (sign_bits(query).tobytes(), n),
+        )
+        if not candidates:
+            return []
+        ids = [r[0] for r in candidates]
+        marks = ",".join("?" * len(ids))
+        rows = self._read(
+            f"SELECT chunk_id, vector FROM chunk_vectors WHERE chunk_id IN ({marks})", ids
+        )
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(
+            len(rows), -1
+        )
+        norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(query) or 1.0)
+        scores = matrix @ query / np.where(norms == 0, 1.0, norms)
+        order = np.argsort(-scores)[:k]
+        return [(int(rows[i][0]), float(scores[i])) for i in order]
+
+    def keyword(self, fts5_query: str, k: int) -> list[tuple[int, float]]:
+        """The `k` best chunks for an FTS5 query, by BM25 (higher is better)."""
+        try:
+            rows = self._read(
+                "SELECT rowid, -bm25(chunks_fts) AS score FROM chunks_fts WHERE chunks_fts MATCH ?"
+                " ORDER BY score DESC LIMIT ?",
+                (fts5_query, k),
+            )
+        except apsw.SQLError as exc:
+            raise UsageError(f"not a valid keyword query: {fts5_query!r} ({exc})") from exc
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def chunks(self, ids: Sequence[int]) -> list[Chunk]:
+        """The chunks with these ids, in the order given (missing ids are left out)."""
+        found: dict[int, Chunk] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), 500):
+            part = unique[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for row in self._read(
+                f"SELECT {_CHUNK_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.doc_id"
+                f" WHERE c.id IN ({marks})",
+                part,
+            ):
+                found[row[0]] = _chunk(row)
+        return [found[i] for i in ids if i in found]
+
+    def neighbours(self, chunk_id: int, before: int = 1, after: int = 1) -> list[Chunk]:
+        """The chunk with up to `before` chunks before it and `after` after it, in order."""
+        return [
+            _chunk(row)
+            for row in self._read(
+                f"SELECT {_CHUNK_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.doc_id"
+                " JOIN chunks me ON me.id = ? AND c.doc_id = me.doc_id"
+                " WHERE c.ordinal BETWEEN me.ordinal - ? AND me.ordinal + ? ORDER BY c.ordinal",
+                (chunk_id, before, after),
+            )
+        ]
+
+    def document_chunks(self, doc_id: int) -> list[Chunk]:
+        """All chunks of a document, in order."""
+        return [
+            _chunk(row)
+            for row in self._read(
+                f"SELECT {_CHUNK_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.doc_id"
+                " WHERE c.doc_id = ? ORDER BY c.ordinal",
+                (doc_id,),
+            )
+        ]
+
+    # -- conversations -----------------------------------------------------------------------
+
+    def new_conversation(self, title: str) -> int:
+        now = schema.now()
+        with self._write() as conn:
+            row = conn.execute(
+                "INSERT INTO conversations (title, created_at, updated_at) VALUES (?, ?, ?)"
+                " RETURNING id",
+                (title, now, now),
+            ).get
+        return int(row)
+
+    def add_turn(
+        self, conversation_id: int, role: str, text: str, citations: Sequence[dict[str, Any]] = ()
+    ) -> int:
+        now = schema.now()
+        with self._write() as conn:
+            if not conn.execute(
+                "SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)
+            ).fetchone():
+                raise UsageError(f"no conversation {conversation_id}")
+            row = conn.execute(
+                "INSERT INTO turns (conversation_id, role, text, citations, created_at)"
+                " VALUES (?, ?, ?, ?, ?) RETURNING id",
+                (conversation_id, role, text, json.dumps(list(citations)), now),
+            ).get
+            conn.execute(
+                "UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id)
+            )
+        return int(row)
+
+    def conversations(self) -> list[Conversation]:
+        return [
+            Conversation(*row)
+            for row in self._read(
+                "SELECT c.id, c.title, c.created_at, c.updated_at,"
+                " (SELECT count(*) FROM turns t WHERE t.conversation_id = c.id)"
+                " FROM conversations c ORDER BY c.updated_at DESC, c.id DESC"
+            )
+        ]
+
+    def turns(self, conversation_id: int) -> list[Turn]:
+        return [
+            Turn(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]))
+            for row in self._read(
+                "SELECT id, conversation_id, role, text, created_at, citations FROM turns"
+                " WHERE conversation_id = ? ORDER BY id",
+                (conversation_id,),
+            )
+        ]
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM turns WHERE conversation_id = ?", (conversation_id,))
+            conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+        self.checkpoint()
+
+    # -- meta --------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # -- blobs (adapters, merged models) -----------------------------------------------------
+
+    def put_blob_stream(
+        self, name: str, parts: Iterable[bytes], meta: dict[str, Any] | None = None
+    ) -> BlobInfo:
+        """Store a blob from an iterable of byte strings (any sizes), replacing one of that name."""
+        digest = hashlib.sha256()
+        size = 0
+        created = schema.now()
+        with self._write() as conn:
+            self._delete_blob(name)
+            blob_id = conn.execute(
+                "INSERT INTO blobs (name, size_bytes, sha256, meta, created_at)"
+                " VALUES (?, 0, '', ?, ?) RETURNING id",
+                (name, json.dumps(meta or {}), created),
+            ).get
+            seq = 0
+            pending = bytearray()
+            for part in parts:
+                digest.update(part)
+                size += len(part)
+                pending += part
+                while len(pending) >= BLOB_PART_BYTES:
+                    conn.execute(
+                        "INSERT INTO blob_parts (blob_id, seq, data) VALUES (?, ?, ?)",
+                        (blob_id, seq, bytes(pending[:BLOB_PART_BYTES])),
+                    )
+                    del pending[:BLOB_PART_BYTES]
+                    seq += 1
+            if pending or seq == 0:
+                conn.execute(
+                    "INSERT INTO blob_parts (blob_id, seq, data) VALUES (?, ?, ?)",
+                    (blob_id, seq, bytes(pending)),
+                )
+            conn.execute(
+                "UPDATE blobs SET size_bytes = ?, sha256 = ? WHERE id = ?",
+                (size, digest.hexdigest(), blob_id),
+            )
+        return BlobInfo(name, size, digest.hexdigest(), created, dict(meta or {}))
+
+    def put_blob(self, name: str, data: bytes, meta: dict[str, Any] | None = None) -> BlobInfo:
+        return self.put_blob_stream(name, [data], meta)
+
+    def iter_blob(self, name: str) -> Iterator[bytes]:
+        """The blob's bytes, at most 1 MiB at a time."""
+        rows = self._read("SELECT id FROM blobs WHERE name = ?", (name,))
+        if not rows:
+            raise VaultError(f"{self.path}: no stored blob named {name!r}")
+        seq = 0
+        while True:
+            part = self._read(
+                "SELECT data FROM blob_parts WHERE blob_id = ? AND seq = ?", (rows[0][0], seq)
+            )
+            if not part:
+                return
+            yield bytes(part[0][0])
+            seq += 1
+
+    def get_blob(self, name: str) -> bytes:
+        return b"".join(self.iter_blob(name))
+
+    def _delete_blob(self, name: str) -> bool:
+        blob_id = self.conn.execute("SELECT id FROM blobs WHERE name = ?", (name,)).get
+        if blob_id is not None:
+            self.conn.execute("DELETE FROM blob_parts WHERE blob_id = ?", (blob_id,))
+            self.conn.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
+        return blob_id is not None
+
+    def delete_blob(self, name: str) -> bool:
+        """Delete a blob completely; False if there was none of that name."""
+        with self._write():
+            found = self._delete_blob(name)
+        self.checkpoint()
+        return found
+
+    def blob(self, name: str) -> BlobInfo | None:
+        rows = self._read(
+            "SELECT name, size_bytes, sha256, created_at, meta FROM blobs WHERE name = ?", (name,)
+        )
+        return _blob_info(rows[0]) if rows else None
+
+    def blobs(self) -> list[BlobInfo]:
+        return [
+            _blob_info(r)
+            for r in self._read(
+                "SELECT name, size_bytes, sha256, created_at, meta FROM blobs ORDER BY name"
+            )
+        ]
+
+    # -- the whole vault ---------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        row = self._read(
+            "SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks),"
+            " (SELECT count(*) FROM transcripts), (SELECT count(*) FROM conversations),"
+            " (SELECT count(*) FROM turns), (SELECT count(*) FROM blobs),"
+            " (SELECT coalesce(sum(size_bytes), 0) FROM blobs)"
+        )[0]
+        keys = (
+            "documents",
+            "chunks",
+            "transcripts",
+            "conversations",
+            "turns",
+            "blobs",
+            "blob_bytes",
+        )
+        return dict(zip(keys, (int(v) for v in row), strict=True))
+
+    def schema_version(self) -> int:
+        with self._errors():
+            return schema.current_version(self.conn)
+
+    def integrity_problems(self) -> list[str]:
+        """What `PRAGMA integrity_check`, FTS5's integrity check and the row links report."""
+        problems = [r[0] for r in self._read("PRAGMA integrity_check") if r[0] != "ok"]
+        try:
+            self._read("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 1)")
+        except VaultError as exc:
+            problems.append(f"fts5: {exc}")
+        orphans = {
+            "chunks without a document": "SELECT count(*) FROM chunks c"
+            " WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.id = c.doc_id)",
+            "chunks without a vector": "SELECT count(*) FROM chunks c"
+            " WHERE NOT EXISTS (SELECT 1 FROM chunk_vectors v WHERE v.chunk_id = c.id)",
+            "vectors without a chunk": "SELECT count(*) FROM chunk_vectors v"
+            " WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = v.chunk_id)",
+            "documents with a wrong chunk count": "SELECT count(*) FROM documents d"
+            " WHERE chunk_count != (SELECT count(*) FROM chunks c WHERE c.doc_id = d.id)",
+            "transcripts without a document": "SELECT count(*) FROM transcripts t"
+            " WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.id = t.doc_id)",
+        }
+        if self._dim is not None:
+            orphans["sign vectors without a chunk"] = (
+                "SELECT count(*) FROM vec_chunks v WHERE NOT EXISTS"
+                " (SELECT 1 FROM chunks c WHERE c.id = v.rowid)"
+            )
+            orphans["chunks without a sign vector"] = (
+                "SELECT (SELECT count(*) FROM chunks) - (SELECT count(*) FROM vec_chunks)"
+            )
+        for what, sql in orphans.items():
+            n = self._read(sql)[0][0]
+            if n:
+                problems.append(f"{n} {what}")
+        return problems
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,0 +1,141 @@
+"""The store's API: what the other stages rely on (no models needed; random vectors)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from localrag.errors import UsageError, VaultError
+from localrag.records import NewChunk, NewDocument, Segment, Span
+from localrag.settings import Settings
+from localrag.store import Store, create_vault, open_vault
+from localrag.store.sample import sample_document, unit_vectors
+
+PASS = bytearray(b"correct horse battery staple")
+
+
+@pytest.fixture
+def store(settings: Settings):
+    with create_vault(settings, bytearray(PASS)) as s:
+        yield s
+
+
+def test_add_list_fetch_and_search(store: Store) -> None:
+    rng = np.random.default_rng(1)
+    doc, chunks, vectors = sample_document(rng, "alpha", 3, marker="zebrafish")
+    doc_id = store.add_document(doc, chunks, vectors)
+    other = store.add_document(*sample_document(rng, "beta", 2))
+
+    docs = store.documents()
+    assert [d.path for d in docs] == ["/docs/alpha.txt", "/docs/beta.txt"]
+    assert docs[0].chunk_count == 3 and docs[0].id == doc_id
+    assert store.document("/docs/beta.txt").id == other
+    assert store.document(str(doc_id)).path == "/docs/alpha.txt"
+    assert store.find_by_hash(doc.sha256).id == doc_id
+
+    nearest = store.knn(vectors[1], 2)
+    assert nearest[0][1] == pytest.approx(1.0, abs=1e-5)
+    [hit] = store.chunks([nearest[0][0]])
+    assert hit.text == chunks[1].text and hit.span == chunks[1].span and hit.path == doc.path
+
+    found = store.keyword("zebrafish", 10)
+    assert {c.doc_id for c in store.chunks([i for i, _ in found])} == {doc_id}
+    assert all(score > 0 for _, score in found)
+
+    ids = [c.id for c in store.document_chunks(doc_id)]
+    assert [c.id for c in store.chunks(ids[::-1])] == ids[::-1]
+    assert [c.ordinal for c in store.neighbours(ids[1], 1, 1)] == [0, 1, 2]
+    assert [c.ordinal for c in store.neighbours(ids[0], 1, 5)] == [0, 1, 2]
+
+
+def test_replace_by_path_is_one_document(store: Store) -> None:
+    rng = np.random.default_rng(2)
+    doc, chunks, vectors = sample_document(rng, "alpha", 3, marker="oldword")
+    store.add_document(doc, chunks, vectors)
+    doc2, chunks2, vectors2 = sample_document(rng, "alpha", 1, marker="newword")
+    new_id = store.add_document(doc2, chunks2, vectors2)
+    assert [(d.id, d.chunk_count) for d in store.documents()] == [(new_id, 1)]
+    assert store.keyword("oldword", 5) == []
+    assert len(store.keyword("newword", 5)) == 1
+    assert store.integrity_problems() == []
+
+
+def test_delete_and_move(store: Store) -> None:
+    rng = np.random.default_rng(3)
+    doc_id = store.add_document(
+        *sample_document(rng, "gone", 2, marker="vanish"), transcript=[Segment(0.0, 1.5, "hi")]
+    )
+    keep = store.add_document(*sample_document(rng, "kept", 2))
+    assert store.transcript(doc_id) == [Segment(0.0, 1.5, "hi")]
+    store.delete_document(doc_id)
+    assert [d.id for d in store.documents()] == [keep]
+    assert store.keyword("vanish", 5) == [] and store.transcript(doc_id) == []
+    assert all(
+        store.chunks([cid])[0].doc_id == keep for cid, _ in store.knn(unit_vectors(rng, 1)[0], 10)
+    )
+    store.move_document(keep, "/elsewhere/kept.txt")
+    assert store.document("/elsewhere/kept.txt").id == keep
+    store.add_document(*sample_document(rng, "other", 1))
+    with pytest.raises(VaultError, match="another document"):
+        store.move_document(keep, "/docs/other.txt")
+    with pytest.raises(VaultError, match="384-dimensional"):
+        store.add_document(*sample_document(rng, "x", 1, dim=128))
+    assert store.integrity_problems() == []
+
+
+def test_identical_text_reuses_vectors(store: Store) -> None:
+    rng = np.random.default_rng(4)
+    doc, chunks, vectors = sample_document(rng, "a", 2)
+    store.add_document(doc, chunks, vectors)
+    from localrag.store.store import text_sha256
+
+    found = store.vectors_by_text_hash([text_sha256(chunks[1].text), "nope"])
+    assert list(found) == [text_sha256(chunks[1].text)]
+    assert np.array_equal(found[text_sha256(chunks[1].text)], vectors[1])
+
+
+def test_conversations_meta_and_blobs(store: Store) -> None:
+    conv = store.new_conversation("budget")
+    store.add_turn(conv, "user", "what is the budget?")
+    store.add_turn(conv, "assistant", "It is 5 [1].", [{"n": 1, "chunk_id": 7}])
+    [c] = store.conversations()
+    assert (c.title, c.turn_count) == ("budget", 2)
+    turns = store.turns(conv)
+    assert [t.role for t in turns] == ["user", "assistant"]
+    assert turns[1].citations == [{"n": 1, "chunk_id": 7}]
+    with pytest.raises(UsageError):
+        store.add_turn(999, "user", "x")
+
+    store.set_meta("active_adapter", "v2")
+    assert store.get_meta("active_adapter") == "v2" and store.get_meta("missing") is None
+
+    data = bytes(range(256)) * 9000  # 2.3 MB: three parts
+    info = store.put_blob_stream(
+        "model-v1", (data[i : i + 70000] for i in range(0, len(data), 70000)), {"q": "Q4"}
+    )
+    assert info.size_bytes == len(data)
+    assert all(len(part) <= 1 << 20 for part in store.iter_blob("model-v1"))
+    assert store.get_blob("model-v1") == data
+    assert [(b.name, b.meta) for b in store.blobs()] == [("model-v1", {"q": "Q4"})]
+    assert store.delete_blob("model-v1") and store.blobs() == []
+
+
+def test_keyword_syntax_error_is_a_usage_error(store: Store) -> None:
+    with pytest.raises(UsageError, match="keyword query"):
+        store.keyword('"unbalanced', 5)
+
+
+def test_data_survives_reopen(settings: Settings, store: Store) -> None:
+    chunk = NewChunk("persisted text", Span(page=3, start_s=1.5, end_s=2.0, heading="A > B"), 2)
+    store.add_document(
+        NewDocument("/p.pdf", "h", "pdf", 1, meta={"pages": 3}),
+        [chunk],
+        unit_vectors(np.random.default_rng(5), 1),
+    )
+    store.close()
+    with open_vault(settings, bytearray(PASS)) as again:
+        [doc] = again.documents()
+        assert doc.meta == {"pages": 3} and doc.kind == "pdf"
+        [c] = again.document_chunks(doc.id)
+        assert c.span == chunk.span and c.kind == "pdf"
+        assert again.vector_dim == 384
