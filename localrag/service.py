@@ -44,6 +44,34 @@ class _Lazy:
         return self._value is not None
 
 
+def _real_part(settings: Settings, role: str) -> _Lazy:
+    """The real embedder, generator or transcriber of the settings, built on first use."""
+
+    def build() -> Any:
+        if role == "embedder":
+            from localrag import embed
+
+            return embed.from_settings(settings)
+        if role == "generator":
+            return build_generator(settings)
+        from localrag import transcribe
+
+        return transcribe.build_transcriber(settings)
+
+    return _Lazy(build)
+
+
+def _default_parts(settings: Settings, parts: dict[str, Any]) -> dict[str, Any]:
+    """`parts` as given, with the real part for each role not overridden (vault engineer)."""
+    unknown = set(parts) - {"embedder", "generator", "transcriber"}
+    if unknown:
+        raise TypeError(f"unknown parts: {sorted(unknown)}")
+    return {
+        role: parts[role] if role in parts else _real_part(settings, role)
+        for role in ("embedder", "generator", "transcriber")
+    }
+
+
 class Assistant:
     """Adds documents and recordings, searches them and answers questions from them."""
 
@@ -74,6 +102,38 @@ class Assistant:
     @property
     def transcriber(self) -> Any:
         return self._transcriber.get()
+
+    # --- Vault (vault engineer): create, open, vault_exists --------------------------------------
+
+    @staticmethod
+    def vault_exists(settings: Settings) -> bool:
+        """Whether the home folder holds a vault (or the key file of one)."""
+        from localrag import store
+
+        return store.vault_exists(settings)
+
+    @classmethod
+    def create(cls, settings: Settings, passphrase: bytearray, **parts: Any) -> Assistant:
+        """A new, empty vault under `passphrase` (refuses to overwrite one), opened.
+
+        `parts` may override `embedder=`, `generator=`, `transcriber=` (tests hand in fakes);
+        by default the real ones are built from the settings on first use. The caller owns
+        `passphrase` and should wipe it afterwards.
+        """
+        from localrag import store
+
+        built = _default_parts(settings, parts)
+        return cls(settings, store.create_vault(settings, passphrase), **built)
+
+    @classmethod
+    def open(cls, settings: Settings, passphrase: bytearray, **parts: Any) -> Assistant:
+        """Unlock and open the vault; `WrongPassphrase` (nothing touched) if it does not open."""
+        from localrag import store
+
+        built = _default_parts(settings, parts)
+        return cls(settings, store.open_vault(settings, passphrase), **built)
+
+    # --- end of vault -----------------------------------------------------------------------
 
     # --- Answers (answer engineer): ask, conversations, turns, status -------------------------
 
@@ -143,11 +203,13 @@ class Assistant:
     def _generator_for(self, adapter: str | None) -> Any:
         if adapter is None:
             return self.generator
-        # The adapter engineer's registry turns a name into a GGUF LoRA file for llama.cpp.
-        lora_file = getattr(self, "runtime_lora_path", None)
-        if lora_file is None:
+        # The adapter registry's `runtime_lora(name)` is a context manager giving a GGUF LoRA
+        # file that exists while llama.cpp reads it (it is read whole when the model loads).
+        runtime_lora = getattr(self, "runtime_lora", None)
+        if runtime_lora is None:
             raise UsageError(f"cannot apply adapter {adapter!r} at run time in this build")
-        return build_generator(self.settings, lora_path=lora_file(adapter), adapter=adapter)
+        with runtime_lora(adapter) as lora_path:
+            return build_generator(self.settings, lora_path=lora_path, adapter=adapter)
 
     def conversations(self) -> list[Conversation]:
         return list(self.store.conversations())

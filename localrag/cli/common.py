@@ -9,10 +9,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from localrag.errors import UsageError
 from localrag.settings import Settings
+
+if TYPE_CHECKING:
+    from localrag.service import Assistant
 
 
 def settings(args: argparse.Namespace) -> Settings:
@@ -88,3 +91,21 @@ def register_group(
     group = parser.add_subparsers(dest=f"{name}_action", metavar="NAME", required=True)
     for member in members:
         importlib.import_module(f"localrag.{package}.{member}").register(group)
+
+
+def open_assistant(args: argparse.Namespace, **parts: Any) -> Assistant:
+    """Unlock the vault the standard way (`read_passphrase`) and open the `Assistant`.
+
+    `WrongPassphrase` (exit code 3) leaves the vault untouched. The passphrase is wiped after use.
+    """
+    from localrag.service import Assistant
+    from localrag.store.keys import wipe
+
+    config = settings(args)
+    if not Assistant.vault_exists(config):
+        raise UsageError(f"{config.home}: no vault here yet; create one with `localrag init`")
+    passphrase = read_passphrase(args)
+    try:
+        return Assistant.open(config, passphrase, **parts)
+    finally:
+        wipe(passphrase)
