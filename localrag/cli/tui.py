@@ -1,0 +1,19 @@
+"""`localrag tui` (and a bare `localrag`): the terminal app."""
+
+from __future__ import annotations
+
+import argparse
+
+from localrag.cli.common import settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tui", help="open the terminal app (the default when no command is given)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from localrag.tui import build_app
+
+    build_app(settings(args)).run()
+    return 0

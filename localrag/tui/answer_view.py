@@ -1,0 +1,70 @@
+"""One exchange in the chat: the question, the answer as Markdown, and a line of timings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Markdown, Static
+from textual.widgets._markdown import MarkdownStream
+
+from localrag.tui.format import offline_markdown, timings_line
+
+
+class AnswerView(Vertical):
+    """A question and its answer; the answer streams in while the model writes."""
+
+    def __init__(self, question: str, answer_text: str = "", meta: str = "") -> None:
+        super().__init__(classes="exchange")
+        self.question = question
+        self.answer_text = answer_text
+        self.meta = meta
+        self._stream: MarkdownStream | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.question, markup=False, classes="question")
+        yield Markdown(self.answer_text, parser_factory=offline_markdown, open_links=False)
+        yield Static(self.meta, markup=False, classes="meta")
+
+    @property
+    def markdown(self) -> Markdown:
+        return self.query_one(Markdown)
+
+    def start(self) -> None:
+        self.set_meta("thinking…  (Esc cancels)")
+        self._stream = Markdown.get_stream(self.markdown)
+
+    async def write(self, text: str) -> None:
+        self.answer_text += text
+        if self._stream is not None:
+            await self._stream.write(text)
+
+    async def finish(self, answer: Any | None, cancelled: bool) -> None:
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+        self.set_meta(describe_end(answer, cancelled, bool(self.answer_text.strip())))
+
+    def set_meta(self, text: str) -> None:
+        self.meta = text
+        self.query_one(".meta", Static).update(text)
+
+
+def describe_end(answer: Any | None, cancelled: bool, wrote: bool) -> str:
+    """The line under a finished answer: how it ended and how long it took."""
+    if answer is None:
+        return "no answer (see the notification)"
+    parts = []
+    if cancelled:
+        parts.append("cancelled")
+    elif getattr(answer, "abstained", False):
+        parts.append("no source was good enough to answer from")
+    elif not wrote:
+        parts.append("the model wrote nothing")
+    timings = timings_line(
+        getattr(answer, "timings_ms", None), getattr(answer, "tokens_per_s", None)
+    )
+    if timings:
+        parts.append(timings)
+    return " · ".join(parts)

@@ -1,0 +1,250 @@
+"""The Textual app: built by `build_app()` from a vault access (or an open `Assistant`).
+
+Everything that calls the core runs in a thread worker started by `background()`, and the one
+`on_worker_state_changed` handler turns a failed worker into a notification, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from localrag.errors import LocalragError
+from localrag.settings import Settings
+from localrag.tui.chat import ChatPane
+from localrag.tui.format import timings_line
+from localrag.tui.library import LibraryPane
+from localrag.tui.main_screen import MainScreen
+from localrag.tui.messages import ConversationOpened, StatusLoaded, VaultOpened
+from localrag.tui.model_picker import ModelPicker
+from localrag.tui.status_bar import StatusBar
+from localrag.tui.unlock_screen import UnlockScreen
+from localrag.tui.vault import ServiceVault, VaultAccess
+
+log = logging.getLogger(__name__)
+
+
+class LocalragApp(App[None]):
+    """Unlock, then chat with your documents, manage the library and reopen past conversations."""
+
+    TITLE = "localrag"
+    CSS_PATH = "app.tcss"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "show_tab('chat')", "Chat"),
+        Binding("f2", "show_tab('library')", "Library"),
+        Binding("f3", "show_tab('history')", "History"),
+        Binding("ctrl+r", "toggle_retrieval", "Retrieval"),
+        Binding("ctrl+o", "choose_model", "Model"),
+        Binding("ctrl+n", "new_conversation", "New chat"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, vault: VaultAccess | None = None, assistant: Any | None = None) -> None:
+        super().__init__()
+        if vault is None and assistant is None:
+            raise ValueError("give the app a vault access or an open assistant")
+        self.vault = vault
+        self.assistant = assistant
+        self.retrieval = True
+        """Whether answers search the vault (on) or come from the model alone (off)."""
+        self.adapter: str | None = None
+        """The adapter answers use, None for the base model."""
+        self.model = ""
+        self.adapters: list[str] = []
+        self.last_timings = ""
+
+    def on_mount(self) -> None:
+        if self.assistant is not None:
+            self.open_main()
+        else:
+            assert self.vault is not None
+            self.push_screen(UnlockScreen(self.vault, create=not self.vault.exists()))
+
+    # Workers and their errors
+
+    def background(
+        self, work: Callable[[], None], *, name: str, group: str = "core", exclusive: bool = False
+    ) -> Worker[None]:
+        """Run `work` (which calls the core) in a thread; its errors become notifications."""
+        return self.run_worker(
+            work, name=name, group=group, exclusive=exclusive, thread=True, exit_on_error=False
+        )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.report(event.worker.error)
+
+    def report(self, error: BaseException) -> None:
+        if isinstance(error, LocalragError):
+            self.notify(error.message, title=error.title, severity="error", timeout=10)
+        else:
+            log.error("unexpected error in %s", type(error).__name__, exc_info=error)
+            self.notify(
+                f"{type(error).__name__}: {error}",
+                title="Unexpected error",
+                severity="error",
+                timeout=10,
+            )
+
+    # The vault and the main screen
+
+    def on_vault_opened(self, message: VaultOpened) -> None:
+        self.assistant = message.assistant
+        self.open_main()
+
+    def open_main(self) -> None:
+        if self.screen_stack and isinstance(self.screen, UnlockScreen):
+            self.switch_screen(MainScreen())
+        else:
+            self.push_screen(MainScreen())
+        self.load_status()
+
+    def load_status(self) -> None:
+        assistant = self.assistant
+
+        def work() -> None:
+            status = dict(assistant.status()) if hasattr(assistant, "status") else {}
+            adapters: list[str] = []
+            if hasattr(assistant, "adapters"):
+                adapters = [str(getattr(a, "name", a)) for a in assistant.adapters()]
+            self.post_message(StatusLoaded(status, adapters))
+
+        self.background(work, name="status")
+
+    def on_status_loaded(self, message: StatusLoaded) -> None:
+        self.model = str(message.status.get("model") or "")
+        if self.adapter is None and message.status.get("adapter"):
+            self.adapter = str(message.status["adapter"])
+        self.adapters = message.adapters
+        self.refresh_status()
+
+    def refresh_status(self) -> None:
+        for bar in self.screen.query(StatusBar):
+            bar.show(
+                retrieval=self.retrieval,
+                model=self.model,
+                adapter=self.adapter,
+                timings=self.last_timings,
+            )
+
+    def answer_finished(self, answer: Any) -> None:
+        self.last_timings = timings_line(
+            getattr(answer, "timings_ms", None), getattr(answer, "tokens_per_s", None)
+        )
+        if getattr(answer, "model", None):
+            self.model = str(answer.model)
+        self.refresh_status()
+
+    # Actions (each also in the command palette)
+
+    def main_screen(self) -> MainScreen | None:
+        return next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
+
+    def action_show_tab(self, pane: str) -> None:
+        if (main := self.main_screen()) is not None and self.screen is main:
+            main.show_tab(pane)
+
+    def action_toggle_retrieval(self) -> None:
+        self.retrieval = not self.retrieval
+        self.refresh_status()
+        self.notify(
+            "Answers search your documents and cite them."
+            if self.retrieval
+            else "Retrieval off: answers come from the model alone, without sources."
+        )
+
+    def action_choose_model(self) -> None:
+        if self.main_screen() is None:
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice is not None:
+                self.adapter = choice or None
+                self.refresh_status()
+
+        self.push_screen(ModelPicker(self.model, self.adapters, self.adapter), chosen)
+
+    async def action_new_conversation(self) -> None:
+        if (main := self.main_screen()) is not None:
+            main.show_tab("chat")
+            await main.query_one(ChatPane).new_conversation()
+
+    async def on_conversation_opened(self, message: ConversationOpened) -> None:
+        if (main := self.main_screen()) is not None:
+            main.show_tab("chat")
+            await main.query_one(ChatPane).show_conversation(message.conversation_id, message.turns)
+
+    def action_cancel_answer(self) -> None:
+        if (main := self.main_screen()) is not None:
+            main.query_one(ChatPane).action_cancel_answer()
+
+    def action_add_files(self) -> None:
+        if (main := self.main_screen()) is not None:
+            main.show_tab("library")
+            main.query_one(LibraryPane).action_add()
+
+    def action_delete_document(self) -> None:
+        if (main := self.main_screen()) is not None:
+            main.show_tab("library")
+            main.query_one(LibraryPane).action_delete()
+
+    def action_focus_sources(self) -> None:
+        if (main := self.main_screen()) is not None:
+            main.show_tab("chat")
+            main.query_one(ChatPane).action_focus_sources()
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if self.main_screen() is None:
+            return
+        commands = [
+            ("Chat", "Ask questions of your documents", lambda: self.action_show_tab("chat")),
+            ("Library", "Documents in the vault", lambda: self.action_show_tab("library")),
+            ("History", "Past conversations", lambda: self.action_show_tab("history")),
+            (
+                "Toggle retrieval",
+                "Answer from your documents, or from the model alone",
+                self.action_toggle_retrieval,
+            ),
+            ("Choose model or adapter", "Which model answers", self.action_choose_model),
+            ("New conversation", "Start a fresh chat", self.action_new_conversation),
+            ("Cancel the answer", "Stop the model writing", self.action_cancel_answer),
+            ("Add files or a folder", "Index documents and recordings", self.action_add_files),
+            (
+                "Delete the selected document",
+                "Erase it from the vault",
+                self.action_delete_document,
+            ),
+            ("Sources", "Go to the sources of the latest answer", self.action_focus_sources),
+        ]
+        for title, help_text, callback in commands:
+            yield SystemCommand(title, help_text, callback)
+
+    def on_unmount(self) -> None:
+        if self.assistant is not None and hasattr(self.assistant, "close"):
+            try:
+                self.assistant.close()
+            except LocalragError as exc:
+                log.warning("closing the vault: %s", exc.message)
+
+
+def build_app(
+    settings: Settings | None = None,
+    *,
+    vault: VaultAccess | None = None,
+    assistant: Any | None = None,
+) -> LocalragApp:
+    """The app for `settings`' vault, or for the given vault access or already open assistant."""
+    if vault is None and assistant is None:
+        vault = ServiceVault(settings or Settings.load())
+    return LocalragApp(vault=vault, assistant=assistant)
+
+
+__all__ = ["LocalragApp", "build_app"]

@@ -1,0 +1,169 @@
+"""The chat: ask a question, watch the answer stream in, check its numbered sources."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Input, Static
+
+from localrag.records import Turn
+from localrag.tui.answer_view import AnswerView
+from localrag.tui.context_screen import ContextScreen
+from localrag.tui.messages import AnswerEnded, AnswerStarted, AnswerToken, ConversationOpened
+from localrag.tui.sources import Source, SourcesPanel
+
+WELCOME = (
+    "Ask a question about your documents and recordings. Answers cite their sources as [n];"
+    " Tab to the sources panel and press Enter to read one in context."
+)
+
+
+class ChatPane(Vertical):
+    """The conversation log, the sources of the latest answer, and the question input."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel_answer", "Cancel answer"),
+        Binding("ctrl+s", "focus_sources", "Sources"),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.conversation_id: int | None = None
+        self.answer: Any | None = None
+        self.answering = False
+        self.cancel_requested = False
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="chat-main"):
+            with VerticalScroll(id="chat-log"):
+                yield Static(WELCOME, classes="hint", id="chat-welcome")
+            yield SourcesPanel(id="sources")
+        yield Input(placeholder="Ask a question and press Enter", id="question")
+
+    def on_mount(self) -> None:
+        self.query_one(SourcesPanel).show([])
+
+    @property
+    def log_view(self) -> VerticalScroll:
+        return self.query_one("#chat-log", VerticalScroll)
+
+    def current(self) -> AnswerView | None:
+        views = self.query(AnswerView)
+        return views.last() if views else None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel_answer":
+            return self.answering
+        return True
+
+    # Asking
+
+    async def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "question":
+            return
+        event.stop()
+        question = event.value.strip()
+        if not question:
+            return
+        if self.answering:
+            self.app.notify("Wait for the answer, or press Esc to cancel it.", severity="warning")
+            return
+        event.input.value = ""
+        await self.ask(question)
+
+    async def ask(self, question: str) -> None:
+        app: Any = self.app
+        view = AnswerView(question)
+        await self.log_view.mount(view)
+        view.start()
+        self.log_view.scroll_end(animate=False)
+        self.answering, self.cancel_requested, self.answer = True, False, None
+        self.refresh_bindings()
+        assistant, conversation_id = app.assistant, self.conversation_id
+        retrieval, adapter = app.retrieval, app.adapter
+
+        def work() -> None:
+            answer = None
+            try:
+                answer = assistant.ask(
+                    question, retrieval=retrieval, conversation_id=conversation_id, adapter=adapter
+                )
+                self.post_message(AnswerStarted(answer))
+                for token in answer:
+                    self.post_message(AnswerToken(token))
+            finally:
+                self.post_message(AnswerEnded(answer, cancelled=self.cancel_requested))
+
+        app.background(work, name="answer")
+
+    def on_answer_started(self, message: AnswerStarted) -> None:
+        self.answer = message.answer
+        if self.cancel_requested:
+            message.answer.cancel()
+
+    async def on_answer_token(self, message: AnswerToken) -> None:
+        if (view := self.current()) is not None:
+            await view.write(message.text)
+            self.log_view.scroll_end(animate=False)
+
+    async def on_answer_ended(self, message: AnswerEnded) -> None:
+        answer = message.answer
+        if (view := self.current()) is not None:
+            await view.finish(answer, message.cancelled)
+        self.answering, self.answer = False, None
+        self.refresh_bindings()
+        if answer is None:
+            return
+        if getattr(answer, "conversation_id", None) is not None:
+            self.conversation_id = answer.conversation_id
+        citations = getattr(answer, "citations", None) or []
+        self.query_one(SourcesPanel).show([Source.from_citation(c) for c in citations])
+        self.log_view.scroll_end(animate=False)
+        self.app.answer_finished(answer)  # type: ignore[attr-defined]
+
+    def action_cancel_answer(self) -> None:
+        if not self.answering:
+            return
+        self.cancel_requested = True
+        if self.answer is not None:
+            self.answer.cancel()
+
+    # Sources and conversations
+
+    def action_focus_sources(self) -> None:
+        self.query_one(SourcesPanel).focus()
+
+    def on_sources_panel_chosen(self, message: SourcesPanel.Chosen) -> None:
+        self.app.push_screen(ContextScreen(message.source))
+
+    async def new_conversation(self) -> None:
+        self.action_cancel_answer()
+        self.conversation_id = None
+        await self.log_view.remove_children()
+        await self.log_view.mount(Static(WELCOME, classes="hint"))
+        self.query_one(SourcesPanel).show([])
+        self.query_one("#question", Input).focus()
+
+    async def on_conversation_opened(self, message: ConversationOpened) -> None:
+        await self.show_conversation(message.conversation_id, message.turns)
+
+    async def show_conversation(self, conversation_id: int, turns: list[Turn]) -> None:
+        self.action_cancel_answer()
+        self.conversation_id = conversation_id
+        await self.log_view.remove_children()
+        question, sources = "", []
+        for turn in turns:
+            if turn.role == "user":
+                question = turn.text
+                continue
+            sources = [Source.from_stored(c) for c in turn.citations]
+            await self.log_view.mount(AnswerView(question, turn.text, turn.created_at))
+            question = ""
+        if question:
+            await self.log_view.mount(AnswerView(question, "", "no answer was stored"))
+        self.query_one(SourcesPanel).show(sources)
+        self.log_view.scroll_end(animate=False)
+        self.query_one("#question", Input).focus()

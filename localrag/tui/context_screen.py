@@ -1,0 +1,87 @@
+"""A cited chunk in its context: the chunks around it, or the transcript around that time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Static
+
+from localrag.prompt import clock, locator
+from localrag.tui.messages import ContextLoaded, ContextText
+from localrag.tui.sources import Source
+
+AROUND_CHUNKS = 2
+"""How many chunks before and after the cited one are shown."""
+AROUND_S = 30.0
+"""How much of a transcript before and after the cited time range is shown, in seconds."""
+
+
+def load_context(assistant: Any, source: Source) -> ContextText:
+    """Runs in a worker: what to show around `source`."""
+    title = f"[{source.n}] {source.path}"
+    if source.is_audio:
+        doc_id = source.doc_id
+        if doc_id is None:
+            doc_id = assistant.chunk_context(source.chunk_id, before=0, after=0)[0].doc_id
+        start = source.start_s or 0.0
+        end = source.end_s if source.end_s is not None else start
+        segments = [
+            s
+            for s in assistant.transcript(doc_id)
+            if s.end_s > start - AROUND_S and s.start_s < end + AROUND_S
+        ]
+        passages = [
+            (f"{clock(s.start_s)}–{clock(s.end_s)}", s.text, s.end_s > start and s.start_s < end)
+            for s in segments
+        ]
+        return ContextText(title, passages)
+    chunks = assistant.chunk_context(source.chunk_id, before=AROUND_CHUNKS, after=AROUND_CHUNKS)
+    return ContextText(
+        title,
+        [(locator(c), c.text, c.id == source.chunk_id) for c in chunks],
+    )
+
+
+class ContextScreen(ModalScreen[None]):
+    """Shows one source in its context; Esc closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "dismiss", "Close")]
+
+    def __init__(self, source: Source) -> None:
+        super().__init__()
+        self.source = source
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="context-box"):
+            yield Static(f"[{self.source.n}] {Path(self.source.path).name}", id="context-title")
+            yield VerticalScroll(Static("loading…"), id="context-body")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        source = self.source
+        self.app.background(  # type: ignore[attr-defined]
+            lambda: self.post_message(ContextLoaded(load_context(self.app.assistant, source))),  # type: ignore[attr-defined]
+            name="context",
+        )
+
+    async def on_context_loaded(self, message: ContextLoaded) -> None:
+        self.query_one("#context-title", Static).update(message.context.title)
+        body = self.query_one("#context-body", VerticalScroll)
+        await body.remove_children()
+        cited = None
+        for place, text, is_cited in message.context.passages:
+            passage = Static(text, markup=False, classes="passage cited" if is_cited else "passage")
+            passage.border_title = place
+            await body.mount(passage)
+            if is_cited and cited is None:
+                cited = passage
+        if not message.context.passages:
+            await body.mount(Static("nothing found around this source"))
+        if cited is not None:
+            body.scroll_to_widget(cited, animate=False, top=True)
+        body.focus()

@@ -1,0 +1,53 @@
+"""One row per file being added: its name, a progress bar and how it went."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Label, ProgressBar
+
+from localrag.records import IngestEvent
+
+
+def describe(event: IngestEvent) -> str:
+    """What the status column says for an event."""
+    if event.status == "started":
+        return "starting…"
+    if event.status == "progress":
+        if event.chunks_total:
+            return f"{event.chunks_done}/{event.chunks_total} chunks"
+        return "reading…"
+    text = event.status
+    if event.status in ("added", "updated") and event.chunks_total:
+        text += f", {event.chunks_total} chunks"
+    if event.detail and event.status in ("failed", "skipped"):
+        text += f": {event.detail}"
+    return text
+
+
+class FileProgress(Horizontal):
+    """The progress of one file through ingestion (and transcription for audio)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(classes="file-progress")
+        self.path = path
+        self.status = "started"
+
+    def compose(self) -> ComposeResult:
+        yield Label(Path(self.path).name, classes="file-name", markup=False)
+        yield ProgressBar(total=100, show_eta=False, show_percentage=True)
+        yield Label("waiting…", classes="file-status", markup=False)
+
+    def update_from(self, event: IngestEvent) -> None:
+        self.status = event.status
+        bar = self.query_one(ProgressBar)
+        if event.fraction is not None:
+            bar.update(progress=100 * event.fraction)
+        elif event.chunks_total:
+            bar.update(progress=100 * event.chunks_done / event.chunks_total)
+        if event.final:
+            bar.update(progress=100)
+            self.set_class(event.status == "failed", "failed")
+        self.query_one(".file-status", Label).update(describe(event))

@@ -1,0 +1,174 @@
+"""The library: the documents in the vault; add files or folders, delete with a confirmation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import DataTable, Input
+
+from localrag.cli.common import human_size
+from localrag.records import Document
+from localrag.tui.confirm_screen import ConfirmScreen
+from localrag.tui.file_progress import FileProgress
+from localrag.tui.messages import DocumentsLoaded, Ingested, IngestEnded
+from localrag.tui.path_input import PathInput
+
+
+class LibraryPane(Vertical):
+    """Documents with kind, size, chunks and date; a path input; a progress row per file."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "add", "Add"),
+        Binding("d,delete", "delete", "Delete"),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.documents: list[Document] = []
+        self.ingesting = 0
+
+    def compose(self) -> ComposeResult:
+        yield PathInput(
+            placeholder="Path of a file or folder to add (Tab completes, Enter adds)",
+            id="add-path",
+        )
+        yield VerticalScroll(id="ingest")
+        table: DataTable[str] = DataTable(id="documents", cursor_type="row", zebra_stripes=True)
+        table.add_columns("Name", "Kind", "Size", "Chunks", "Added")
+        yield table
+
+    def on_mount(self) -> None:
+        self.query_one("#ingest").display = False
+        self.reload()
+
+    def reload(self) -> None:
+        assistant = self.app.assistant  # type: ignore[attr-defined]
+        self.app.background(  # type: ignore[attr-defined]
+            lambda: self.post_message(DocumentsLoaded(assistant.documents())),
+            name="documents",
+            group="documents",
+            exclusive=True,
+        )
+
+    def on_documents_loaded(self, message: DocumentsLoaded) -> None:
+        self.documents = message.documents
+        table = self.query_one("#documents", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        for doc in message.documents:
+            table.add_row(
+                doc.title or Path(doc.path).name,
+                doc.kind,
+                human_size(doc.size_bytes),
+                str(doc.chunk_count),
+                doc.added_at[:16].replace("T", " "),
+                key=str(doc.id),
+            )
+        if message.documents:
+            table.move_cursor(row=min(cursor, len(message.documents) - 1))
+        table.border_title = f"Documents ({len(message.documents)})"
+
+    # Adding
+
+    def action_add(self) -> None:
+        self.query_one("#add-path", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "add-path":
+            return
+        event.stop()
+        text = event.value.strip()
+        if not text:
+            return
+        path = Path(text).expanduser()
+        if not path.exists():
+            self.app.notify(f"{path}: no such file or folder", severity="error")
+            return
+        event.input.value = ""
+        self.add([path.resolve()])
+
+    def add(self, paths: list[Path]) -> None:
+        assistant = self.app.assistant  # type: ignore[attr-defined]
+        self.ingesting += 1
+        self.query_one("#ingest").display = True
+
+        def work() -> None:
+            try:
+                for event in assistant.add(paths):
+                    self.post_message(Ingested(event))
+            finally:
+                self.post_message(IngestEnded())
+
+        self.app.background(work, name="ingest")  # type: ignore[attr-defined]
+
+    def row_for(self, path: str) -> FileProgress | None:
+        for row in self.query(FileProgress):
+            if row.path == path and row.status != "done":
+                return row
+        return None
+
+    async def on_ingested(self, message: Ingested) -> None:
+        event = message.event
+        row = self.row_for(event.path)
+        if row is None:
+            row = FileProgress(event.path)
+            await self.query_one("#ingest", VerticalScroll).mount(row)
+            self.query_one("#ingest", VerticalScroll).scroll_end(animate=False)
+        row.update_from(event)
+        if event.final:
+            row.status = "done"
+            if event.status == "failed":
+                self.app.notify(
+                    f"{Path(event.path).name}: {event.detail}",
+                    title="Could not add",
+                    severity="error",
+                )
+            else:
+                self.reload()
+
+    def on_ingest_ended(self, message: IngestEnded) -> None:
+        self.ingesting -= 1
+        self.reload()
+
+    # Deleting
+
+    def selected(self) -> Document | None:
+        table = self.query_one("#documents", DataTable)
+        if not self.documents or table.cursor_row < 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return next((d for d in self.documents if str(d.id) == key), None)
+
+    def action_delete(self) -> None:
+        doc = self.selected()
+        if doc is None:
+            self.app.notify("No document selected.", severity="warning")
+            return
+        name = doc.title or Path(doc.path).name
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.delete(doc)
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Delete {name} from the vault?\n\nIts text, vectors and any transcript are erased."
+                " The file on disk is not touched."
+            ),
+            confirmed,
+        )
+
+    def delete(self, doc: Document) -> None:
+        assistant = self.app.assistant  # type: ignore[attr-defined]
+        name = doc.title or Path(doc.path).name
+
+        def work() -> None:
+            assistant.remove(str(doc.id))
+            self.app.call_from_thread(self.app.notify, f"Deleted {name}.")
+            self.post_message(DocumentsLoaded(assistant.documents()))
+
+        self.app.background(work, name="delete")  # type: ignore[attr-defined]

@@ -1,0 +1,43 @@
+"""The main screen after unlocking: Chat, Library and History tabs, a status bar, the footer."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from localrag.tui.chat import ChatPane
+from localrag.tui.history import HistoryPane
+from localrag.tui.library import LibraryPane
+from localrag.tui.status_bar import StatusBar
+
+
+class MainScreen(Screen[None]):
+    def compose(self) -> ComposeResult:
+        with TabbedContent(id="tabs", initial="chat"):
+            with TabPane("Chat (F1)", id="chat"):
+                yield ChatPane()
+            with TabPane("Library (F2)", id="library"):
+                yield LibraryPane()
+            with TabPane("History (F3)", id="history"):
+                yield HistoryPane()
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.app.refresh_status()  # type: ignore[attr-defined]
+        self.focus_tab("chat")
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        pane = event.pane.id
+        if pane == "history":
+            self.query_one(HistoryPane).reload()
+        self.call_after_refresh(self.focus_tab, pane)
+
+    def show_tab(self, pane: str) -> None:
+        self.query_one(TabbedContent).active = pane
+
+    def focus_tab(self, pane: str | None) -> None:
+        target = {"chat": "#question", "library": "#documents", "history": "#conversations"}
+        if pane in target:
+            self.query_one(target[pane]).focus()

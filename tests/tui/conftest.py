@@ -1,0 +1,38 @@
+"""Fixtures for the TUI tests: an app on a fake assistant, at the 80×24 size it is built for."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+from tui_fakes import FakeAssistant, document
+
+from localrag.tui import LocalragApp, build_app
+
+SIZE = (80, 24)
+
+
+@pytest.fixture
+def assistant() -> FakeAssistant:
+    return FakeAssistant(
+        [document(1, "handbook.md"), document(2, "standup.flac", "audio", 2_000_000)]
+    )
+
+
+@pytest.fixture
+def app(assistant: FakeAssistant) -> LocalragApp:
+    return build_app(assistant=assistant)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every coroutine test here runs on asyncio through anyio's pytest plugin."""
+    for item in items:
+        if "tests/tui/" in str(item.path) and inspect.iscoroutinefunction(
+            getattr(item, "obj", None)
+        ):
+            item.add_marker(pytest.mark.anyio)

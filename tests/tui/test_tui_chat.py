@@ -1,0 +1,128 @@
+"""Chat: the answer streams in with numbered citations; a citation opens in its context."""
+
+from __future__ import annotations
+
+from conftest import SIZE
+from textual.widgets import Markdown, Static
+from tui_fakes import FakeAssistant
+from tui_helpers import notifications, wait_until
+
+from localrag.errors import ModelError
+from localrag.tui.answer_view import AnswerView
+from localrag.tui.chat import ChatPane
+from localrag.tui.context_screen import ContextScreen
+from localrag.tui.main_screen import MainScreen
+from localrag.tui.sources import SourcesPanel
+from localrag.tui.status_bar import StatusBar
+
+
+def chat(app) -> ChatPane:
+    return app.screen.query_one(ChatPane)
+
+
+def last_meta(app) -> str:
+    return str(app.screen.query(AnswerView).last().query_one(".meta", Static).render())
+
+
+async def ask(pilot, question: str) -> None:
+    await pilot.press(*question, "enter")
+    await wait_until(
+        pilot, lambda: not chat(pilot.app).answering and pilot.app.screen.query(AnswerView)
+    )
+
+
+async def test_ask_streams_an_answer_with_citations_and_timings(app, assistant) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        assert isinstance(app.screen, MainScreen)
+        await ask(pilot, "What is the launch code?")
+        view = app.screen.query(AnswerView).last()
+        assert view.question == "What is the launch code?"
+        assert "blue-0" in view.answer_text and "[1]" in view.answer_text
+        sources = app.screen.query_one(SourcesPanel)
+        assert [s.n for s in sources.sources] == [1]
+        assert "handbook.md, page 1, lines 1-9" in sources.sources[0].label()
+        assert "retrieval 12 ms" in last_meta(app) and "first token" in last_meta(app)
+        status = str(app.screen.query_one(StatusBar).render())
+        assert "retrieval ON" in status and "fake-model" in status and "retrieval 12 ms" in status
+        # A follow-up stays in the same conversation.
+        await ask(pilot, "And the second?")
+        assert [q["conversation_id"] for q in assistant.asked] == [None, 1]
+
+
+async def test_choosing_a_citation_opens_it_in_context(app) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await ask(pilot, "What is the launch code?")
+        await pilot.press("ctrl+s", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ContextScreen))
+        await wait_until(pilot, lambda: app.screen.query(".passage"))
+        cited = app.screen.query_one(".passage.cited", Static)
+        assert "Passage 1 of handbook.md" in str(cited.render())
+        assert len(app.screen.query(".passage")) == 3  # the cited chunk and two after it
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_an_audio_citation_opens_the_transcript_around_that_time(assistant) -> None:
+    from localrag.tui import build_app
+
+    assistant.docs.reverse()  # the recording becomes source [1]
+    app = build_app(assistant=assistant)
+    async with app.run_test(size=SIZE) as pilot:
+        await ask(pilot, "What was said?")
+        assert "standup.flac @ 00:00–00:10" in app.screen.query_one(SourcesPanel).sources[0].label()
+        await pilot.press("ctrl+s", "enter")
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, ContextScreen) and app.screen.query(".passage")
+        )
+        passages = app.screen.query(".passage")
+        assert passages.first().border_title == "00:00–00:05"
+        assert passages.last().border_title == "00:35–00:40"  # 30 s after the cited range
+        assert all("cited" in p.classes for p in passages[:2])
+
+
+async def test_escape_cancels_an_answer(app, assistant: FakeAssistant) -> None:
+    assistant.slow = True
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"Tell me everything", "enter")
+        await wait_until(pilot, lambda: "more" in app.screen.query(AnswerView).last().answer_text)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not chat(app).answering, "answer stopped")
+        assert last_meta(app).startswith("cancelled")
+
+
+async def test_core_errors_become_notifications(app, assistant: FakeAssistant) -> None:
+    assistant.fail_ask = ModelError("/models/x.gguf: truncated; run `localrag models pull`")
+    async with app.run_test(size=SIZE) as pilot:
+        await ask(pilot, "Anything?")
+        await wait_until(pilot, lambda: notifications(pilot))
+        assert notifications(pilot) == ["/models/x.gguf: truncated; run `localrag models pull`"]
+        assert app.is_running
+        assert last_meta(app) == "no answer (see the notification)"
+
+
+async def test_retrieval_off_and_adapter_choice_reach_the_core(app, assistant) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+r")
+        assert "retrieval OFF" in str(app.screen.query_one(StatusBar).render())
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: app.screen.__class__.__name__ == "ModelPicker")
+        await pilot.press("down", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        assert "adapter legal-voice" in str(app.screen.query_one(StatusBar).render())
+        await ask(pilot, "Hello?")
+        assert assistant.asked[-1]["retrieval"] is False
+        assert assistant.asked[-1]["adapter"] == "legal-voice"
+        assert app.screen.query_one(SourcesPanel).sources == []
+
+
+async def test_links_and_images_in_an_answer_are_plain_text(app, assistant) -> None:
+    assistant.reply = (
+        "See [the site](http://evil.example/x) and ![logo](http://evil.example/i.png) [1]."
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await ask(pilot, "Where?")
+        markdown = app.screen.query(AnswerView).last().query_one(Markdown)
+        text = " ".join(str(b._content) for b in markdown.query("MarkdownBlock"))
+        assert "[the site](http://evil.example/x)" in text
+        assert "[image: logo]" in text and "i.png" not in text
+        assert not markdown.query("MarkdownBlock").filter(".link")

@@ -1,0 +1,63 @@
+"""The vault screens: create on first run, unlock later, a wrong passphrase lets the user retry."""
+
+from __future__ import annotations
+
+from conftest import SIZE
+from textual.widgets import Static
+from tui_fakes import PASSPHRASE, FakeVault
+from tui_helpers import wait_until
+
+from localrag.tui import build_app
+from localrag.tui.main_screen import MainScreen
+from localrag.tui.unlock_screen import UnlockScreen
+
+
+def message(app) -> str:
+    return str(app.screen.query_one("#unlock-message", Static).render())
+
+
+async def test_wrong_then_right_passphrase_unlocks() -> None:
+    vault = FakeVault(exists=True)
+    app = build_app(vault=vault)
+    async with app.run_test(size=SIZE) as pilot:
+        assert isinstance(app.screen, UnlockScreen)
+        await pilot.press(*"wrong guess", "enter")
+        await wait_until(
+            pilot, lambda: "Wrong passphrase" in message(app), "wrong passphrase shown"
+        )
+        assert isinstance(app.screen, UnlockScreen)
+        assert app.assistant is None
+        # The field is cleared and ready for another try.
+        await pilot.press(*PASSPHRASE, "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "main screen")
+        assert app.assistant is vault.assistant
+        # The passphrases handed to the vault are wiped once used.
+        assert all(not any(p) for p in vault.seen)
+
+
+async def test_first_run_creates_the_vault_with_a_strength_hint() -> None:
+    vault = FakeVault(exists=False)
+    app = build_app(vault=vault)
+    async with app.run_test(size=SIZE) as pilot:
+        assert "Create your vault" in str(app.screen.query_one(".title", Static).render())
+        await pilot.press(*"abc")
+        strength = app.screen.query_one("#strength", Static)
+        assert str(strength.render()).startswith("weak")
+        await pilot.press(*"def ghi jkl mno", "enter")
+        assert str(strength.render()).startswith("strong")
+        # A different second passphrase is refused.
+        await pilot.press(*"something else", "enter")
+        await wait_until(pilot, lambda: "differ" in message(app))
+        assert vault.created_with is None
+        await pilot.press(*"abcdef ghi jkl mno", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "main screen")
+        assert vault.created_with == b"abcdef ghi jkl mno"
+
+
+async def test_too_short_passphrase_is_refused() -> None:
+    vault = FakeVault(exists=False)
+    app = build_app(vault=vault)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"short", "enter", *"short", "enter")
+        await wait_until(pilot, lambda: "at least 8" in message(app))
+        assert vault.created_with is None

@@ -1,0 +1,200 @@
+"""A stand-in for `Assistant` with the service contract's methods, for fast TUI tests.
+
+Answers are real `localrag.answer.Answer` objects, so the app is driven exactly as by the core.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from localrag.answer import Answer, citation_dict
+from localrag.errors import LocalragError, WrongPassphrase
+from localrag.prompt import Source
+from localrag.records import Chunk, Conversation, Document, Hit, IngestEvent, Segment, Span, Turn
+
+PASSPHRASE = "correct horse battery"
+DATE = "2026-11-25T09:00:00+00:00"
+
+
+def chunk(doc: Document, ordinal: int) -> Chunk:
+    if doc.kind == "audio":
+        span = Span(start_s=10.0 * ordinal, end_s=10.0 * ordinal + 10)
+    else:
+        span = Span(page=1, line_start=10 * ordinal + 1, line_end=10 * ordinal + 9)
+    text = f"Passage {ordinal + 1} of {Path(doc.path).name}: the launch code is blue-{ordinal}."
+    return Chunk(doc.id * 100 + ordinal, doc.id, doc.path, ordinal, text, span, doc.kind)
+
+
+class FakeAssistant:
+    def __init__(self, documents: list[Document] | None = None) -> None:
+        self.docs: list[Document] = list(documents or [])
+        self.convs: dict[int, list[Turn]] = {}
+        self.asked: list[dict[str, Any]] = []
+        self.slow = False
+        """Stream an endless answer, slowly, until cancelled."""
+        self.fail_ask: LocalragError | None = None
+        self.reply: str | None = None
+        self.release_ingest = threading.Event()
+        self.release_ingest.set()
+        self.closed = False
+
+    # Library
+
+    def documents(self) -> list[Document]:
+        return list(self.docs)
+
+    def add(self, paths: list[Path]) -> Iterator[IngestEvent]:
+        for path in paths:
+            p = str(path)
+            yield IngestEvent(p, "started")
+            if path.suffix == ".bad":
+                yield IngestEvent(p, "failed", detail="not a document this version can read")
+                continue
+            yield IngestEvent(p, "progress", chunks_done=1, chunks_total=3, fraction=0.4)
+            self.release_ingest.wait(10)
+            doc = Document(
+                id=len(self.docs) + 1,
+                path=p,
+                sha256="0" * 64,
+                kind="audio" if path.suffix == ".flac" else "txt",
+                size_bytes=path.stat().st_size,
+                title=path.name,
+                chunk_count=3,
+                added_at=DATE,
+            )
+            self.docs.append(doc)
+            yield IngestEvent(
+                p, "added", doc_id=doc.id, chunks_done=3, chunks_total=3, fraction=1.0
+            )
+
+    def remove(self, id_or_path: str) -> Document:
+        doc = next(d for d in self.docs if str(d.id) == id_or_path or d.path == id_or_path)
+        self.docs.remove(doc)
+        return doc
+
+    def chunk_context(self, chunk_id: int, before: int = 1, after: int = 1) -> list[Chunk]:
+        doc = next(d for d in self.docs if d.id == chunk_id // 100)
+        ordinal = chunk_id % 100
+        return [
+            chunk(doc, i)
+            for i in range(max(0, ordinal - before), min(doc.chunk_count, ordinal + after + 1))
+        ]
+
+    def transcript(self, doc_id: int) -> list[Segment]:
+        return [Segment(5.0 * i, 5.0 * i + 5, f"segment {i} said this") for i in range(40)]
+
+    # Answers
+
+    def ask(
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        retrieval: bool = True,
+        conversation_id: int | None = None,
+        adapter: str | None = None,
+    ) -> Answer:
+        self.asked.append(
+            {
+                "question": question,
+                "retrieval": retrieval,
+                "conversation_id": conversation_id,
+                "adapter": adapter,
+            }
+        )
+        if self.fail_ask is not None:
+            raise self.fail_ask
+        if conversation_id is None:
+            conversation_id = len(self.convs) + 1
+            self.convs[conversation_id] = []
+        turns = self.convs[conversation_id]
+        turns.append(Turn(len(turns) + 1, conversation_id, "user", question, DATE))
+        sources = (
+            [Source(i + 1, Hit(chunk(d, 0), 0.9 - i / 10)) for i, d in enumerate(self.docs[:2])]
+            if retrieval
+            else []
+        )
+        reply = self.reply or (
+            "The launch code is **blue-0** [1]." if sources else f"You asked: {question}"
+        )
+
+        def tokens() -> Iterator[str]:
+            if self.slow:
+                while True:
+                    time.sleep(0.02)
+                    yield "more "
+            for word in reply.split(" "):
+                yield word + " "
+
+        def finish(answer: Answer) -> None:
+            turns.append(
+                Turn(
+                    len(turns) + 1,
+                    conversation_id,
+                    "assistant",
+                    answer.text(),
+                    DATE,
+                    [citation_dict(c) for c in answer.citations],
+                )
+            )
+
+        return Answer(
+            tokens(),
+            sources=sources,
+            model="fake-model",
+            adapter=adapter,
+            conversation_id=conversation_id,
+            retrieve_ms=12.0,
+            on_finish=finish,
+        )
+
+    def conversations(self) -> list[Conversation]:
+        return [
+            Conversation(cid, turns[0].text[:40] if turns else "", DATE, DATE, len(turns))
+            for cid, turns in self.convs.items()
+        ]
+
+    def turns(self, conversation_id: int) -> list[Turn]:
+        return list(self.convs[conversation_id])
+
+    def status(self) -> dict[str, Any]:
+        return {"model": "fake-model", "adapter": None, "retrieval": True}
+
+    def adapters(self) -> list[str]:
+        return ["legal-voice"]
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeVault:
+    """A vault access whose passphrase is `PASSPHRASE`."""
+
+    def __init__(self, exists: bool, assistant: FakeAssistant | None = None) -> None:
+        self._exists = exists
+        self.assistant = assistant or FakeAssistant()
+        self.created_with: bytes | None = None
+        self.seen: list[bytearray] = []
+
+    def exists(self) -> bool:
+        return self._exists
+
+    def create(self, passphrase: bytearray) -> FakeAssistant:
+        self.seen.append(passphrase)
+        self.created_with = bytes(passphrase)
+        self._exists = True
+        return self.assistant
+
+    def open(self, passphrase: bytearray) -> FakeAssistant:
+        self.seen.append(passphrase)
+        if bytes(passphrase) != PASSPHRASE.encode():
+            raise WrongPassphrase()
+        return self.assistant
+
+
+def document(doc_id: int, name: str, kind: str = "txt", size_bytes: int = 12_345) -> Document:
+    return Document(doc_id, f"/docs/{name}", "0" * 64, kind, size_bytes, name, 3, DATE)
