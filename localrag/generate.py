@@ -175,7 +175,8 @@ def load_llama(
     path: Path, *, n_ctx: int, name: str, lora_path: Path | None = None, adapter: str | None = None
 ) -> LlamaGenerator:
     """The model at `path` (with an optional runtime LoRA), loaded once per process."""
-    key = (str(path), n_ctx, str(lora_path) if lora_path else None)
+    # Keyed by the adapter's name when there is one: its file may be a short-lived memfd path.
+    key = (str(path), n_ctx, adapter or (str(lora_path) if lora_path else None))
     with _LOADED_LOCK:
         if key not in _LOADED:
             log.info("loading %s (n_ctx=%d, lora=%s)", path, n_ctx, lora_path)

@@ -66,10 +66,10 @@ def neutralise(text: str) -> str:
     return _BLOCK.sub(lambda m: "‹" + m.group(1) + m.group(2), text)
 
 
-def locator(chunk: Chunk) -> str:
+def locator(chunk: Chunk, *, full_path: bool = False) -> str:
     """Where a chunk is: `file.pdf, page 3, lines 4-9`, or `talk.flac @ 01:02–01:30` for audio."""
     span = chunk.span
-    parts = [PurePath(chunk.path).name]
+    parts = [chunk.path if full_path else PurePath(chunk.path).name]
     if span.start_s is not None:
         end = span.end_s if span.end_s is not None else span.start_s
         return f"{parts[0]} @ {clock(span.start_s)}–{clock(end)}"

@@ -8,8 +8,9 @@ Heavy parts (the LLM, the embedder, Whisper) load on first use, once per process
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from localrag import models
 from localrag.answer import Answer, citation_dict, confident
@@ -23,8 +24,25 @@ from localrag.prompt import (
     search_query,
     source_budget,
 )
-from localrag.records import Conversation, Turn
+from localrag.records import Chunk, Conversation, Document, Hit, IngestEvent, Turn
+from localrag.retrieve import Retrieval
 from localrag.settings import Settings
+
+if TYPE_CHECKING:  # for the audio block
+    import numpy as np
+
+    from localrag.records import Segment
+    from localrag.transcribe import TranscribeEvent
+
+
+if TYPE_CHECKING:  # for the adapter block
+    import collections.abc
+    from os import PathLike
+
+    from localrag.adapter.manage import ModelFiles
+    from localrag.adapter.merge import MergeProgress
+    from localrag.adapter.registry import AdapterInfo, Listing
+    from localrag.adapter.verify import VerifyReport
 
 
 class _Lazy:
@@ -233,10 +251,186 @@ class Assistant:
 
     # --- end of answers ---------------------------------------------------------------------
 
+    # --- Library (retrieval engineer): add, documents, remove, search, chunk_context ----------
+
+    def add(self, paths: Iterable[Path]) -> Iterator[IngestEvent]:
+        """Add files and folders (recursively); a stream of events, each file ending final."""
+        from localrag.ingest.pipeline import add_paths
+
+        return add_paths(self.store, self.embedder, paths, transcriber=lambda: self.transcriber)
+
+    def documents(self) -> list[Document]:
+        return list(self.store.documents())
+
+    def remove(self, id_or_path: str) -> Document:
+        """Delete a document completely (chunks, vectors, keyword index, transcript)."""
+        doc = self.store.document(id_or_path)
+        if doc is None and not str(id_or_path).isdigit():
+            doc = self.store.document(str(Path(id_or_path).expanduser().resolve()))
+        if doc is None:
+            raise UsageError(f"{id_or_path}: no such document in the vault; see `localrag docs`")
+        self.store.delete_document(doc.id)
+        return doc
+
+    def retrieve(self, query: str, k: int = 10, mode: str = "hybrid") -> Retrieval:
+        """The hits with the signals an abstain gate needs (`Retrieval.confidence`)."""
+        from localrag.retrieve import retrieve
+
+        return retrieve(self.store, self.embedder, query, k, mode)
+
+    def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
+        return self.retrieve(query, k, mode).hits
+
+    def chunk_context(self, chunk_id: int, before: int = 1, after: int = 1) -> list[Chunk]:
+        """The chunk with its neighbours in the same document, in order."""
+        return list(self.store.neighbours(chunk_id, before, after))
+
+    # --- end of library ---------------------------------------------------------------------
+
+    # --- Audio (audio engineer): transcribe, record_note, transcript ----------------------------
+
+    def transcribe(self, path: str | Path, index: bool = True) -> Iterator[TranscribeEvent]:
+        """Transcribe a recording: `TranscribeEvent`s with each segment, the share of the audio
+        done and the real-time factor; unless `index` is False the transcript is then chunked,
+        embedded and stored like `add()` does (the document replaces one of the same path), and a
+        last `indexed` event carries its id. The audio is decoded in memory, never written.
+        """
+        import hashlib
+
+        from localrag.records import NewDocument
+        from localrag.transcribe import decode_audio, read_file
+
+        started = time.perf_counter()
+        source = Path(path).expanduser().resolve()
+        data = read_file(source)
+        audio = decode_audio(data, str(source))
+        doc = NewDocument(
+            str(source), hashlib.sha256(data).hexdigest(), "audio", len(data), source.name
+        )
+        del data
+        yield from self._transcribe_audio(audio, doc, index, started)
+
+    def record_note(
+        self, audio: np.ndarray, name: str | None = None, index: bool = True
+    ) -> Iterator[TranscribeEvent]:
+        """Transcribe a voice note held in memory (16 kHz mono float32) and store its transcript
+        under `name` (default: "voice note <date time>"); events as for `transcribe()`."""
+        from localrag.ingest.audio import voice_note_document, voice_note_name
+        from localrag.transcribe import SAMPLE_RATE
+
+        doc = voice_note_document(audio, name or voice_note_name(), len(audio) / SAMPLE_RATE)
+        yield from self._transcribe_audio(audio, doc, index, time.perf_counter())
+
+    def _transcribe_audio(
+        self, audio: np.ndarray, doc: Any, index: bool, started: float
+    ) -> Iterator[TranscribeEvent]:
+        import dataclasses
+
+        from localrag.ingest.audio import index_transcript, transcript_extracted
+        from localrag.transcribe import transcribe_events
+
+        segments: list[Segment] = []
+        last = None
+        for last in transcribe_events(self.transcriber, audio, doc.path, started):
+            if last.segment is not None:
+                segments.append(last.segment)
+            yield last
+        if index and last is not None:
+            extracted = transcript_extracted(Path(doc.path), segments, last.duration_s)
+            doc_id = index_transcript(self.store, self.embedder, doc, extracted)
+            elapsed_s = time.perf_counter() - started
+            yield dataclasses.replace(last, status="indexed", doc_id=doc_id, elapsed_s=elapsed_s)
+
+    def transcript(self, doc_id: int | str) -> list[Segment]:
+        """The stored transcript of a recording, by document id or path."""
+        doc = self.store.document(doc_id)
+        if doc is None:
+            raise UsageError(f"{doc_id}: no such document in the vault; see `localrag docs`")
+        if doc.kind != "audio":
+            raise UsageError(f"{doc.path}: not a recording, it has no transcript")
+        return list(self.store.transcript(doc.id))
+
+    # --- end of audio -------------------------------------------------------------------------
+
+    # --- Adapters (adapter engineer): import, merge, use, rollback, remove, verify -------------
+
+    def adapters(self) -> Listing:
+        """The imported adapters, their merged versions and the active one."""
+        from localrag.adapter.registry import Registry
+
+        return Registry(self.store).listing()
+
+    def import_adapter(self, path: str | PathLike[str], name: str) -> AdapterInfo:
+        """Check a PEFT folder or GGUF LoRA against the base model and store it in the vault."""
+        from pathlib import Path
+
+        from localrag.adapter import manage
+
+        return manage.import_adapter(self.store, self.settings, Path(path), name)
+
+    def merge_adapter(
+        self, name: str, quant: str = "Q4_K_M"
+    ) -> collections.abc.Iterator[MergeProgress]:
+        """Merge into the base and quantize: progress events, the last (`done`) names `NAME@vN`."""
+        from localrag.adapter import manage
+
+        return manage.merge_adapter(self.store, self.settings, name, quant)
+
+    def use_adapter(self, ref: str) -> str | None:
+        """Answer with `NAME[@vN]` (merged) or `base` from now on; the new active ref."""
+        from localrag.adapter.registry import Registry
+
+        return Registry(self.store).use(ref)
+
+    def rollback_adapter(self) -> str | None:
+        """Go back to the model active before the last `use_adapter`; the new active ref."""
+        from localrag.adapter.registry import Registry
+
+        return Registry(self.store).rollback()
+
+    def remove_adapter(self, ref: str) -> list[str]:
+        """Delete `NAME` (and all its versions) or `NAME@vN` from the vault; what was removed."""
+        from localrag.adapter import manage
+
+        return manage.remove(self.store, ref)
+
+    def verify_adapter(self, ref: str) -> VerifyReport:
+        """Compare the merge of `NAME@vN` with the base plus llama.cpp's runtime LoRA."""
+        from localrag.adapter import manage
+
+        return manage.verify_version(self.store, self.settings, ref)
+
+    def model_files(self, ref: str | None = None, *, runtime: bool = False) -> ModelFiles:
+        """What llama.cpp should load for `ref` (None: the active model; `base`; `NAME[@vN]`;
+        with `runtime`, the base plus the adapter `NAME` as a runtime LoRA). The in-memory files
+        stay open until the assistant closes; cache loaded models by `ModelFiles.key`."""
+        from contextlib import ExitStack
+
+        from localrag.adapter import manage
+
+        if not hasattr(self, "_adapter_files"):
+            self._adapter_files = ExitStack()
+        return self._adapter_files.enter_context(
+            manage.model_files(self.store, self.settings, ref, runtime=runtime)
+        )
+
+    def runtime_lora_path(self, ref: str) -> PathLike[str]:
+        """The adapter `NAME` as an in-memory GGUF LoRA path for `Llama(lora_path=...)`."""
+        lora = self.model_files(ref, runtime=True).lora_path
+        assert lora is not None
+        return lora
+
+    def _close_adapter_files(self) -> None:
+        if hasattr(self, "_adapter_files"):
+            self._adapter_files.close()
+
+    # --- end of adapters ----------------------------------------------------------------------
+
     def close(self) -> None:
         for part in (self._generator, self._embedder, self._transcriber):
             if part.loaded and hasattr(part.get(), "close"):
                 part.get().close()
+        self._close_adapter_files()
         if self.store is not None:
             self.store.close()
 
