@@ -54,13 +54,20 @@ class Transcriber(Protocol):
     def transcribe(self, audio: np.ndarray) -> tuple[Iterator[Segment], AudioInfo]: ...
 
 
-def read_audio(path: Path) -> np.ndarray:
-    """The file's audio as 16 kHz mono float32 samples, decoded in memory."""
+def read_file(path: Path) -> bytes:
+    """A recording's bytes, read whole into memory; an `IngestError` naming it if it cannot be."""
+    if path.suffix.lower() not in AUDIO_EXTENSIONS:
+        kinds = " ".join(AUDIO_EXTENSIONS)
+        raise IngestError(f"{path}: not a recording localrag reads ({kinds})")
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise IngestError(f"{path}: cannot read it ({exc.strerror})") from exc
-    return decode_audio(data, str(path))
+
+
+def read_audio(path: Path) -> np.ndarray:
+    """The file's audio as 16 kHz mono float32 samples, decoded in memory."""
+    return decode_audio(read_file(path), str(path))
 
 
 def decode_audio(data: bytes, name: str) -> np.ndarray:
