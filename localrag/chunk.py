@@ -1,0 +1,178 @@
+"""Extracted text to chunks: token-aware, along paragraph and heading boundaries, a little overlap.
+
+Blocks (paragraphs, headings, segments) are cut into sentences; sentences are packed into chunks
+of at most `max_tokens` embedder tokens. A chunk closes at a heading or a page break once it holds
+`min_tokens`; when it is full it closes at the last paragraph break if that keeps it at least half
+full, else between sentences, and the next chunk then repeats up to `overlap_tokens` of the
+previous one so that a fact cut in two is still found whole.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from localrag.ingest.base import Extracted
+from localrag.records import NewChunk, Span
+
+SENTENCE_END = re.compile(r"(?<=[.!?;:])[\"')\]]*\s+(?=\S)|\n\s*(?=[-*•\d])")
+
+
+class Tokenizer(Protocol):
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]: ...
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    """How big chunks are, in embedder tokens."""
+
+    max_tokens: int = 200
+    """Longest chunk; the default embedder reads 256 tokens at most."""
+    min_tokens: int = 48
+    """A heading or page break does not close a chunk shorter than this."""
+    overlap_tokens: int = 32
+    """Most tokens a chunk repeats from the previous one when it had to cut a paragraph."""
+
+
+@dataclass
+class _Unit:
+    start: int
+    end: int
+    span: Span
+    tokens: int
+    is_heading: bool
+    opens_paragraph: bool
+    opens_page: bool
+
+
+def _line_of(span: Span, text: str, block_start: int, offset: int) -> int | None:
+    if span.line_start is None:
+        return None
+    return span.line_start + text.count("\n", block_start, offset)
+
+
+def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    pieces, at = [], start
+    for m in SENTENCE_END.finditer(text, start, end):
+        if m.start() > at:
+            pieces.append((at, m.start()))
+        at = m.end()
+    if at < end:
+        pieces.append((at, end))
+    return pieces
+
+
+def _units(doc: Extracted, tok: Tokenizer, max_tokens: int) -> list[_Unit]:
+    text = doc.text
+    raw: list[tuple[int, int, Span, bool, bool, bool]] = []
+    page = None
+    for block in doc.blocks:
+        s = block.span
+        b0, b1 = s.char_start or 0, s.char_end or 0
+        opens_page = s.page is not None and s.page != page
+        page = s.page
+        pieces = [(b0, b1)] if block.is_heading else _sentences(text, b0, b1)
+        for i, (a, b) in enumerate(pieces):
+            line_a, line_b = _line_of(s, text, b0, a), _line_of(s, text, b0, b)
+            sub = Span(
+                page=s.page,
+                line_start=line_a,
+                line_end=line_b,
+                char_start=a,
+                char_end=b,
+                heading=s.heading,
+                start_s=s.start_s,
+                end_s=s.end_s,
+            )
+            raw.append((a, b, sub, block.is_heading, i == 0, opens_page and i == 0))
+    counts = tok.count_tokens([text[a:b] for a, b, *_ in raw])
+    units: list[_Unit] = []
+    for (a, b, span, heading, para, new_page), n in zip(raw, counts, strict=True):
+        if n <= max_tokens:
+            units.append(_Unit(a, b, span, n, heading, para, new_page))
+            continue
+        # A sentence longer than a chunk (a table, a list with no stops): cut it by tokens.
+        offsets = tok.token_offsets(text[a:b])
+        for k in range(0, len(offsets), max_tokens):
+            window = offsets[k : k + max_tokens]
+            wa, wb = a + window[0][0], a + window[-1][1]
+            sub = Span(
+                page=span.page,
+                line_start=_line_of(span, text, a, wa),
+                line_end=_line_of(span, text, a, wb),
+                char_start=wa,
+                char_end=wb,
+                heading=span.heading,
+                start_s=span.start_s,
+                end_s=span.end_s,
+            )
+            units.append(
+                _Unit(wa, wb, sub, len(window), heading, para and k == 0, new_page and k == 0)
+            )
+    return units
+
+
+def _chunk(text: str, units: list[_Unit]) -> NewChunk:
+    first, last = units[0], units[-1]
+    body = next((u for u in units if not u.is_heading), first)
+    same_page = [u for u in units if u.span.page == first.span.page]
+    line_ends = [u.span.line_end for u in same_page if u.span.line_end is not None]
+    span = Span(
+        page=first.span.page,
+        line_start=first.span.line_start,
+        line_end=max(line_ends) if line_ends else None,
+        char_start=first.start,
+        char_end=last.end,
+        heading=body.span.heading,
+        start_s=first.span.start_s,
+        end_s=last.span.end_s,
+    )
+    return NewChunk(text[first.start : last.end], span, sum(u.tokens for u in units))
+
+
+def chunk(doc: Extracted, tok: Tokenizer, settings: ChunkSettings | None = None) -> list[NewChunk]:
+    """Cut the extracted text of one document into chunks with their spans."""
+    cs = settings or ChunkSettings()
+    units = _units(doc, tok, cs.max_tokens)
+    chunks: list[NewChunk] = []
+    current: list[_Unit] = []
+    size = 0
+
+    def close(upto: int) -> list[_Unit]:
+        """Emit current[:upto]; return what the next chunk starts with."""
+        done, rest = current[:upto], current[upto:]
+        if done:
+            chunks.append(_chunk(doc.text, done))
+        return rest
+
+    for u in units:
+        boundary = u.is_heading or u.opens_page
+        if current and boundary and size >= cs.min_tokens:
+            current, size = close(len(current)), 0
+        while current and size + u.tokens > cs.max_tokens:
+            cut, before = len(current), 0
+            for i, c in enumerate(current):
+                if i and c.opens_paragraph and before >= cs.max_tokens // 2:
+                    cut = i
+                before += c.tokens
+            while cut > 1 and current[cut - 1].is_heading:
+                cut -= 1
+            rest = close(cut)
+            if not rest:
+                # Cut between sentences: repeat the last few of them.
+                keep: list[_Unit] = []
+                for c in reversed(current):
+                    if c.is_heading or sum(k.tokens for k in keep) + c.tokens > cs.overlap_tokens:
+                        break
+                    keep.insert(0, c)
+                rest = keep if sum(k.tokens for k in keep) + u.tokens <= cs.max_tokens else []
+            current = rest
+            size = sum(c.tokens for c in current)
+        current.append(u)
+        size += u.tokens
+    close(len(current))
+    return chunks

@@ -1,0 +1,232 @@
+"""`localrag add`, `docs`, `rm` and `search`: the documents in the vault."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from localrag.cli.common import (
+    add_json,
+    add_passphrase_file,
+    human_size,
+    open_assistant,
+    print_json,
+)
+from localrag.errors import IngestError, LocalragError
+from localrag.records import Hit, IngestEvent
+from localrag.retrieve import MODES
+
+FINAL = ("added", "updated", "unchanged", "moved", "failed", "skipped")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("add", help="add files and folders (txt, md, html, pdf, docx, audio)")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    add_passphrase_file(p)
+    add_json(p)
+    p.set_defaults(func=run_add)
+
+    p = sub.add_parser("docs", help="list the documents in the vault")
+    add_passphrase_file(p)
+    add_json(p)
+    p.set_defaults(func=run_docs)
+
+    p = sub.add_parser("rm", help="delete documents completely, by id or path")
+    p.add_argument("refs", nargs="+", metavar="ID|PATH")
+    add_passphrase_file(p)
+    add_json(p)
+    p.set_defaults(func=run_rm)
+
+    p = sub.add_parser("search", help="search the documents (no model answer)")
+    p.add_argument("query", nargs="+")
+    p.add_argument("-k", type=int, default=10, help="how many hits (default 10)")
+    p.add_argument("--mode", choices=MODES, default="hybrid")
+    add_passphrase_file(p)
+    add_json(p)
+    p.set_defaults(func=run_search)
+
+
+def _sizes(paths: list[Path]) -> dict[str, int]:
+    from localrag.ingest.pipeline import expand
+
+    return {
+        str(path.resolve()): path.stat().st_size
+        for path, problem in expand(paths)
+        if problem is None
+    }
+
+
+class _Bar:
+    """Files, chunks, chunks per second and time left (by bytes) on stderr."""
+
+    def __init__(self, console: Console, sizes: dict[str, int], enabled: bool) -> None:
+        self.sizes = sizes
+        self.done_bytes = 0
+        self.files = 0
+        self.chunks = 0
+        self.started = time.perf_counter()
+        columns = (
+            TextColumn("{task.fields[files]}/{task.fields[total_files]} files"),
+            BarColumn(),
+            TextColumn("{task.fields[chunks]} chunks, {task.fields[rate]:.1f} chunks/s"),
+            TimeRemainingColumn(),
+            TextColumn("{task.description}"),
+        )
+        self.progress = Progress(*columns, console=console, transient=True, disable=not enabled)
+        self.task = self.progress.add_task(
+            "",
+            total=max(sum(sizes.values()), 1),
+            files=0,
+            total_files=len(sizes),
+            chunks=0,
+            rate=0.0,
+        )
+
+    def update(self, e: IngestEvent) -> None:
+        size = self.sizes.get(e.path, 0)
+        if e.final:
+            self.files += e.status != "skipped"
+            self.done_bytes += size
+            if e.status in ("added", "updated"):
+                self.chunks += e.chunks_total
+            at = self.done_bytes
+        elif e.chunks_total:
+            at = self.done_bytes + int(size * (0.5 + 0.5 * e.chunks_done / e.chunks_total))
+        else:
+            at = self.done_bytes + int(size * 0.5 * (e.fraction or 0.0))
+        running = self.chunks + (e.chunks_done if not e.final else 0)
+        rate = running / max(time.perf_counter() - self.started, 1e-6)
+        self.progress.update(
+            self.task,
+            completed=at,
+            files=self.files,
+            chunks=running,
+            rate=rate,
+            description=Path(e.path).name,
+        )
+
+
+def run_add(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+    results: dict[str, list[dict[str, Any]]] = {status: [] for status in FINAL}
+    started = time.perf_counter()
+    with open_assistant(args) as assistant:
+        bar = _Bar(console, _sizes(args.paths), enabled=not args.json)
+        with bar.progress:
+            for e in assistant.add(args.paths):
+                bar.update(e)
+                if not e.final:
+                    continue
+                entry: dict[str, Any] = {"path": e.path}
+                if e.status in ("failed", "skipped"):
+                    entry["reason"] = e.detail
+                    if not args.json:
+                        console.print(f"{e.status}: {e.detail}", markup=False, highlight=False)
+                else:
+                    entry["doc_id"] = e.doc_id
+                if e.status in ("added", "updated"):
+                    entry["chunks"] = e.chunks_total
+                if e.status == "moved":
+                    entry["from"] = e.detail
+                results[e.status].append(entry)
+    elapsed = time.perf_counter() - started
+    if args.json:
+        print_json({**results, "elapsed_s": round(elapsed, 2)})
+    else:
+        chunks = sum(r.get("chunks", 0) for r in results["added"] + results["updated"])
+        counts = ", ".join(f"{len(results[s])} {s}" for s in FINAL if results[s] or s == "added")
+        print(f"{counts}; {chunks} chunks in {elapsed:.1f} s")
+    return IngestError.exit_code if results["failed"] else 0
+
+
+def run_docs(args: argparse.Namespace) -> int:
+    with open_assistant(args) as assistant:
+        docs = assistant.documents()
+    if args.json:
+        print_json(docs)
+        return 0
+    for d in docs:
+        when = d.added_at[:16].replace("T", " ")
+        size = human_size(d.size_bytes)
+        print(f"{d.id:>5}  {d.kind:<5} {d.chunk_count:>5} chunks {size:>9}  {when}  {d.path}")
+    if not docs:
+        print("no documents yet; add some with `localrag add PATH`", file=sys.stderr)
+    return 0
+
+
+def run_rm(args: argparse.Namespace) -> int:
+    removed, failed = [], []
+    with open_assistant(args) as assistant:
+        for ref in args.refs:
+            try:
+                doc = assistant.remove(ref)
+            except LocalragError as exc:
+                failed.append({"ref": ref, "reason": exc.message})
+                if not args.json:
+                    print(f"localrag: {exc.message}", file=sys.stderr)
+                continue
+            removed.append({"doc_id": doc.id, "path": doc.path})
+            if not args.json:
+                print(f"removed {doc.id} {doc.path}")
+    if args.json:
+        print_json({"removed": removed, "failed": failed})
+    return 1 if failed else 0
+
+
+def hit_dict(hit: Hit) -> dict[str, Any]:
+    c, s = hit.chunk, hit.chunk.span
+    return {
+        "doc_id": c.doc_id,
+        "path": c.path,
+        "chunk_id": c.id,
+        "score": round(hit.score, 6),
+        "text": c.text,
+        "page": s.page,
+        "line_start": s.line_start,
+        "line_end": s.line_end,
+        "heading": s.heading,
+        "start_s": s.start_s,
+        "end_s": s.end_s,
+    }
+
+
+def where(hit: Hit) -> str:
+    """`path, p. 3, lines 4-9` or `path, 01:02-01:30`: how a hit's place is shown."""
+    s = hit.chunk.span
+    parts = [hit.chunk.path]
+    if s.page is not None:
+        parts.append(f"p. {s.page}")
+    if s.line_start is not None:
+        parts.append(f"lines {s.line_start}-{s.line_end}")
+    if s.start_s is not None:
+        parts.append(f"{_clock(s.start_s)}-{_clock(s.end_s or s.start_s)}")
+    return ", ".join(parts)
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m:02d}:{s:02d}"
+
+
+def run_search(args: argparse.Namespace) -> int:
+    query = " ".join(args.query)
+    with open_assistant(args) as assistant:
+        hits = assistant.search(query, k=args.k, mode=args.mode)
+    if args.json:
+        print_json([hit_dict(h) for h in hits])
+        return 0
+    for n, h in enumerate(hits, start=1):
+        print(f"{n:>2}. {h.score:.4f}  {where(h)}")
+        if h.chunk.span.heading:
+            print(f"    § {h.chunk.span.heading}")
+        text = " ".join(h.chunk.text.split())
+        print(f"    {text[:240]}{'…' if len(text) > 240 else ''}")
+    if not hits:
+        print("no matches", file=sys.stderr)
+    return 0

@@ -1,0 +1,190 @@
+"""Text to vectors: the ONNX sentence embedder, and a hashing fake for fast tests.
+
+An embedder has `name`, `dim`, `max_tokens`, `embed_documents(texts) -> (n, dim) float32`,
+`embed_query(text) -> (dim,) float32` and `count_tokens(texts) -> list[int]`. Vectors are
+L2-normalised, so a dot product is the cosine similarity. Documents and queries are separate
+calls so that an embedder with query/passage prefixes can tell them apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from localrag.errors import ModelError
+from localrag.settings import Settings
+
+log = logging.getLogger(__name__)
+
+WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+    max_tokens: int
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+class OnnxEmbedder:
+    """A BERT-style sentence embedder in ONNX: mean pooling of `last_hidden_state`, L2-normalised.
+
+    Texts are tokenized in one call, sorted by length and run in batches padded only to the
+    longest text of the batch, so short texts do not pay for long ones.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        max_tokens: int = 256,
+        batch_tokens: int = 8192,
+        threads: int = 0,
+        name: str | None = None,
+    ) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        model, tokenizer = folder / "model.onnx", folder / "tokenizer.json"
+        for f in (model, tokenizer):
+            if not f.is_file():
+                raise ModelError(
+                    f"{f}: missing; an ONNX embedder folder needs model.onnx and tokenizer.json"
+                )
+        self.name = name or folder.name
+        self.max_tokens = max_tokens
+        self.batch_tokens = batch_tokens
+        self.tokenizer = Tokenizer.from_file(str(tokenizer))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_length=max_tokens)
+        self._counter = Tokenizer.from_file(str(tokenizer))
+        self._counter.no_padding()
+        self._counter.no_truncation()
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(
+                str(model), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors on a bad file
+            raise ModelError(f"{model}: not a loadable ONNX model ({exc})") from exc
+        self._inputs = {i.name for i in self.session.get_inputs()}
+        self.dim = int(self.session.get_outputs()[0].shape[-1])
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Each text's length in tokens, without special tokens or truncation."""
+        encodings = self._counter.encode_batch(list(texts), add_special_tokens=False)
+        return [len(e.ids) for e in encodings]
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character offsets of each token of `text` (no special tokens, no truncation)."""
+        return list(self._counter.encode(text, add_special_tokens=False).offsets)
+
+    def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self.session.run(None, feeds)[0]
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        return _normalise(pooled)
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        encodings = self.tokenizer.encode_batch(list(texts))
+        lengths = np.array([len(e.ids) for e in encodings])
+        order = np.argsort(-lengths, kind="stable")
+        start = 0
+        while start < len(order):
+            longest = int(lengths[order[start]])
+            size = max(1, self.batch_tokens // max(longest, 1))
+            batch = order[start : start + size]
+            ids = np.zeros((len(batch), longest), dtype=np.int64)
+            mask = np.zeros((len(batch), longest), dtype=np.int64)
+            for row, i in enumerate(batch):
+                e = encodings[i]
+                ids[row, : len(e.ids)] = e.ids
+                mask[row, : len(e.ids)] = 1
+            out[batch] = self._run(ids, mask)
+            start += size
+        return out
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+    def close(self) -> None:
+        pass
+
+
+class HashingEmbedder:
+    """A fast, deterministic fake for tests: words and word pairs hashed into a vector.
+
+    Texts sharing words get similar vectors, which is enough to test retrieval end to end.
+    """
+
+    def __init__(self, dim: int = 384, max_tokens: int = 256) -> None:
+        self.name = f"hashing-{dim}"
+        self.dim = dim
+        self.max_tokens = max_tokens
+
+    @staticmethod
+    def words(text: str) -> list[str]:
+        return WORD.findall(text.lower())
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(self.words(t)) for t in texts]
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        return [m.span() for m in WORD.finditer(text)]
+
+    def _vector(self, text: str) -> np.ndarray:
+        v = np.zeros(self.dim, dtype=np.float32)
+        words = self.words(text)[: self.max_tokens]
+        for feature in [*words, *(f"{a} {b}" for a, b in itertools.pairwise(words))]:
+            h = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+            v[int.from_bytes(h[:4], "little") % self.dim] += 1.0 if h[4] & 1 else -1.0
+        if not v.any():
+            v[0] = 1.0
+        return v
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalise(np.stack([self._vector(t) for t in texts]))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+    def close(self) -> None:
+        pass
+
+
+def from_settings(settings: Settings) -> OnnxEmbedder:
+    """The embedder that serves the role `embedder`, checked by SHA-256 before it is loaded."""
+    from localrag.models import model_path
+
+    path = model_path(settings, "embedder")
+    folder = path if path.is_dir() else path.parent
+    log.info("loading embedder from %s", folder)
+    return OnnxEmbedder(folder)

@@ -1,0 +1,75 @@
+"""Files to documents: one reader per format, chosen by file extension.
+
+Add a format with one line at the end of this module: `register(Format(kind, reader), ".ext")`.
+A reader yields `Progress` now and then and finally one `Extracted`; it raises `IngestError`
+with a one-line reason for a file it cannot read. `needs` names parts of the assistant the
+reader takes as keyword arguments (the audio reader needs the `transcriber`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from localrag.ingest.audio import AUDIO_EXTENSIONS, read_audio_file
+from localrag.ingest.base import Block, Extracted, Limits, Progress, TextBuilder
+from localrag.ingest.docx import read_docx
+from localrag.ingest.html import read_html
+from localrag.ingest.pdf import read_pdf
+from localrag.ingest.text import read_md, read_txt
+
+__all__ = [
+    "FORMATS",
+    "Block",
+    "Extracted",
+    "Format",
+    "Limits",
+    "Progress",
+    "TextBuilder",
+    "format_of",
+    "register",
+]
+
+
+@dataclass(frozen=True)
+class Format:
+    """A kind of file localrag can read."""
+
+    kind: str
+    """Stored as the document's kind: txt, md, html, pdf, docx, audio."""
+    reader: Callable[..., Iterator[Progress | Extracted]]
+    """`reader(path, limits, **parts)`."""
+    needs: tuple[str, ...] = ()
+    """Parts of the assistant passed to the reader by name, e.g. ("transcriber",)."""
+
+
+FORMATS: dict[str, Format] = {}
+"""By lower-case extension with its dot."""
+
+
+def register(fmt: Format, *extensions: str) -> None:
+    for ext in extensions:
+        FORMATS[ext.lower()] = fmt
+
+
+def format_of(path: Path) -> Format | None:
+    return FORMATS.get(path.suffix.lower())
+
+
+def read(path: Path, limits: Limits, **parts: Callable[[], Any]) -> Iterator[Progress | Extracted]:
+    """Run the reader for `path`'s format (the caller checked that there is one).
+
+    `parts` build a part of the assistant on demand; only those the format needs are built.
+    """
+    fmt = FORMATS[path.suffix.lower()]
+    return fmt.reader(path, limits, **{name: parts[name]() for name in fmt.needs})
+
+
+register(Format("txt", read_txt), ".txt", ".text")
+register(Format("md", read_md), ".md", ".markdown")
+register(Format("html", read_html), ".html", ".htm", ".xhtml")
+register(Format("pdf", read_pdf), ".pdf")
+register(Format("docx", read_docx), ".docx")
+register(Format("audio", read_audio_file, ("transcriber",)), *AUDIO_EXTENSIONS)

@@ -1,0 +1,105 @@
+"""HTML: visible text by block element, headings as the heading path, source line numbers.
+
+The standard library's parser fetches nothing: no external entity, stylesheet or image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+from localrag.errors import IngestError
+from localrag.ingest.base import Extracted, Limits, Progress, TextBuilder
+from localrag.ingest.text import read_bytes
+
+BLOCKS = {
+    "p", "div", "li", "ul", "ol", "dl", "dt", "dd", "pre", "blockquote", "table", "tr", "td", "th",
+    "section", "article", "header", "footer", "main", "nav", "aside", "figure", "figcaption",
+    "br", "hr", "form", "details", "summary", "caption", "address",
+}  # fmt: skip
+HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+HIDDEN = {"script", "style", "template", "noscript", "svg", "head", "iframe", "object"}
+
+
+class _Parser(HTMLParser):
+    def __init__(self, builder: TextBuilder) -> None:
+        super().__init__(convert_charrefs=True)
+        self.builder = builder
+        self.words: list[str] = []
+        self.line = 1
+        self.hidden = 0
+        self.heading = 0
+        self.pre = 0
+        self.title: list[str] = []
+        self.in_title = False
+
+    def flush(self) -> None:
+        raw = "".join(self.words)
+        self.words = []
+        text = raw if self.pre else " ".join(raw.split())
+        if not text.strip():
+            return
+        end = self.line + raw.strip().count("\n")
+        if self.heading:
+            self.builder.heading(self.heading, text, line_start=self.line, line_end=end)
+        else:
+            self.builder.add(text, line_start=self.line, line_end=end)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "title":
+            self.in_title = True
+        if tag in HIDDEN:
+            self.hidden += 1
+        elif tag in BLOCKS or tag in HEADINGS:
+            self.flush()
+            self.heading = HEADINGS.get(tag, self.heading)
+            self.pre += tag == "pre"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self.in_title = False
+        if tag in HIDDEN:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag in BLOCKS or tag in HEADINGS:
+            self.flush()
+            if tag in HEADINGS:
+                self.heading = 0
+            if tag == "pre":
+                self.pre = max(0, self.pre - 1)
+
+    def handle_data(self, data: str) -> None:
+        if self.in_title:
+            self.title.append(data)
+        if self.hidden:
+            return
+        if not "".join(self.words).strip():
+            lead = data[: len(data) - len(data.lstrip())]
+            self.line = self.getpos()[0] + lead.count("\n")
+        self.words.append(data)
+
+
+def decode_html(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        # Old pages are often Windows-1252; every byte maps to some character.
+        return data.decode("cp1252", errors="replace")
+
+
+def read_html(path: Path, limits: Limits) -> Iterator[Progress | Extracted]:
+    data = read_bytes(path, limits)
+    if b"\x00" in data[:8192]:
+        raise IngestError(f"{path}: binary data, not HTML")
+    builder = TextBuilder(path, limits)
+    parser = _Parser(builder)
+    text = decode_html(data)
+    step = 1_000_000
+    for i in range(0, len(text), step):
+        parser.feed(text[i : i + step])
+        yield Progress(min(1.0, (i + step) / len(text)))
+    parser.close()
+    parser.flush()
+    if not builder.blocks:
+        raise IngestError(f"{path}: no visible text in this HTML file")
+    yield builder.build(" ".join("".join(parser.title).split()))

@@ -1,0 +1,121 @@
+"""PDF: text page by page with pypdf, in a child process that is stopped at the time limit.
+
+pypdf limits what one stream may inflate to (PDF bombs); the page count is limited here; a
+child process makes the time limit real even if one page makes the parser spin. The text comes
+back through a pipe, never through a file. `page` is 1-based; `line_start`/`line_end` count the
+lines of the extracted text within that page.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from localrag.errors import IngestError
+from localrag.ingest.base import Extracted, Limits, Progress, TextBuilder
+from localrag.ingest.text import read_bytes
+
+log = logging.getLogger(__name__)
+
+
+def _pages(path: Path, limits: Limits, conn: Any) -> None:
+    """In the child: send ("page", n, total, text) per page, then ("done", title)."""
+    try:
+        import pypdf
+        from pypdf.errors import PyPdfError
+
+        logging.getLogger("pypdf").setLevel(logging.ERROR)
+        try:
+            reader = pypdf.PdfReader(str(path), strict=False)
+            if reader.is_encrypted:
+                conn.send(("error", "encrypted PDF; save an unprotected copy to index it"))
+                return
+            total = len(reader.pages)
+            if total > limits.max_pages:
+                conn.send(
+                    ("error", f"{total:,} pages, more than the limit of {limits.max_pages:,}")
+                )
+                return
+            chars = 0
+            for n, page in enumerate(reader.pages, start=1):
+                text = page.extract_text() or ""
+                chars += len(text)
+                if chars > limits.max_text_chars:
+                    conn.send(("error", f"more than {limits.max_text_chars:,} characters of text"))
+                    return
+                conn.send(("page", n, total, text))
+            meta = reader.metadata
+            conn.send(("done", str(meta.title or "") if meta else ""))
+        except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+            conn.send(("error", f"damaged or unreadable PDF ({type(exc).__name__}: {exc})"))
+        except RecursionError:
+            conn.send(("error", "damaged PDF (objects nest without end)"))
+        except MemoryError:
+            conn.send(("error", "PDF needs more memory than is available (PDF bomb?)"))
+    finally:
+        conn.close()
+
+
+def _add_page(builder: TextBuilder, n: int, text: str) -> None:
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    para: list[str] = []
+    first = 0
+    for i, line in enumerate([*lines, ""]):
+        if line.strip():
+            if not para:
+                first = i
+            para.append(line.rstrip())
+        elif para:
+            builder.add("\n".join(para), page=n, line_start=first + 1, line_end=i)
+            para = []
+
+
+def read_pdf(path: Path, limits: Limits) -> Iterator[Progress | Extracted]:
+    data = read_bytes(path, limits)
+    if not data.lstrip()[:1024].startswith(b"%PDF") and b"%PDF-" not in data[:1024]:
+        raise IngestError(f"{path}: not a PDF file (no %PDF header)")
+    del data
+    # fork on Linux: the child starts at once and needs no imports of its own.
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    context: Any = multiprocessing.get_context(method)
+    parent, child = context.Pipe(duplex=False)
+    process = context.Process(target=_pages, args=(path, limits, child), daemon=True)
+    process.start()
+    child.close()
+    builder = TextBuilder(path, limits)
+    end = time.monotonic() + limits.max_seconds
+    pages = 0
+    title = ""
+    try:
+        while True:
+            left = end - time.monotonic()
+            if left <= 0 or not parent.poll(left):
+                raise IngestError(
+                    f"{path}: gave up after {limits.max_seconds:.0f} s (parser time limit)"
+                )
+            try:
+                message = parent.recv()
+            except EOFError as exc:
+                raise IngestError(f"{path}: the PDF parser stopped (damaged PDF?)") from exc
+            if message[0] == "error":
+                raise IngestError(f"{path}: {message[1]}")
+            if message[0] == "done":
+                title = message[1]
+                break
+            _, n, total, text = message
+            pages = total
+            _add_page(builder, n, text)
+            yield Progress(n / max(total, 1))
+    finally:
+        parent.close()
+        if process.is_alive():
+            process.kill()
+        process.join(5)
+    if not builder.blocks:
+        raise IngestError(f"{path}: no extractable text (a scanned PDF needs OCR first)")
+    yield builder.build(title, pages=pages)
