@@ -8,7 +8,31 @@ import numpy as np
 
 from localrag.records import NewChunk, NewDocument, Span
 
-WORDS = ["vault", "key", "cipher", "page", "ledger", "meeting", "budget", "policy", "river", "signal", "model", "adapter", "citation", "harbor", "quarterly", "contract", "patient", "audit", "window", "lantern", "orbit", "copper", "meadow"]
+WORDS = [
+    "vault",
+    "key",
+    "cipher",
+    "page",
+    "ledger",
+    "meeting",
+    "budget",
+    "policy",
+    "river",
+    "signal",
+    "model",
+    "adapter",
+    "citation",
+    "harbor",
+    "quarterly",
+    "contract",
+    "patient",
+    "audit",
+    "window",
+    "lantern",
+    "orbit",
+    "copper",
+    "meadow",
+]
 
 
 def unit_vectors(rng: np.random.Generator, n: int, dim: int = 384) -> np.ndarray:

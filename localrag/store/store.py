@@ -121,11 +121,12 @@ class Store:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
+                self.conn.execute("COMMIT")
             except BaseException:
+                # SQLite has already rolled back after some errors (a failed COMMIT, disk full).
                 if not self.conn.get_autocommit():
                     self.conn.execute("ROLLBACK")
                 raise
-            self.conn.execute("COMMIT")
 
     def _read(self, sql: str, bindings: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         with self._errors():
