@@ -300,6 +300,7 @@ class Assistant:
         from localrag.records import NewDocument
         from localrag.transcribe import decode_audio, read_file
 
+        transcriber = self.transcriber  # loaded first: the real-time factor is of the work alone
         started = time.perf_counter()
         source = Path(path).expanduser().resolve()
         data = read_file(source)
@@ -308,7 +309,7 @@ class Assistant:
             str(source), hashlib.sha256(data).hexdigest(), "audio", len(data), source.name
         )
         del data
-        yield from self._transcribe_audio(audio, doc, index, started)
+        yield from self._transcribe_audio(transcriber, audio, doc, index, started)
 
     def record_note(
         self, audio: np.ndarray, name: str | None = None, index: bool = True
@@ -319,10 +320,11 @@ class Assistant:
         from localrag.transcribe import SAMPLE_RATE
 
         doc = voice_note_document(audio, name or voice_note_name(), len(audio) / SAMPLE_RATE)
-        yield from self._transcribe_audio(audio, doc, index, time.perf_counter())
+        transcriber = self.transcriber  # loaded first: the real-time factor is of the work alone
+        yield from self._transcribe_audio(transcriber, audio, doc, index, time.perf_counter())
 
     def _transcribe_audio(
-        self, audio: np.ndarray, doc: Any, index: bool, started: float
+        self, transcriber: Any, audio: np.ndarray, doc: Any, index: bool, started: float
     ) -> Iterator[TranscribeEvent]:
         import dataclasses
 
@@ -331,7 +333,7 @@ class Assistant:
 
         segments: list[Segment] = []
         last = None
-        for last in transcribe_events(self.transcriber, audio, doc.path, started):
+        for last in transcribe_events(transcriber, audio, doc.path, started):
             if last.segment is not None:
                 segments.append(last.segment)
             yield last

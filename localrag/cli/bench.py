@@ -10,7 +10,7 @@ import argparse
 from localrag.cli.common import register_group
 
 # In the order `localrag bench --help` lists them.
-BENCHES: list[str] = ["generate"]
+BENCHES: list[str] = ["generate", "audio"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
