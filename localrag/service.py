@@ -412,9 +412,13 @@ class Assistant:
 
         if not hasattr(self, "_adapter_files"):
             self._adapter_files = ExitStack()
-        return self._adapter_files.enter_context(
-            manage.model_files(self.store, self.settings, ref, runtime=runtime)
-        )
+            self._adapter_open: dict[str, ModelFiles] = {}
+        key = manage.model_key(self.store, self.settings, ref, runtime=runtime)
+        if key not in self._adapter_open:
+            self._adapter_open[key] = self._adapter_files.enter_context(
+                manage.model_files(self.store, self.settings, ref, runtime=runtime)
+            )
+        return self._adapter_open[key]
 
     def runtime_lora_path(self, ref: str) -> PathLike[str]:
         """The adapter `NAME` as an in-memory GGUF LoRA path for `Llama(lora_path=...)`."""

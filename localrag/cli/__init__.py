@@ -16,7 +16,7 @@ from localrag import __version__
 from localrag.errors import LocalragError
 
 # In the order `localrag --help` lists them.
-COMMAND_MODULES = ["vault", "library", "audio", "models", "doctor", "eval", "bench", "tui"]
+COMMAND_MODULES = ["vault", "library", "audio", "models", "doctor", "eval", "bench", "adapter", "tui"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,263 @@
+"""What the service does with adapters: import, merge, use, roll back, remove, verify, load.
+
+Every byte of an adapter or a merged model lives in the vault (`Store` blobs); when llama.cpp
+needs a path, the bytes go into an in-memory file for as long as it is needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from localrag import __version__, models
+from localrag.adapter import convert, merge, peft, verify
+from localrag.adapter.memfile import memfile, read_chunks
+from localrag.adapter.registry import BASE, AdapterInfo, Registry, Version, check_name, parse_ref
+from localrag.errors import AdapterError, UsageError
+from localrag.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """What llama.cpp loads for one choice of model: valid while the context manager is open."""
+
+    model_path: Path
+    """The GGUF model: the base file, or an in-memory merged version."""
+    lora_path: Path | None
+    """An in-memory GGUF LoRA to apply at run time, if any."""
+    label: str | None
+    """`NAME@vN` (merged), `NAME` (runtime LoRA) or None for the base alone."""
+    key: str
+    """Identifies the content (hashes), for caching a loaded model; paths of in-memory files are
+    reused by the operating system once closed, so never cache by path."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _base(settings: Settings) -> tuple[Path, convert.BaseShape]:
+    path = models.model_path(settings, "llm")
+    return path, convert.read_base(path)
+
+
+def _libraries() -> dict[str, str]:
+    found = {"localrag": __version__}
+    for dist in ("gguf", "llama_cpp_python", "numpy"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = "unknown"
+    return found
+
+
+def read_adapter(path: Path, base: convert.BaseShape) -> tuple[convert.GgufLora, str, str]:
+    """A PEFT folder or a GGUF LoRA file fitted to `base`: (lora, format, sha256)."""
+    path = path.expanduser()
+    if not path.exists():
+        raise UsageError(f"{path}: no such file or folder")
+    peft.refuse_pickle(path)
+    if path.is_file() and path.name in (peft.CONFIG, peft.WEIGHTS):
+        path = path.parent
+    if path.is_dir():
+        adapter = peft.load_peft(path)
+        return convert.peft_to_lora(adapter, base), "peft", adapter.sha256
+    if path.suffix.lower() == ".gguf":
+        return convert.read_lora(path, base), "gguf", models.sha256_file(path)
+    raise AdapterError(
+        f"{path}: not an adapter; give a PEFT folder ({peft.CONFIG} + {peft.WEIGHTS}) "
+        "or a GGUF LoRA file (.gguf)"
+    )
+
+
+def import_adapter(store: Any, settings: Settings, path: Path, name: str) -> AdapterInfo:
+    """Check that the adapter fits the active base and store it (as a GGUF LoRA) in the vault."""
+    check_name(name)
+    registry = Registry(store)
+    if name in {a.name for a in registry.listing().adapters}:
+        raise UsageError(f"an adapter named {name!r} exists; choose another name")
+    base_path, base = _base(settings)
+    lora, source_format, sha = read_adapter(path, base)
+    targets = sorted({n.split(".")[2] for n in lora.tensors})
+    info = AdapterInfo(
+        name=name,
+        source=str(path.expanduser().resolve()),
+        source_format=source_format,
+        sha256=sha,
+        rank=lora.rank,
+        alpha=lora.alpha,
+        targets=targets,
+        tensor_count=len(lora.tensors),
+        base_sha256=models.sha256_file(base_path),
+        imported_at=_now(),
+    )
+    with memfile("lora") as lora_file:
+        convert.write_lora(lora, lora_file)
+        store.put_blob_stream(info.blob, read_chunks(lora_file), {"kind": "lora", "name": name})
+    try:
+        registry.add_adapter(info)
+    except BaseException:
+        store.delete_blob(info.blob)
+        raise
+    log.info("imported adapter %s (%d tensors, rank %d)", name, len(lora.tensors), lora.rank)
+    return info
+
+
+@contextmanager
+def _stored_lora(store: Any, info: AdapterInfo) -> Iterator[Path]:
+    with memfile("lora", store.iter_blob(info.blob)) as path:
+        yield path
+
+
+def merge_adapter(
+    store: Any, settings: Settings, name: str, quant: str = "Q4_K_M"
+) -> Iterator[merge.MergeProgress]:
+    """Merge `name` into the active base, quantize, and store the result as `NAME@vN`."""
+    if quant not in merge.QUANTS:
+        raise UsageError(f"unknown quantization {quant}; choose one of {', '.join(merge.QUANTS)}")
+    started = time.perf_counter()
+    info = Registry(store).adapter(name)
+    base_path, base = _base(settings)
+    with ExitStack() as stack:
+        lora_file = stack.enter_context(_stored_lora(store, info))
+        lora = convert.read_lora(lora_file, base, where=Path(f"adapter {name}"))
+        f16 = stack.enter_context(memfile("merged-f16"))
+        yield from merge.merge_f16(base_path, lora, f16)
+        result = f16
+        if quant != "F16":
+            yield merge.MergeProgress("quantize", detail=quant)
+            result = stack.enter_context(memfile(f"merged-{quant}"))
+            merge.quantize(f16, result, quant)
+        registry = Registry(store)
+        n = registry.next_version(name)
+        blob = f"adapter/{name}@v{n}/model.gguf"
+        yield merge.MergeProgress("store", detail=blob)
+        stored = store.put_blob_stream(blob, read_chunks(result), {"kind": "model", "quant": quant})
+    version = Version(
+        name=name,
+        n=n,
+        quant=quant,
+        base_model=models.active_name(settings, "llm") or base_path.stem,
+        base_sha256=models.sha256_file(base_path),
+        adapter_sha256=info.sha256,
+        alpha=lora.alpha,
+        rank=lora.rank,
+        size_bytes=stored.size_bytes,
+        sha256=stored.sha256,
+        created_at=_now(),
+        merge_s=round(time.perf_counter() - started, 2),
+        libraries=_libraries(),
+    )
+    registry.add_version(version)
+    yield merge.MergeProgress("done", detail=version.ref)
+
+
+def remove(store: Any, ref: str) -> list[str]:
+    """Delete an adapter (all its versions) or one version from the vault; the refs removed."""
+    blobs = Registry(store).remove(ref)
+    for blob in blobs:
+        store.delete_blob(blob)
+    return [b.split("/")[1] for b in blobs]
+
+
+@contextmanager
+def _stored_model(store: Any, version: Version) -> Iterator[Path]:
+    with memfile(version.ref, store.iter_blob(version.blob)) as path:
+        digest = hashlib.sha256()
+        for block in read_chunks(path):
+            digest.update(block)
+        if digest.hexdigest() != version.sha256:
+            raise AdapterError(f"{version.ref}: stored model does not match its recorded SHA-256")
+        yield path
+
+
+def _choice(
+    store: Any, settings: Settings, ref: str | None, runtime: bool
+) -> tuple[str, AdapterInfo | Version | None]:
+    """What `ref` names: (cache key, the adapter for a runtime LoRA, a version, or None)."""
+    registry = Registry(store)
+    base_key = f"base:{models.active_name(settings, 'llm')}"
+    if runtime:
+        if ref is None or ref == BASE:
+            raise UsageError("a runtime adapter needs a name: --adapter NAME --runtime")
+        info = registry.adapter(parse_ref(ref)[0])
+        return f"{base_key}+lora:{info.sha256}", info
+    version = registry.active if ref is None else (None if ref == BASE else registry.version(ref))
+    if version is None:
+        return base_key, None
+    return f"merged:{version.sha256}", version
+
+
+def model_key(
+    store: Any, settings: Settings, ref: str | None = None, *, runtime: bool = False
+) -> str:
+    """The `ModelFiles.key` that `model_files` would give, without reading any model."""
+    return _choice(store, settings, ref, runtime)[0]
+
+
+@contextmanager
+def model_files(
+    store: Any, settings: Settings, ref: str | None = None, *, runtime: bool = False
+) -> Iterator[ModelFiles]:
+    """The files llama.cpp should load for `ref`, valid until the `with` block ends.
+
+    `ref` None means the active model (a merged version, or the base); `base` the base alone;
+    `NAME@vN` or `NAME` a merged version (the latest for `NAME`); with `runtime=True`, the base
+    plus the adapter `NAME` as a runtime LoRA. Once llama.cpp has loaded the model the block
+    may end: llama.cpp keeps its own copy or mapping of the memory file.
+    """
+    key, choice = _choice(store, settings, ref, runtime)
+    base_path = models.model_path(settings, "llm")
+    if isinstance(choice, AdapterInfo):
+        with _stored_lora(store, choice) as lora:
+            yield ModelFiles(base_path, lora, choice.name, key)
+    elif isinstance(choice, Version):
+        with _stored_model(store, choice) as path:
+            yield ModelFiles(path, None, choice.ref, key)
+    else:
+        yield ModelFiles(base_path, None, None, key)
+
+
+def verify_version(store: Any, settings: Settings, ref: str) -> verify.VerifyReport:
+    """Recompute the F16 merge of `ref` and compare it with base + runtime LoRA (and the stored
+    quantized model with that F16 merge)."""
+    registry = Registry(store)
+    version = registry.version(ref)
+    info = registry.adapter(version.name)
+    base_path, base = _base(settings)
+    if models.sha256_file(base_path) != version.base_sha256:
+        raise AdapterError(
+            f"{version.ref} was merged into another base model than the active one "
+            f"({version.base_model}); make that base active to verify it"
+        )
+    prompts = verify.PROMPTS
+    with ExitStack() as stack:
+        lora_file = stack.enter_context(_stored_lora(store, info))
+        lora = convert.read_lora(lora_file, base, where=Path(f"adapter {info.name}"))
+        base16 = stack.enter_context(memfile("base-f16"))
+        for _ in merge.merge_f16(
+            base_path, convert.GgufLora(lora.architecture, lora.alpha, {}), base16
+        ):
+            pass
+        merged16 = stack.enter_context(memfile("merged-f16"))
+        for _ in merge.merge_f16(base_path, lora, merged16):
+            pass
+        reference = verify.logits(base16, prompts, lora=lora_file)
+        candidate = verify.logits(merged16, prompts)
+        f16 = verify.agreement(candidate, reference)
+        quantized = None
+        if version.quant != "F16":
+            stored = stack.enter_context(_stored_model(store, version))
+            quantized = verify.agreement(verify.logits(stored, prompts), candidate)
+    ok = f16.max_rel_logit_diff <= verify.F16_MAX_REL_DIFF and f16.top1_agreement == 1.0
+    return verify.VerifyReport(version.ref, version.quant, f16, quantized, ok)
