@@ -1,0 +1,80 @@
+"""`localrag transcribe` and `localrag record` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from audio_synth import encode, meeting
+
+from localrag.cli import main
+from localrag.cli.audio import srt, vtt
+from localrag.records import Segment
+from localrag.settings import Settings
+
+SEGMENTS = [Segment(0.0, 2.5, "Hello there."), Segment(3661.25, 3663.0, "An hour later.")]
+
+
+def test_subtitles_have_the_standard_timestamps() -> None:
+    assert srt(SEGMENTS) == (
+        "1\n00:00:00,000 --> 00:00:02,500\nHello there.\n\n"
+        "2\n01:01:01,250 --> 01:01:03,000\nAn hour later.\n\n"
+    )
+    assert vtt(SEGMENTS).startswith("WEBVTT\n\n00:00:00.000 --> 00:00:02.500\nHello there.\n\n")
+
+
+def test_record_without_a_microphone_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
+    assert main(["record", "--seconds", "2"]) == 8
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "sounddevice" in err
+
+
+def test_transcribing_a_broken_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "broken.wav"
+    path.write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt nothing more")
+    assert main(["transcribe", str(path), "--no-index"]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err
+
+
+@pytest.mark.models
+def test_transcribe_prints_indexes_and_search_cites_the_time(
+    real_models: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", "correct horse battery")
+    assert main(["init"]) == 0
+    audio, ranges = meeting(
+        ["Welcome to the weekly call.", "The new bicycles for the courier team arrive on Friday."],
+        gap_s=3.0,
+    )
+    path = tmp_path / "call.webm"
+    path.write_bytes(encode(audio, ".webm"))
+    capsys.readouterr()
+
+    assert main(["transcribe", str(path)]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines and all(line.startswith("[00:0") for line in lines)
+    assert "bicycles" in out.lower()
+    assert "indexed as document" in err and "RTF" in err
+
+    assert main(["transcribe", str(path), "--no-index", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["doc_id"] is None and len(printed["segments"]) == len(lines)
+    assert printed["duration_s"] == pytest.approx(len(audio) / 16_000, abs=0.05)
+
+    assert main(["search", "bicycles courier", "-k", "1", "--json"]) == 0
+    hit = json.loads(capsys.readouterr().out)[0]
+    assert hit["path"] == str(path)
+    start, end = ranges[1]
+    assert hit["start_s"] <= start + 0.5 and hit["end_s"] >= end - 0.5
