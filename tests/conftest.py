@@ -34,3 +34,25 @@ def real_models(settings: Settings) -> Settings:
     if bad:
         pytest.fail(f"default models not pulled: {bad}; run `localrag models pull`")
     return settings
+
+
+class NetworkAttempt(AssertionError):
+    pass
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Fail any attempt to open a network connection or resolve a name; record what was tried."""
+    import socket
+
+    attempts: list[object] = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        attempts.append(args[1:] if len(args) > 1 else args)
+        raise NetworkAttempt(f"network access attempted: {args[1:]!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: refuse(None, *a))
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: refuse(None, *a))
+    return attempts
