@@ -18,7 +18,6 @@ from textual.worker import Worker, WorkerState
 from localrag.errors import LocalragError
 from localrag.settings import Settings
 from localrag.tui.chat import ChatPane
-from localrag.tui.format import timings_line
 from localrag.tui.library import LibraryPane
 from localrag.tui.main_screen import MainScreen
 from localrag.tui.messages import ConversationOpened, StatusLoaded, VaultOpened
@@ -29,6 +28,9 @@ from localrag.tui.vault import ServiceVault, VaultAccess
 
 log = logging.getLogger(__name__)
 
+MAIN_ACTIONS = {"show_tab", "toggle_retrieval", "choose_model", "new_conversation"}
+"""Actions that need the open vault."""
+
 
 class LocalragApp(App[None]):
     """Unlock, then chat with your documents, manage the library and reopen past conversations."""
@@ -37,9 +39,10 @@ class LocalragApp(App[None]):
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f1", "show_tab('chat')", "Chat"),
-        Binding("f2", "show_tab('library')", "Library"),
-        Binding("f3", "show_tab('history')", "History"),
+        # The tabs name their keys, so the footer leaves them out.
+        Binding("f1", "show_tab('chat')", "Chat", show=False),
+        Binding("f2", "show_tab('library')", "Library", show=False),
+        Binding("f3", "show_tab('history')", "History", show=False),
         Binding("ctrl+r", "toggle_retrieval", "Retrieval"),
         Binding("ctrl+o", "choose_model", "Model"),
         Binding("ctrl+n", "new_conversation", "New chat"),
@@ -58,7 +61,6 @@ class LocalragApp(App[None]):
         """The adapter answers use, None for the base model."""
         self.model = ""
         self.adapters: list[str] = []
-        self.last_timings = ""
 
     def on_mount(self) -> None:
         if self.assistant is not None:
@@ -127,22 +129,18 @@ class LocalragApp(App[None]):
 
     def refresh_status(self) -> None:
         for bar in self.screen.query(StatusBar):
-            bar.show(
-                retrieval=self.retrieval,
-                model=self.model,
-                adapter=self.adapter,
-                timings=self.last_timings,
-            )
+            bar.show(retrieval=self.retrieval, model=self.model, adapter=self.adapter)
 
     def answer_finished(self, answer: Any) -> None:
-        self.last_timings = timings_line(
-            getattr(answer, "timings_ms", None), getattr(answer, "tokens_per_s", None)
-        )
         if getattr(answer, "model", None):
             self.model = str(answer.model)
         self.refresh_status()
 
     # Actions (each also in the command palette)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Before the vault is open, only quitting makes sense."""
+        return action not in MAIN_ACTIONS or self.main_screen() is not None
 
     def main_screen(self) -> MainScreen | None:
         return next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)

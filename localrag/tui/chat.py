@@ -39,7 +39,7 @@ class ChatPane(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(id="chat-main"):
             with VerticalScroll(id="chat-log"):
-                yield Static(WELCOME, classes="hint", id="chat-welcome")
+                yield Static(WELCOME, classes="hint", markup=False)
             yield SourcesPanel(id="sources")
         yield Input(placeholder="Ask a question and press Enter", id="question")
 
@@ -143,7 +143,7 @@ class ChatPane(Vertical):
         self.action_cancel_answer()
         self.conversation_id = None
         await self.log_view.remove_children()
-        await self.log_view.mount(Static(WELCOME, classes="hint"))
+        await self.log_view.mount(Static(WELCOME, classes="hint", markup=False))
         self.query_one(SourcesPanel).show([])
         self.query_one("#question", Input).focus()
 

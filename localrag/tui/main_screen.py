@@ -22,7 +22,7 @@ class MainScreen(Screen[None]):
             with TabPane("History (F3)", id="history"):
                 yield HistoryPane()
         yield StatusBar(id="status")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.app.refresh_status()  # type: ignore[attr-defined]

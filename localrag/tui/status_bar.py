@@ -1,4 +1,4 @@
-"""The status bar: retrieval on or off, the model and adapter, the last answer's timings."""
+"""The status bar: retrieval on or off, and the model and adapter that answer."""
 
 from __future__ import annotations
 
@@ -11,13 +11,11 @@ class StatusBar(Static):
     def __init__(self, **kwargs: object) -> None:
         super().__init__("", markup=False, **kwargs)  # type: ignore[arg-type]
 
-    def show(self, *, retrieval: bool, model: str, adapter: str | None, timings: str) -> None:
+    def show(self, *, retrieval: bool, model: str, adapter: str | None) -> None:
         parts = [
             f"retrieval {'ON' if retrieval else 'OFF'}",
             f"model {model or '…'}",
             f"adapter {adapter or 'none'}",
         ]
-        if timings:
-            parts.append(timings)
         self.update(" │ ".join(parts))
         self.set_class(not retrieval, "retrieval-off")

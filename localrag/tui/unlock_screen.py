@@ -7,7 +7,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.containers import Center, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Static
+from textual.widgets import Footer, Input, Static
 
 from localrag.errors import WrongPassphrase
 from localrag.tui.messages import UnlockEnded, UnlockRejected, VaultOpened
@@ -35,11 +35,11 @@ class UnlockScreen(Screen[None]):
                 yield Input(placeholder="Passphrase", password=True, id="passphrase")
                 yield Static("", id="strength", markup=False)
                 yield Input(placeholder="The same passphrase again", password=True, id="again")
-                yield Button("Create vault", variant="primary", id="go")
+                yield Static("Enter creates the vault.", classes="hint")
             else:
                 yield Static("Unlock your vault", classes="title")
                 yield Input(placeholder="Passphrase", password=True, id="passphrase")
-                yield Button("Unlock", variant="primary", id="go")
+                yield Static("Enter unlocks.", classes="hint")
             yield Static("", id="unlock-message", markup=False)
         yield Footer()
 
@@ -59,9 +59,6 @@ class UnlockScreen(Screen[None]):
             self.query_one("#again", Input).focus()
         else:
             self.submit()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.submit()
 
     def say(self, text: str) -> None:
         self.message_text = text
@@ -87,7 +84,6 @@ class UnlockScreen(Screen[None]):
         for field in self.query(Input):
             field.value = ""
             field.disabled = True
-        self.query_one("#go", Button).disabled = True
         self.say("Creating the vault…" if self.create else "Unlocking…")
         vault, create = self.vault, self.create
         app: Any = self.app
@@ -112,7 +108,6 @@ class UnlockScreen(Screen[None]):
             return
         for field in self.query(Input):
             field.disabled = False
-        self.query_one("#go", Button).disabled = False
         self.query_one("#passphrase", Input).focus()
         if self.message_text in ("Unlocking…", "Creating the vault…"):
             self.say("")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 from tui_fakes import FakeAssistant, document
 
@@ -27,12 +25,3 @@ def app(assistant: FakeAssistant) -> LocalragApp:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every coroutine test here runs on asyncio through anyio's pytest plugin."""
-    for item in items:
-        if "tests/tui/" in str(item.path) and inspect.iscoroutinefunction(
-            getattr(item, "obj", None)
-        ):
-            item.add_marker(pytest.mark.anyio)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import SIZE
 from textual.widgets import Markdown, Static
 from tui_fakes import FakeAssistant
@@ -15,6 +16,8 @@ from localrag.tui.main_screen import MainScreen
 from localrag.tui.sources import SourcesPanel
 from localrag.tui.status_bar import StatusBar
 
+pytestmark = pytest.mark.anyio
+
 
 def chat(app) -> ChatPane:
     return app.screen.query_one(ChatPane)
@@ -22,6 +25,10 @@ def chat(app) -> ChatPane:
 
 def last_meta(app) -> str:
     return str(app.screen.query(AnswerView).last().query_one(".meta", Static).render())
+
+
+def context_shown(app) -> bool:
+    return isinstance(app.screen, ContextScreen) and bool(app.screen.query(".passage"))
 
 
 async def ask(pilot, question: str) -> None:
@@ -43,7 +50,7 @@ async def test_ask_streams_an_answer_with_citations_and_timings(app, assistant) 
         assert "handbook.md, page 1, lines 1-9" in sources.sources[0].label()
         assert "retrieval 12 ms" in last_meta(app) and "first token" in last_meta(app)
         status = str(app.screen.query_one(StatusBar).render())
-        assert "retrieval ON" in status and "fake-model" in status and "retrieval 12 ms" in status
+        assert "retrieval ON" in status and "fake-model" in status
         # A follow-up stays in the same conversation.
         await ask(pilot, "And the second?")
         assert [q["conversation_id"] for q in assistant.asked] == [None, 1]
@@ -53,8 +60,7 @@ async def test_choosing_a_citation_opens_it_in_context(app) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await ask(pilot, "What is the launch code?")
         await pilot.press("ctrl+s", "enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, ContextScreen))
-        await wait_until(pilot, lambda: app.screen.query(".passage"))
+        await wait_until(pilot, lambda: context_shown(app))
         cited = app.screen.query_one(".passage.cited", Static)
         assert "Passage 1 of handbook.md" in str(cited.render())
         assert len(app.screen.query(".passage")) == 3  # the cited chunk and two after it
@@ -71,9 +77,7 @@ async def test_an_audio_citation_opens_the_transcript_around_that_time(assistant
         await ask(pilot, "What was said?")
         assert "standup.flac @ 00:00–00:10" in app.screen.query_one(SourcesPanel).sources[0].label()
         await pilot.press("ctrl+s", "enter")
-        await wait_until(
-            pilot, lambda: isinstance(app.screen, ContextScreen) and app.screen.query(".passage")
-        )
+        await wait_until(pilot, lambda: context_shown(app))
         passages = app.screen.query(".passage")
         assert passages.first().border_title == "00:00–00:05"
         assert passages.last().border_title == "00:35–00:40"  # 30 s after the cited range

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import SIZE
 from textual.widgets import Static
 from tui_fakes import PASSPHRASE, FakeVault
@@ -10,6 +11,8 @@ from tui_helpers import wait_until
 from localrag.tui import build_app
 from localrag.tui.main_screen import MainScreen
 from localrag.tui.unlock_screen import UnlockScreen
+
+pytestmark = pytest.mark.anyio
 
 
 def message(app) -> str:

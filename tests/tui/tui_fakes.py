@@ -29,6 +29,14 @@ def chunk(doc: Document, ordinal: int) -> Chunk:
     return Chunk(doc.id * 100 + ordinal, doc.id, doc.path, ordinal, text, span, doc.kind)
 
 
+class SteadyAnswer(Answer):
+    """An `Answer` whose timings are fixed, so snapshots do not change from run to run."""
+
+    def _timings(self, first_at: float, end: float) -> None:
+        self.timings_ms.update(first_token=85.0, total=400.0)
+        self.tokens_per_s = 96.0
+
+
 class FakeAssistant:
     def __init__(self, documents: list[Document] | None = None) -> None:
         self.docs: list[Document] = list(documents or [])
@@ -142,7 +150,7 @@ class FakeAssistant:
                 )
             )
 
-        return Answer(
+        return SteadyAnswer(
             tokens(),
             sources=sources,
             model="fake-model",

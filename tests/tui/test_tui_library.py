@@ -1,0 +1,97 @@
+"""Library: add a file and watch its progress to completion; delete one after confirming."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import SIZE
+from textual.widgets import DataTable, ProgressBar
+from tui_fakes import FakeAssistant
+from tui_helpers import notifications, wait_until
+
+from localrag.tui.confirm_screen import ConfirmScreen
+from localrag.tui.file_progress import FileProgress
+from localrag.tui.library import LibraryPane
+from localrag.tui.main_screen import MainScreen
+
+pytestmark = pytest.mark.anyio
+
+
+def table(app) -> DataTable:
+    return app.screen.query_one("#documents", DataTable)
+
+
+def names(app) -> list[str]:
+    t = table(app)
+    return [str(t.get_row_at(i)[0]) for i in range(t.row_count)]
+
+
+async def open_library(pilot) -> None:
+    await pilot.press("f2")
+    await wait_until(pilot, lambda: table(pilot.app).row_count == len(pilot.app.assistant.docs))
+
+
+async def test_library_lists_documents_with_kind_size_chunks_and_date(app) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await open_library(pilot)
+        assert [str(c) for c in table(app).get_row_at(1)] == [
+            "standup.flac",
+            "audio",
+            "2.0 MB",
+            "3",
+            "2026-11-25 09:00",
+        ]
+
+
+async def test_adding_a_file_shows_its_progress_then_the_document(
+    app, assistant: FakeAssistant, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.md"
+    notes.write_text("# Notes\nThe launch code is blue.\n")
+    assistant.release_ingest.clear()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_library(pilot)
+        await pilot.press("a", *str(tmp_path / "no"), "tab", "enter")
+        await wait_until(pilot, lambda: app.screen.query(FileProgress))
+        row = app.screen.query_one(FileProgress)
+        await wait_until(pilot, lambda: row.query_one(ProgressBar).progress == 40)
+        assert "1/3 chunks" in str(row.query_one(".file-status").render())
+        assistant.release_ingest.set()
+        await wait_until(pilot, lambda: "notes.md" in names(app), "the new document is listed")
+        assert "added, 3 chunks" in str(row.query_one(".file-status").render())
+        assert row.query_one(ProgressBar).progress == 100
+
+
+async def test_a_file_that_fails_is_reported_and_the_rest_goes_on(app, tmp_path: Path) -> None:
+    (tmp_path / "broken.bad").write_bytes(b"\x00\x01")
+    async with app.run_test(size=SIZE) as pilot:
+        await open_library(pilot)
+        app.screen.query_one(LibraryPane).add([tmp_path / "broken.bad"])
+        await wait_until(pilot, lambda: notifications(pilot))
+        assert notifications(pilot) == ["broken.bad: not a document this version can read"]
+        assert "failed" in app.screen.query_one(FileProgress).classes
+
+
+async def test_a_missing_path_is_refused(app) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await open_library(pilot)
+        await pilot.press("a", *"/nowhere/at/all.md", "enter")
+        await wait_until(pilot, lambda: notifications(pilot))
+        assert "no such file or folder" in notifications(pilot)[0]
+
+
+async def test_delete_asks_first_and_keeps_the_document_on_no(app, assistant) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await open_library(pilot)
+        await pilot.press("d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        assert isinstance(app.screen, MainScreen)
+        assert len(assistant.docs) == 2
+        await pilot.press("down", "d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: names(app) == ["handbook.md"], "standup.flac is gone")
+        assert [d.title for d in assistant.docs] == ["handbook.md"]
+        assert "Deleted standup.flac." in notifications(pilot)

@@ -1,0 +1,43 @@
+"""Snapshots of the main screens at 80×24 (update with `pytest --snapshot-update` and look)."""
+
+from __future__ import annotations
+
+from conftest import SIZE
+from test_tui_chat import ask, context_shown
+from tui_fakes import FakeAssistant, FakeVault, document
+from tui_helpers import wait_until
+
+from localrag.tui import build_app
+
+
+def fake() -> FakeAssistant:
+    return FakeAssistant([document(1, "handbook.md"), document(2, "standup.flac", "audio")])
+
+
+def test_create_vault_screen(snap_compare) -> None:
+    app = build_app(vault=FakeVault(exists=False))
+    assert snap_compare(app, press=[*"two words", "tab"], terminal_size=SIZE)
+
+
+def test_chat_with_a_cited_answer(snap_compare) -> None:
+    async def run_before(pilot) -> None:
+        await ask(pilot, "What is the launch code?")
+
+    assert snap_compare(build_app(assistant=fake()), run_before=run_before, terminal_size=SIZE)
+
+
+def test_source_in_context(snap_compare) -> None:
+    async def run_before(pilot) -> None:
+        await ask(pilot, "What is the launch code?")
+        await pilot.press("ctrl+s", "enter")
+        await wait_until(pilot, lambda: context_shown(pilot.app))
+
+    assert snap_compare(build_app(assistant=fake()), run_before=run_before, terminal_size=SIZE)
+
+
+def test_library(snap_compare) -> None:
+    async def run_before(pilot) -> None:
+        await pilot.press("f2")
+        await wait_until(pilot, lambda: pilot.app.screen.query_one("#documents").row_count == 2)
+
+    assert snap_compare(build_app(assistant=fake()), run_before=run_before, terminal_size=SIZE)
