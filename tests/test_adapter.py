@@ -1,0 +1,213 @@
+"""Adapters: what is refused and why, the fit checks, and the version registry (no llama.cpp)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from localrag.adapter import convert, manage, peft
+from localrag.adapter.registry import AdapterInfo, Registry, Version
+from localrag.adapter.sample import make_peft_adapter
+from localrag.errors import AdapterError, UsageError
+from localrag.settings import Settings
+from localrag.store import create_vault
+
+PASS = bytearray(b"adapter test passphrase")
+
+# A two-layer llama with 4 query heads and 2 key/value heads of 4 dimensions.
+TINY = convert.BaseShape(
+    "llama",
+    2,
+    4,
+    2,
+    {
+        f"blk.{i}.{name}.weight": shape
+        for i in range(2)
+        for name, shape in {
+            "attn_q": (16, 16),
+            "attn_k": (8, 16),
+            "attn_v": (8, 16),
+            "attn_output": (16, 16),
+            "ffn_gate": (32, 16),
+            "ffn_up": (32, 16),
+            "ffn_down": (16, 32),
+        }.items()
+    },
+)
+
+
+@pytest.fixture
+def tiny_adapter(tmp_path: Path) -> Path:
+    return make_peft_adapter(TINY, tmp_path / "tiny", rank=4, alpha=8)
+
+
+def test_peft_adapter_converts_to_gguf_names_with_rotary_permutation(tiny_adapter: Path) -> None:
+    adapter = peft.load_peft(tiny_adapter)
+    lora = convert.peft_to_lora(adapter, TINY)
+    assert len(lora.tensors) == 14 and lora.rank == 4 and lora.alpha == 8
+    hf_a, hf_b = adapter.pairs["model.layers.1.self_attn.q_proj"]
+    a, b = lora.tensors["blk.1.attn_q.weight"]
+    np.testing.assert_array_equal(a, hf_a)
+    # Rows of each head are interleaved as llama.cpp's converter does: (0, 2, 1, 3) per head.
+    np.testing.assert_array_equal(b[:4], hf_b[[0, 2, 1, 3]])
+    np.testing.assert_array_equal(b[4:8], hf_b[[4, 6, 5, 7]])
+    _, k_b = lora.tensors["blk.0.attn_k.weight"]
+    assert not np.array_equal(k_b, adapter.pairs["model.layers.0.self_attn.k_proj"][1])
+    _, v_b = lora.tensors["blk.0.attn_v.weight"]
+    np.testing.assert_array_equal(v_b, adapter.pairs["model.layers.0.self_attn.v_proj"][1])
+
+
+def test_rslora_scale_is_folded_into_b(tiny_adapter: Path) -> None:
+    config = json.loads((tiny_adapter / peft.CONFIG).read_text())
+    (tiny_adapter / peft.CONFIG).write_text(json.dumps(config | {"use_rslora": True}))
+    adapter = peft.load_peft(tiny_adapter)
+    lora = convert.peft_to_lora(adapter, TINY)
+    a, b = adapter.pairs["model.layers.0.mlp.up_proj"]
+    la, lb = lora.tensors["blk.0.ffn_up.weight"]
+    # PEFT scales rsLoRA by alpha/sqrt(r); llama.cpp applies alpha/r: the merge must equal PEFT's.
+    np.testing.assert_allclose(
+        lora.scale("blk.0.ffn_up.weight") * lb @ la, 8 / 2 * b @ a, rtol=1e-5
+    )
+
+
+def test_pickle_adapters_are_refused_with_the_reason(tmp_path: Path) -> None:
+    for name in ("adapter_model.bin", "adapter.pt"):
+        path = tmp_path / name
+        path.write_bytes(b"\x80\x04not really")
+        with pytest.raises(AdapterError, match=r"pickle.*arbitrary code"):
+            peft.refuse_pickle(path)
+    folder = tmp_path / "old"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text("{}")
+    (folder / "adapter_model.bin").write_bytes(b"\x80\x04")
+    with pytest.raises(AdapterError, match=r"adapter_model\.bin: pickle"):
+        peft.load_peft(folder)
+
+
+def test_missing_config_is_named(tiny_adapter: Path) -> None:
+    (tiny_adapter / peft.CONFIG).unlink()
+    with pytest.raises(AdapterError, match=r"no adapter_config\.json"):
+        peft.load_peft(tiny_adapter)
+
+
+def test_truncated_safetensors_is_named(tiny_adapter: Path) -> None:
+    weights = tiny_adapter / peft.WEIGHTS
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(AdapterError, match=r"adapter_model\.safetensors: truncated"):
+        peft.load_peft(tiny_adapter)
+    weights.write_bytes(b"\x05\x00")
+    with pytest.raises(AdapterError, match="truncated"):
+        peft.load_peft(tiny_adapter)
+
+
+def test_adapter_for_another_architecture_is_named(tmp_path: Path) -> None:
+    folder = tmp_path / "gpt2"
+    folder.mkdir()
+    peft.write_safetensors(
+        folder / peft.WEIGHTS,
+        {
+            "base_model.model.transformer.h.0.attn.c_attn.lora_A.weight": np.zeros((4, 16)),
+            "base_model.model.transformer.h.0.attn.c_attn.lora_B.weight": np.zeros((48, 4)),
+        },
+    )
+    (folder / peft.CONFIG).write_text(json.dumps({"peft_type": "LORA", "r": 4, "lora_alpha": 8}))
+    with pytest.raises(
+        AdapterError, match=r"targets transformer\.h\.0\.attn\.c_attn.*another arch"
+    ):
+        convert.peft_to_lora(peft.load_peft(folder), TINY)
+
+
+def test_wrong_shapes_are_named(tmp_path: Path) -> None:
+    bigger = convert.BaseShape(
+        "llama", 2, 4, 2, {k: (o * 2, i * 2) for k, (o, i) in TINY.shapes.items()}
+    )
+    folder = make_peft_adapter(bigger, tmp_path / "big", rank=4, targets=("v_proj",))
+    with pytest.raises(AdapterError, match=r"B·A is 16×32 but the base's blk\.0\.attn_v.* 8×16"):
+        convert.peft_to_lora(peft.load_peft(folder), TINY)
+    deeper = convert.BaseShape("llama", 3, 4, 2, {**TINY.shapes, **_layer(2)})
+    folder = make_peft_adapter(deeper, tmp_path / "deep", rank=4, layers=range(2, 3))
+    with pytest.raises(AdapterError, match="targets layer 2, but the base model has 2 layers"):
+        convert.peft_to_lora(peft.load_peft(folder), TINY)
+
+
+def _layer(i: int) -> dict[str, tuple[int, int]]:
+    return {k.replace("blk.0.", f"blk.{i}."): v for k, v in TINY.shapes.items() if "blk.0." in k}
+
+
+def test_gguf_lora_round_trip_and_architecture_check(tiny_adapter: Path, tmp_path: Path) -> None:
+    lora = convert.peft_to_lora(peft.load_peft(tiny_adapter), TINY)
+    path = tmp_path / "tiny-lora.gguf"
+    convert.write_lora(lora, path)
+    back = convert.read_lora(path, TINY)
+    assert back.alpha == lora.alpha and set(back.tensors) == set(lora.tensors)
+    np.testing.assert_array_equal(
+        back.tensors["blk.1.attn_k.weight"][1], lora.tensors["blk.1.attn_k.weight"][1]
+    )
+    other = convert.BaseShape("qwen2", 2, 4, 2, TINY.shapes)
+    with pytest.raises(AdapterError, match="architecture 'llama', but the base model is 'qwen2'"):
+        convert.read_lora(path, other)
+
+
+def _version(name: str, n: int) -> Version:
+    return Version(
+        name, n, "Q8_0", "base", "b" * 64, "a" * 64, 16.0, 8, 10, f"{n:064d}", "now", 1.0
+    )
+
+
+def _info(name: str) -> AdapterInfo:
+    return AdapterInfo(name, "/x", "peft", "a" * 64, 8, 16.0, ["attn_q"], 60, "b" * 64, "now")
+
+
+def test_use_rollback_and_remove_versions(settings: Settings) -> None:
+    with create_vault(settings, bytearray(PASS)) as store:
+        registry = Registry(store)
+        registry.add_adapter(_info("tone"))
+        for n in (1, 2):
+            registry.add_version(_version("tone", n))
+        with pytest.raises(UsageError, match="exists"):
+            registry.add_adapter(_info("tone"))
+        assert registry.use("tone") == "tone@v2"  # the latest
+        assert registry.use("tone@v1") == "tone@v1"
+        # State lives in the vault: a new registry over the same store sees it.
+        again = Registry(store)
+        assert again.listing().active == "tone@v1"
+        assert again.rollback() == "tone@v2"
+        assert again.rollback() is None  # the base
+        with pytest.raises(AdapterError, match="nothing to roll back"):
+            again.rollback()
+        again.use("tone@v2")
+        assert again.remove("tone@v2") == ["adapter/tone@v2/model.gguf"]
+        assert again.listing().active is None
+        assert again.next_version("tone") == 3  # a removed ref is never reused
+        with pytest.raises(AdapterError, match=r"no version tone@v2 \(versions: tone@v1\)"):
+            again.version("tone@v2")
+        assert again.remove("tone") == ["adapter/tone/lora.gguf", "adapter/tone@v1/model.gguf"]
+        with pytest.raises(AdapterError, match="no adapter named 'tone'"):
+            again.use("tone")
+
+
+@pytest.mark.models
+def test_bad_adapters_register_nothing(real_models: Settings, tmp_path: Path) -> None:
+    base = convert.read_base(manage.models.model_path(real_models, "llm"))
+    good = make_peft_adapter(base, tmp_path / "good", rank=2, layers=range(1))
+    truncated = make_peft_adapter(base, tmp_path / "trunc", rank=2, layers=range(1))
+    weights = truncated / peft.WEIGHTS
+    weights.write_bytes(weights.read_bytes()[:-10])
+    small = make_peft_adapter(TINY, tmp_path / "small", rank=2)
+    with create_vault(real_models, bytearray(PASS)) as store:
+        for bad, reason in [
+            (truncated, "truncated"),
+            (small, r"down_proj: B·A is 16×32 but the base's blk\.0\.ffn_down\.weight is 576×1536"),
+            (tmp_path / "nothing", "no such file"),
+        ]:
+            with pytest.raises((AdapterError, UsageError), match=reason):
+                manage.import_adapter(store, real_models, bad, "bad")
+            assert store.blobs() == [] and Registry(store).listing().adapters == []
+        info = manage.import_adapter(store, real_models, good, "good")
+        assert info.tensor_count == 7 and info.rank == 2
+        assert [b.name for b in store.blobs()] == ["adapter/good/lora.gguf"]
+        with pytest.raises(UsageError, match="exists"):
+            manage.import_adapter(store, real_models, good, "good")
