@@ -1,10 +1,10 @@
 """Extracted text to chunks: token-aware, along paragraph and heading boundaries, a little overlap.
 
 Blocks (paragraphs, headings, segments) are cut into sentences; sentences are packed into chunks
-of at most `max_tokens` embedder tokens. A chunk closes at a heading or a page break once it holds
-`min_tokens`; when it is full it closes at the last paragraph break if that keeps it at least half
-full, else between sentences, and the next chunk then repeats up to `overlap_tokens` of the
-previous one so that a fact cut in two is still found whole.
+of at most `max_tokens` embedder tokens. A chunk closes at a page break, and at a heading once it
+holds `min_tokens`. When full, it closes at its last paragraph break if that keeps it at least
+half full, else between sentences, and then the next chunk repeats up to `overlap_tokens` of
+the previous one so that a fact cut in two is still found whole.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class ChunkSettings:
     max_tokens: int = 200
     """Longest chunk; the default embedder reads 256 tokens at most."""
     min_tokens: int = 48
-    """A heading or page break does not close a chunk shorter than this."""
+    """A heading does not close a chunk shorter than this."""
     overlap_tokens: int = 32
     """Most tokens a chunk repeats from the previous one when it had to cut a paragraph."""
 
@@ -150,8 +150,8 @@ def chunk(doc: Extracted, tok: Tokenizer, settings: ChunkSettings | None = None)
         return rest
 
     for u in units:
-        boundary = u.is_heading or u.opens_page
-        if current and boundary and size >= cs.min_tokens:
+        # A page break always closes a chunk, so that a citation names one page.
+        if current and (u.opens_page or (u.is_heading and size >= cs.min_tokens)):
             current, size = close(len(current)), 0
         while current and size + u.tokens > cs.max_tokens:
             cut, before = len(current), 0
@@ -162,7 +162,7 @@ def chunk(doc: Extracted, tok: Tokenizer, settings: ChunkSettings | None = None)
             while cut > 1 and current[cut - 1].is_heading:
                 cut -= 1
             rest = close(cut)
-            if not rest:
+            if not rest and not u.opens_paragraph:
                 # Cut between sentences: repeat the last few of them.
                 keep: list[_Unit] = []
                 for c in reversed(current):

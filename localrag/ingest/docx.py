@@ -18,7 +18,7 @@ from localrag.ingest.base import Deadline, Extracted, Limits, Progress, TextBuil
 from localrag.ingest.text import read_bytes
 
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
-HEADING_STYLE = re.compile(r"^(?:heading|berschrift|titre|titolo|kop)\s*(\d)$", re.IGNORECASE)
+HEADING_STYLE = re.compile(r"^(?:heading|überschrift|titre|titolo|kop)\s*(\d)$", re.IGNORECASE)
 MAX_ENTRIES = 10_000
 
 
@@ -50,8 +50,8 @@ def _style_level(p: ElementTree.Element) -> int | None:
         return None
     name = style.get(f"{W}val", "")
     if name.lower() == "title":
-        return 1
-    m = HEADING_STYLE.match(name.replace("Ü", "").replace("ü", ""))
+        return 0  # above Heading 1, so headings nest under the title
+    m = HEADING_STYLE.match(name)
     return int(m.group(1)) if m else None
 
 
@@ -100,7 +100,7 @@ def read_docx(path: Path, limits: Limits) -> Iterator[Progress | Extracted]:
             deadline.check()
         text = _text(p)
         level = _style_level(p)
-        if level:
+        if level is not None:
             builder.heading(level, text, line_start=n, line_end=n)
         else:
             builder.add(text, line_start=n, line_end=n)

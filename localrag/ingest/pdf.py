@@ -117,5 +117,7 @@ def read_pdf(path: Path, limits: Limits) -> Iterator[Progress | Extracted]:
             process.kill()
         process.join(5)
     if not builder.blocks:
-        raise IngestError(f"{path}: no extractable text (a scanned PDF needs OCR first)")
+        raise IngestError(
+            f"{path}: no extractable text (a scan needs OCR first, or its content could not be decoded)"
+        )
     yield builder.build(title, pages=pages)

@@ -151,7 +151,8 @@ def _add_file(
     yield IngestEvent(where, "started")
     extracted = yield from _read(path, options.limits, parts)
     chunks = chunk(extracted, embedder, options.chunking)
-    if not chunks:
+    notice = extracted.meta.get("notice", "")
+    if not chunks and not notice:
         raise IngestError(f"{where}: no text to index")
     vectors = None
     for done, vectors in embed_chunks(store, embedder, chunks):
@@ -172,7 +173,7 @@ def _add_file(
     doc_id = store.add_document(doc, chunks, vectors, segments)
     status = "updated" if existing is not None else "added"
     yield IngestEvent(
-        where, status, doc_id=doc_id, chunks_done=len(chunks), chunks_total=len(chunks)
+        where, status, notice, doc_id=doc_id, chunks_done=len(chunks), chunks_total=len(chunks)
     )
 
 

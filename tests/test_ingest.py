@@ -1,0 +1,151 @@
+"""Readers: text with the positions a citation needs; bad files fail alone with one line."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+from docmaker import make_docx, make_pdf, make_pdf_bomb, write_docx
+
+from localrag.errors import IngestError
+from localrag.ingest import Extracted, Limits, read
+
+
+def extract(path: Path, limits: Limits | None = None) -> Extracted:
+    items = list(read(path, limits or Limits()))
+    assert isinstance(items[-1], Extracted)
+    return items[-1]
+
+
+def block_texts(doc: Extracted) -> list[str]:
+    return [doc.text[b.span.char_start : b.span.char_end] for b in doc.blocks]
+
+
+def test_text_paragraphs_keep_their_line_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("\ufefffirst line\r\nstill first\r\n\r\n\r\nsecond para\n", encoding="utf-8")
+    doc = extract(path)
+    assert block_texts(doc) == ["first line\nstill first", "second para"]
+    assert [(b.span.line_start, b.span.line_end) for b in doc.blocks] == [(1, 2), (5, 5)]
+
+
+def test_markdown_headings_make_a_path_and_fences_stay_whole(tmp_path: Path) -> None:
+    path = tmp_path / "guide.md"
+    path.write_text(
+        "# Guide\n\nIntro.\n\n## Install\n\n```\npip install x\n\nmore code\n```\n\n"
+        "Setext\n------\n\nUnder setext.\n",
+        encoding="utf-8",
+    )
+    doc = extract(path)
+    assert doc.title == "Guide"
+    by_text = {doc.text[b.span.char_start : b.span.char_end]: b for b in doc.blocks}
+    assert by_text["Intro."].span.heading == "Guide"
+    code = by_text["```\npip install x\n\nmore code\n```"]
+    assert code.span.heading == "Guide > Install"
+    assert (code.span.line_start, code.span.line_end) == (7, 11)
+    assert by_text["Under setext."].span.heading == "Guide > Setext"
+
+
+def test_html_visible_text_only_with_headings_and_source_lines(tmp_path: Path) -> None:
+    path = tmp_path / "page.html"
+    path.write_text(
+        "<html><head><title>Handbook</title><style>p{color:red}</style></head>\n<body>\n"
+        "<h1>Travel</h1>\n<script>alert('x')</script>\n<p>Expenses are paid\nwithin 30 days.</p>\n"
+        '<img src="http://example.com/x.png"><p>Caf&eacute; &amp; more</p></body></html>',
+        encoding="utf-8",
+    )
+    doc = extract(path)
+    assert doc.title == "Handbook"
+    assert block_texts(doc) == ["Travel", "Expenses are paid within 30 days.", "Café & more"]
+    para = doc.blocks[1].span
+    assert (para.heading, para.line_start, para.line_end) == ("Travel", 5, 6)
+    assert "alert" not in doc.text and "color" not in doc.text
+
+
+def test_docx_paragraphs_and_heading_styles(tmp_path: Path) -> None:
+    path = make_docx(
+        tmp_path / "policy.docx",
+        [("Title", "Policy"), ("Heading1", "Leave"), (None, "Ten days a year."), (None, "")],
+    )
+    doc = extract(path)
+    assert doc.title == "Policy"
+    body = doc.blocks[-1].span
+    assert block_texts(doc)[-1] == "Ten days a year."
+    assert (body.heading, body.line_start) == ("Policy > Leave", 3)
+
+
+def test_pdf_text_by_page_and_line(tmp_path: Path) -> None:
+    path = make_pdf(
+        tmp_path / "report.pdf", [["Cover page"], ["Intro line", "The lathe needs oil."]]
+    )
+    doc = extract(path)
+    assert doc.meta["pages"] == 2
+    last = doc.blocks[-1].span
+    assert "The lathe needs oil." in doc.text[last.char_start : last.char_end]
+    assert (last.page, last.line_start, last.line_end) == (2, 1, 2)
+
+
+def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """name: (file, a word the one-line reason must contain)."""
+    t = tmp_path
+    (t / "empty.txt").write_bytes(b"")
+    (t / "latin1.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
+    (t / "binary.md").write_bytes(b"\x7fELF\x00\x00\x01" * 100)
+    good = make_pdf(t / "good.pdf", [["some text"]]).read_bytes()
+    (t / "truncated.pdf").write_bytes(good[: len(good) // 3])
+    (t / "fake.pdf").write_bytes(b"this is not a pdf at all")
+    (t / "notzip.docx").write_bytes(b"PK\x03\x04 broken")
+    bomb = tmp_path / "bomb.docx"
+    write_docx(bomb, b"<w:document>" + b" " * 5_000_000 + b"</w:document>")
+    entity = tmp_path / "entity.docx"
+    write_docx(entity, b'<!DOCTYPE x [<!ENTITY a "aaaa">]><w:document>&a;</w:document>')
+    no_doc = tmp_path / "nodoc.docx"
+    with zipfile.ZipFile(no_doc, "w") as z:
+        z.writestr("hello.txt", "hi")
+    return {
+        "empty": (t / "empty.txt", "empty"),
+        "latin1": (t / "latin1.txt", "UTF-8"),
+        "binary": (t / "binary.md", "binary"),
+        "truncated": (t / "truncated.pdf", "pdf"),
+        "fake": (t / "fake.pdf", "not a PDF"),
+        "notzip": (t / "notzip.docx", "zip"),
+        "bomb": (bomb, "zip bomb"),
+        "entity": (entity, "DOCTYPE"),
+        "nodoc": (no_doc, "word/document.xml"),
+    }
+
+
+@pytest.mark.parametrize(
+    "name", ["empty", "latin1", "binary", "truncated", "fake", "notzip", "bomb", "entity", "nodoc"]
+)
+def test_bad_file_fails_with_one_line_naming_it(tmp_path: Path, name: str) -> None:
+    path, word = _bad_files(tmp_path)[name]
+    with pytest.raises(IngestError) as info:
+        extract(path, Limits(max_decompressed_bytes=1_000_000))
+    message = info.value.message
+    assert str(path) in message and "\n" not in message
+    assert word.lower() in message.lower()
+
+
+def test_pdf_bomb_is_refused(tmp_path: Path) -> None:
+    path = make_pdf_bomb(tmp_path / "bomb.pdf", 100_000_000)
+    with pytest.raises(IngestError) as info:
+        extract(path)
+    assert str(path) in info.value.message
+
+
+def test_limits_on_size_and_pages(tmp_path: Path) -> None:
+    big = tmp_path / "big.txt"
+    big.write_text("word " * 50_000, encoding="utf-8")
+    with pytest.raises(IngestError, match="limit"):
+        extract(big, Limits(max_file_bytes=100_000))
+    pages = make_pdf(tmp_path / "long.pdf", [[f"page {i}"] for i in range(12)])
+    with pytest.raises(IngestError, match="pages"):
+        extract(pages, Limits(max_pages=10))
+
+
+def test_pdf_parser_time_limit(tmp_path: Path) -> None:
+    path = make_pdf(tmp_path / "many.pdf", [[f"page {i} text"] for i in range(300)])
+    with pytest.raises(IngestError, match="time limit"):
+        extract(path, Limits(max_seconds=0.01))

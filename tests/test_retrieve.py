@@ -1,0 +1,73 @@
+"""Hybrid search: either side can find a chunk, user text is never FTS5 syntax, confidence gates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from localrag.embed import HashingEmbedder
+from localrag.errors import UsageError
+from localrag.retrieve import fts_query, fuse, terms
+from localrag.service import Assistant
+from localrag.settings import Settings
+
+FACTS = {
+    "pump.txt": "The hydraulic pump must be serviced every 400 hours of operation.",
+    "leave.txt": "Employees receive twenty days of paid annual leave each year.",
+    "okapi.txt": "The okapi is a forest giraffe native to the Congo basin.",
+    "code.txt": "Error E-1234 means the conveyor belt motor overheated.",
+}
+
+
+@pytest.fixture
+def assistant(settings: Settings, tmp_path: Path) -> Iterator[Assistant]:
+    folder = tmp_path / "facts"
+    folder.mkdir()
+    for name, text in FACTS.items():
+        (folder / name).write_text(text + "\n", encoding="utf-8")
+    with Assistant.create(settings, bytearray(b"pw"), embedder=HashingEmbedder()) as a:
+        list(a.add([folder]))
+        yield a
+
+
+def test_query_terms_drop_stopwords_and_quote_everything() -> None:
+    assert terms("What is the pump's service interval?") == ["pump", "service", "interval"]
+    query = fts_query('NEAR("pump" AND valve*) OR -seal')
+    assert query == '"near" OR "pump" OR "valve" OR "seal"'
+    assert terms("the of and") == ["the", "of", "and"]  # nothing left: keep what there is
+    assert fts_query("?!") == ""
+
+
+def test_fusion_rewards_agreement() -> None:
+    fused = fuse([([(1, 0.9), (2, 0.8)], 1.0), ([(2, 5.0), (3, 4.0)], 1.0)], rrf_k=60)
+    assert [chunk_id for chunk_id, _ in fused] == [2, 1, 3]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "keyword"])
+def test_each_mode_finds_the_right_document(assistant: Assistant, mode: str) -> None:
+    hit = assistant.search("how often is the hydraulic pump serviced", k=2, mode=mode)[0]
+    assert Path(hit.chunk.path).name == "pump.txt"
+    assert hit.chunk.span.line_start == 1
+
+
+def test_hostile_query_text_is_searched_not_parsed(assistant: Assistant) -> None:
+    for query in ['"unbalanced', "E-1234", "leave) AND (", "NOT okapi*", "^col:x"]:
+        hits = assistant.search(query, k=3)
+        assert isinstance(hits, list)
+    assert Path(assistant.search("E-1234", k=1, mode="keyword")[0].chunk.path).name == "code.txt"
+
+
+def test_bad_mode_and_empty_query_are_usage_errors(assistant: Assistant) -> None:
+    with pytest.raises(UsageError, match="mode"):
+        assistant.search("pump", mode="fuzzy")
+    with pytest.raises(UsageError, match="empty"):
+        assistant.search("   ")
+
+
+def test_confidence_is_higher_on_topic(assistant: Assistant) -> None:
+    on = assistant.retrieve("okapi forest giraffe Congo", k=3)
+    off = assistant.retrieve("quantum chromodynamics lattice", k=3)
+    assert on.confidence > off.confidence
+    assert on.keyword_coverage == 1.0 and off.keyword_coverage == 0.0
