@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from localrag.chunk import ChunkSettings, chunk
@@ -48,7 +49,7 @@ def test_cut_paragraph_overlaps_and_paragraph_breaks_are_preferred(tmp_path: Pat
         extract(path), TOK, ChunkSettings(max_tokens=40, min_tokens=10, overlap_tokens=12)
     )
     assert len(chunks) >= 5
-    for a, b in zip(chunks, chunks[1:], strict=False):
+    for a, b in itertools.pairwise(chunks):
         last_sentence = a.text.rsplit("Sentence", 1)[1]
         assert last_sentence in b.text  # the next chunk repeats the cut's last sentence
     two = tmp_path / "two.txt"

@@ -20,7 +20,7 @@ def test_hashing_embedder_is_deterministic_and_topical() -> None:
 
 
 def test_missing_embedder_files_are_named(tmp_path) -> None:
-    with pytest.raises(ModelError, match="model.onnx"):
+    with pytest.raises(ModelError, match=r"model\.onnx"):
         OnnxEmbedder(tmp_path)
 
 

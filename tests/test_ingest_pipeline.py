@@ -1,4 +1,4 @@
-"""Adding files to a real encrypted vault with the hashing embedder: incremental, robust, complete."""
+"""Adding files to a real encrypted vault with the hashing embedder: incremental, robust."""
 
 from __future__ import annotations
 

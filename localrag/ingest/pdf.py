@@ -118,6 +118,6 @@ def read_pdf(path: Path, limits: Limits) -> Iterator[Progress | Extracted]:
         process.join(5)
     if not builder.blocks:
         raise IngestError(
-            f"{path}: no extractable text (a scan needs OCR first, or its content could not be decoded)"
+            f"{path}: no extractable text (a scan needs OCR first, or its text is undecodable)"
         )
     yield builder.build(title, pages=pages)
