@@ -112,8 +112,14 @@ def score(
     utterances: list[Utterance],
     normalize: Callable[[str], str] | None = None,
 ) -> Iterator[Scored]:
-    """Transcribe and score each utterance, in order."""
+    """Transcribe and score each utterance, in order.
+
+    The first recording is transcribed once untimed, so that the real-time factor is not that of
+    the model's first call (memory allocation and caches warming up).
+    """
     normalize = normalize or english_normalizer()
+    if utterances:
+        list(transcriber.transcribe(read_audio(utterances[0].audio))[0])
     for u in utterances:
         start = time.perf_counter()
         audio = read_audio(u.audio)
