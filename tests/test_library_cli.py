@@ -1,0 +1,157 @@
+"""`localrag add/docs/rm/search` and `eval retrieval`, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from docmaker import make_docx, make_pdf
+
+from localrag import embed
+from localrag.cli import main
+from localrag.embed import HashingEmbedder
+
+
+@pytest.fixture
+def vault(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", "correct horse")
+    assert main(["init"]) == 0
+    capsys.readouterr()
+
+
+@pytest.fixture
+def hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embed, "from_settings", lambda settings: HashingEmbedder())
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, object]:
+    code = main([*argv, "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def mixed_folder(root: Path) -> Path:
+    root.mkdir()
+    (root / "notes.txt").write_text(
+        "Groceries\n\nThe capybara is the largest living rodent.\n", encoding="utf-8"
+    )
+    (root / "guide.md").write_text(
+        "# Guide\n\n## Safety\n\nAlways wear goggles when operating the lathe.\n", encoding="utf-8"
+    )
+    (root / "page.html").write_text(
+        "<h1>Travel</h1>\n<p>Expenses are reimbursed within thirty days.</p>", encoding="utf-8"
+    )
+    make_pdf(root / "report.pdf", [["Annual report"], ["The turbine blade cracked in March."]])
+    make_docx(root / "policy.docx", [("Heading1", "Leave"), (None, "Staff get ten vacation days.")])
+    return root
+
+
+@pytest.mark.usefixtures("vault", "hashing")
+def test_add_search_docs_rm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    docs = mixed_folder(tmp_path / "docs")
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    (docs / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    code, summary = run_json(capsys, "add", str(docs))
+    assert code != 0  # one file failed
+    assert isinstance(summary, dict)
+    assert len(summary["added"]) == 5
+    assert [f["path"] for f in summary["failed"]] == [str(docs / "broken.pdf")]
+    assert "broken.pdf" in summary["failed"][0]["reason"]
+    assert [f["path"] for f in summary["skipped"]] == [str(docs / "photo.jpg")]
+
+    code, again = run_json(capsys, "add", str(docs / "report.pdf"))
+    assert code == 0 and isinstance(again, dict) and len(again["unchanged"]) == 1
+
+    code, hits = run_json(capsys, "search", "turbine", "blade", "cracked", "-k", "3")
+    assert code == 0 and isinstance(hits, list)
+    top = hits[0]
+    assert top["path"] == str(docs / "report.pdf") and top["page"] == 2
+    assert {"doc_id", "chunk_id", "score", "text", "line_start", "line_end", "heading"} <= set(top)
+
+    assert main(["search", "goggles", "lathe"]) == 0
+    out = capsys.readouterr().out
+    assert "guide.md, lines 1-5" in out and "Guide > Safety" in out
+
+    code, listed = run_json(capsys, "docs")
+    assert isinstance(listed, list) and len(listed) == 5
+    report = next(d for d in listed if d["path"].endswith("report.pdf"))
+
+    assert main(["rm", str(report["id"]), str(docs / "notes.txt")]) == 0
+    capsys.readouterr()
+    code, listed = run_json(capsys, "docs")
+    assert {Path(d["path"]).name for d in listed} == {"guide.md", "page.html", "policy.docx"}
+    code, hits = run_json(capsys, "search", "turbine blade", "--mode", "keyword")
+    assert hits == []
+    assert main(["rm", "999"]) != 0
+    assert "no such document" in capsys.readouterr().err
+
+
+def tiny_beir(root: Path) -> Path:
+    """A SciFact-like BEIR folder: 6 abstracts, 3 judged queries."""
+    corpus = {
+        "d1": ("Capybara ecology", "Capybaras are semi-aquatic rodents of South America."),
+        "d2": ("Turbine fatigue", "Blade cracks in gas turbines grow under cyclic loading."),
+        "d3": ("Vitamin D and bones", "Vitamin D supplements increase bone mineral density."),
+        "d4": ("Coffee and sleep", "Caffeine taken late in the day shortens sleep."),
+        "d5": ("Okapi genetics", "The okapi is the closest living relative of the giraffe."),
+        "d6": ("Solar panels", "Perovskite cells raise photovoltaic efficiency."),
+    }
+    queries = {
+        "q1": "Vitamin D improves bone density.",
+        "q2": "Caffeine reduces sleep duration.",
+        "q3": "Okapis are related to giraffes.",
+    }
+    qrels = {"q1": "d3", "q2": "d4", "q3": "d5"}
+    root.mkdir()
+    (root / "qrels").mkdir()
+    with (root / "corpus.jsonl").open("w") as f:
+        for i, (title, text) in corpus.items():
+            f.write(json.dumps({"_id": i, "title": title, "text": text}) + "\n")
+    with (root / "queries.jsonl").open("w") as f:
+        for i, text in queries.items():
+            f.write(json.dumps({"_id": i, "text": text}) + "\n")
+    lines = ["query-id\tcorpus-id\tscore", *(f"{q}\t{d}\t1" for q, d in qrels.items())]
+    (root / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.mark.usefixtures("hashing")
+def test_eval_retrieval_on_a_tiny_beir_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    beir = tiny_beir(tmp_path / "beir")
+    code, result = run_json(capsys, "eval", "retrieval", "--beir", str(beir))
+    assert code == 0 and isinstance(result, dict)
+    assert result["queries"] == 3 and result["documents"] == 6
+    assert result["ndcg@10"] > 0.9 and result["recall@10"] == 1.0
+    assert not list(Path(tmp_path).glob("**/eval.db"))  # the throwaway vault is gone
+    with pytest.raises(SystemExit):
+        main(["eval", "retrieval", "--beir", str(beir), "--mode", "nope"])
+    assert main(["eval", "retrieval", "--beir", str(beir), "--split", "dev"]) != 0
+    assert "dev.tsv" in capsys.readouterr().err
+
+
+@pytest.mark.models
+@pytest.mark.usefixtures("vault")
+def test_real_embedder_end_to_end(
+    real_models: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    docs = mixed_folder(tmp_path / "docs")
+    code, summary = run_json(capsys, "add", str(docs))
+    assert code == 0 and isinstance(summary, dict) and len(summary["added"]) == 5
+    expected = {
+        "Which rodent is the biggest?": ("notes.txt", None, 3),
+        "What protective eyewear is needed at the lathe?": ("guide.md", None, 1),
+        "How long until travel costs are paid back?": ("page.html", None, 2),
+        "When did the turbine get damaged?": ("report.pdf", 2, 1),
+        "How many holiday days do employees have?": ("policy.docx", None, 2),
+    }
+    for question, (name, page, line) in expected.items():
+        code, hits = run_json(capsys, "search", question, "-k", "3")
+        assert isinstance(hits, list)
+        top = hits[0]
+        assert Path(top["path"]).name == name, question
+        assert top["page"] == page and top["line_start"] <= line <= top["line_end"], question
+    beir = tiny_beir(tmp_path / "beir")
+    code, result = run_json(capsys, "eval", "retrieval", "--beir", str(beir))
+    assert isinstance(result, dict) and result["ndcg@10"] == 1.0
