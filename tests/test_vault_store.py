@@ -139,3 +139,21 @@ def test_data_survives_reopen(settings: Settings, store: Store) -> None:
         [c] = again.document_chunks(doc.id)
         assert c.span == chunk.span and c.kind == "pdf"
         assert again.vector_dim == 384
+
+
+def test_threads_share_one_store(store: Store) -> None:
+    """The TUI calls the store from worker threads: their transactions must not interleave."""
+    import threading
+
+    def add(prefix: str) -> None:
+        rng = np.random.default_rng(len(prefix))
+        for i in range(15):
+            store.add_document(*sample_document(rng, f"{prefix}{i}", 3))
+            store.keyword(prefix, 3)
+
+    threads = [threading.Thread(target=add, args=(name,)) for name in ("left", "right", "up")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(store.documents()) == 45 and store.integrity_problems() == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -78,12 +79,14 @@ def _document(row: Sequence[Any]) -> Document:
 
 
 class Store:
-    """One open vault. Thread-safe (apsw serialises calls); close it when done."""
+    """One open vault, safe to share between threads (one transaction at a time); close it."""
 
     def __init__(self, conn: apsw.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
         self._dim: int | None = None
+        # One connection serves every thread (the TUI's workers): one transaction at a time.
+        self._lock = threading.RLock()
         with self._errors():
             schema.migrate(conn, path)
         dim = self.get_meta("vector_dim")
@@ -117,7 +120,7 @@ class Store:
     @contextmanager
     def _write(self) -> Iterator[apsw.Connection]:
         """One write transaction: everything in it is stored, or nothing."""
-        with self._errors():
+        with self._lock, self._errors():
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
@@ -129,7 +132,7 @@ class Store:
                 raise
 
     def _read(self, sql: str, bindings: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
-        with self._errors():
+        with self._lock, self._errors():
             return self.conn.execute(sql, bindings).fetchall()
 
     # -- documents ---------------------------------------------------------------------------
@@ -255,7 +258,8 @@ class Store:
         self.checkpoint()
 
     def checkpoint(self) -> None:
-        with self._errors():
+        """Copy the WAL into the database file and empty it (so no old page lingers there)."""
+        with self._lock, self._errors():
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def move_document(self, doc_id: int, new_path: str) -> None:
