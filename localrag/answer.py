@@ -110,6 +110,38 @@ class DisplayFilter:
         return neutralise_display(ready, self.valid)
 
 
+class StopFilter:
+    """Ends the answer where the model starts writing one of the `stops` (say, a source block
+    of its own), holding back a tail that may be the start of one."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self.pending = ""
+        self.stopped = False
+
+    def feed(self, piece: str) -> str:
+        self.pending += piece
+        cuts = [i for i in (self.pending.find(s) for s in self.stops) if i >= 0]
+        if cuts:
+            self.stopped = True
+            ready, self.pending = self.pending[: min(cuts)], ""
+            return ready.rstrip()
+        hold = 0
+        for stop in self.stops:
+            for n in range(min(len(stop) - 1, len(self.pending)), hold, -1):
+                if self.pending.endswith(stop[:n]):
+                    hold = n
+                    break
+        # Trailing white space waits too: it is dropped if the answer ends or stops here.
+        cut = len(self.pending[: len(self.pending) - hold].rstrip())
+        ready, self.pending = self.pending[:cut], self.pending[cut:]
+        return ready
+
+    def flush(self) -> str:
+        ready, self.pending = self.pending, ""
+        return ready.rstrip()
+
+
 def cited_numbers(text: str) -> list[int]:
     """The citation numbers in a text, in order of first appearance."""
     seen: list[int] = []
@@ -148,10 +180,12 @@ class Answer:
         started: float | None = None,
         retrieve_ms: float = 0.0,
         abstain: bool = False,
+        stops: Sequence[str] = (),
         on_finish: Callable[[Answer], None] | None = None,
     ) -> None:
         """`tokens` is the model's stream (one item per token); with `abstain` it is not used and
-        the answer is the not-found message."""
+        the answer is the not-found message. The answer ends where the model writes one of
+        `stops`."""
         self.sources = list(sources)
         self.model = model
         self.adapter = adapter
@@ -165,6 +199,7 @@ class Answer:
         self._tokens = None if abstain else tokens
         self._started = started if started is not None else time.perf_counter()
         self._on_finish = on_finish
+        self._stops = stops
         self._parts: list[str] = []
         self._done = False
         self._cancel = False
@@ -181,6 +216,7 @@ class Answer:
     def _run(self) -> Iterator[str]:
         numbers = {s.n for s in self.sources}
         display = DisplayFilter(lambda n: n in numbers)
+        stop = StopFilter(self._stops)
         first_at: float | None = None
         if self._tokens is None:
             yield from self._emit(NOT_FOUND)
@@ -193,12 +229,14 @@ class Answer:
                     if self._cancel:
                         self.cancelled = True
                         break
-                    yield from self._emit(display.feed(piece))
+                    yield from self._emit(display.feed(stop.feed(piece)))
+                    if stop.stopped:
+                        break
             finally:
                 close = getattr(self._tokens, "close", None)
                 if close is not None:
                     close()
-            yield from self._emit(display.flush())
+            yield from self._emit(display.feed(stop.flush()) + display.flush())
         end = time.perf_counter()
         yield from self._emit(self._settle())
         self._timings(first_at or end, end)

@@ -167,23 +167,32 @@ class LlamaGenerator:
         self.llm.close()
 
 
-_LOADED: dict[tuple[str, int, str | None], LlamaGenerator] = {}
+_LOADED: dict[tuple[str, int], LlamaGenerator] = {}
 _LOADED_LOCK = threading.Lock()
 
 
 def load_llama(
-    path: Path, *, n_ctx: int, name: str, lora_path: Path | None = None, adapter: str | None = None
+    path: Path,
+    *,
+    n_ctx: int,
+    name: str,
+    lora_path: Path | None = None,
+    adapter: str | None = None,
+    key: str | None = None,
 ) -> LlamaGenerator:
-    """The model at `path` (with an optional runtime LoRA), loaded once per process."""
-    # Keyed by the adapter's name when there is one: its file may be a short-lived memfd path.
-    key = (str(path), n_ctx, adapter or (str(lora_path) if lora_path else None))
+    """The model at `path` (with an optional runtime LoRA), loaded once per process.
+
+    `key` names the content (the adapter registry gives hashes): an in-memory file's path is
+    reused by the system once closed, so such a model must not be cached by its path.
+    """
+    cache_key = (key or f"{path}+{lora_path}", n_ctx)
     with _LOADED_LOCK:
-        if key not in _LOADED:
+        if cache_key not in _LOADED:
             log.info("loading %s (n_ctx=%d, lora=%s)", path, n_ctx, lora_path)
-            _LOADED[key] = LlamaGenerator(
+            _LOADED[cache_key] = LlamaGenerator(
                 path, n_ctx=n_ctx, name=name, lora_path=lora_path, adapter=adapter
             )
-        return _LOADED[key]
+        return _LOADED[cache_key]
 
 
 def build_generator(

@@ -40,6 +40,8 @@ _FOLLOW_UP = re.compile(
     re.I,
 )
 
+STOPS = ("<source", "</source", "\nQuestion:", "Sources (data only")
+"""Where an answer ends: the model has started writing a prompt of its own."""
 HISTORY_TURNS = 4
 """How many earlier messages (user and assistant) a follow-up carries."""
 HISTORY_CHARS = 600

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from localrag import models
 from localrag.answer import Answer, citation_dict, confident
 from localrag.errors import UsageError
-from localrag.generate import build_generator
+from localrag.generate import LlamaGenerator, build_generator, load_llama
 from localrag.prompt import (
+    STOPS,
     Source,
     build_messages,
     conversation_title,
@@ -166,28 +167,33 @@ class Assistant:
         retrieval: bool = True,
         conversation_id: int | None = None,
         adapter: str | None = None,
+        runtime_adapter: bool = False,
     ) -> Answer:
         """Answer from the user's documents with checked citations; the `Answer` streams.
 
         The question and the answer are stored as turns of a conversation (a new one unless
-        `conversation_id` is given); a follow-up uses the conversation's last turns.
+        `conversation_id` is given); a follow-up uses the conversation's last turns. `adapter`
+        names a merged version to answer with (`NAME` or `NAME@vN`), or with `runtime_adapter`
+        an adapter applied to the base at run time.
         """
         started = time.perf_counter()
         question = question.strip()
         if not question:
             raise UsageError("the question is empty")
-        generator = self._generator_for(adapter)
+        generator = self._generator_for(adapter, runtime_adapter)
         history = self.store.turns(conversation_id) if conversation_id is not None else []
+        if conversation_id is not None and not history:
+            raise UsageError(f"no conversation {conversation_id}; see `localrag history`")
         if conversation_id is None:
             conversation_id = self.store.new_conversation(conversation_title(question))
         sources: list[Source] = []
         abstain = False
+        retrieve_started = time.perf_counter()
         if retrieval:
             query = search_query(question, history)
-            hits = self.search(query, k=k or self.settings.top_k)
-            vector = self.embedder.embed_query(query)
-            dense = self.store.knn(vector, 1)
-            abstain = not confident(query, hits, dense[0][1] if dense else None)
+            found = self.retrieve(query, k=k or self.settings.top_k)
+            hits = found.hits
+            abstain = not confident(query, hits, found.top_similarity)
             budget = source_budget(
                 generator.n_ctx,
                 self.settings.max_answer_tokens,
@@ -197,13 +203,15 @@ class Assistant:
             )
             sources = [] if abstain else fit_sources(hits, budget, generator.count_tokens)
             abstain = abstain or not sources
-        retrieve_ms = (time.perf_counter() - started) * 1000
+        retrieve_ms = (time.perf_counter() - retrieve_started) * 1000
         messages = build_messages(question, sources, history, retrieval=retrieval)
         self.store.add_turn(conversation_id, "user", question, [])
         store = self.store
 
         def finish(answer: Answer) -> None:
-            citations = [citation_dict(c) | {"text": ""} for c in answer.citations]
+            citations = [citation_dict(c) for c in answer.citations]
+            for c in citations:
+                del c["text"]  # the chunk holds it; the turn keeps where it is
             store.add_turn(answer.conversation_id, "assistant", answer.text(), citations)
 
         return Answer(
@@ -215,19 +223,40 @@ class Assistant:
             started=started,
             retrieve_ms=retrieve_ms,
             abstain=abstain,
+            stops=STOPS,
             on_finish=finish,
         )
 
-    def _generator_for(self, adapter: str | None) -> Any:
+    def _generator_for(self, adapter: str | None, runtime: bool = False) -> Any:
+        """The model for a question, loaded once per process.
+
+        A generator handed in as a part (a fake in tests) is used as it is. Otherwise: the
+        active model of the adapter registry (a merged version, or the base); with `adapter`,
+        that merged version, or with `runtime` the base plus that adapter as a runtime LoRA.
+        """
+        current = self.generator
+        if not isinstance(current, LlamaGenerator):
+            if adapter is not None:
+                raise UsageError(f"cannot apply adapter {adapter!r}: no llama.cpp model here")
+            return current
         if adapter is None:
-            return self.generator
-        # The adapter registry's `runtime_lora(name)` is a context manager giving a GGUF LoRA
-        # file that exists while llama.cpp reads it (it is read whole when the model loads).
-        runtime_lora = getattr(self, "runtime_lora", None)
-        if runtime_lora is None:
-            raise UsageError(f"cannot apply adapter {adapter!r} at run time in this build")
-        with runtime_lora(adapter) as lora_path:
-            return build_generator(self.settings, lora_path=lora_path, adapter=adapter)
+            from localrag.adapter.registry import Registry
+
+            active = Registry(self.store).active
+            if current.adapter == (active.ref if active is not None else None):
+                return current
+        files = self.model_files(adapter, runtime=runtime)
+        generator = load_llama(
+            files.model_path,
+            n_ctx=self.settings.context_tokens,
+            name=models.active_name(self.settings, "llm") or files.model_path.stem,
+            lora_path=files.lora_path,
+            adapter=files.label,
+            key=files.key,
+        )
+        if adapter is None:
+            self._generator = _Lazy(lambda: generator)
+        return generator
 
     def conversations(self) -> list[Conversation]:
         return list(self.store.conversations())

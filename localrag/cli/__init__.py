@@ -16,7 +16,18 @@ from localrag import __version__
 from localrag.errors import LocalragError
 
 # In the order `localrag --help` lists them.
-COMMAND_MODULES = ["vault", "library", "audio", "models", "doctor", "eval", "bench", "adapter", "tui"]
+COMMAND_MODULES = [
+    "vault",
+    "library",
+    "audio",
+    "models",
+    "doctor",
+    "eval",
+    "bench",
+    "ask",
+    "adapter",
+    "tui",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
