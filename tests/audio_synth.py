@@ -5,6 +5,10 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+import threading
+import time
+from types import ModuleType
+from typing import Any
 
 import av
 import numpy as np
@@ -71,3 +75,49 @@ def encode(samples: np.ndarray, ext: str) -> bytes:
         for packet in stream.encode(None):
             container.mux(packet)
     return buffer.getvalue()
+
+
+def fake_sounddevice(audio: np.ndarray | None = None, has_input: bool = True) -> ModuleType:
+    """A stand-in for the `sounddevice` module whose microphone "hears" `audio` (then silence),
+    handing blocks to the callback from a thread as PortAudio does."""
+    sd = ModuleType("sounddevice")
+    heard = np.zeros(0, dtype=np.float32) if audio is None else audio.astype(np.float32)
+
+    class PortAudioError(Exception):
+        pass
+
+    def query_devices(kind: str) -> dict[str, Any]:
+        if not has_input:
+            raise PortAudioError("Error querying device -1")
+        return {"name": "Fake microphone"}
+
+    class InputStream:
+        def __init__(self, *, blocksize: int, callback: Any, **_: Any) -> None:
+            self.blocksize = blocksize
+            self.callback = callback
+            self.running = False
+            self.thread = threading.Thread(target=self._run)
+
+        def _run(self) -> None:
+            at = 0
+            while self.running:
+                block = np.zeros((self.blocksize, 1), dtype=np.float32)
+                piece = heard[at : at + self.blocksize]
+                block[: len(piece), 0] = piece
+                at += self.blocksize
+                self.callback(block, self.blocksize, None, None)
+                time.sleep(0.002)
+
+        def __enter__(self) -> InputStream:
+            self.running = True
+            self.thread.start()
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.running = False
+            self.thread.join()
+
+    sd.PortAudioError = PortAudioError  # type: ignore[attr-defined]
+    sd.query_devices = query_devices  # type: ignore[attr-defined]
+    sd.InputStream = InputStream  # type: ignore[attr-defined]
+    return sd

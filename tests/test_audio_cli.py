@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from audio_synth import encode, meeting
+from audio_synth import encode, fake_sounddevice, meeting
 
 from localrag.cli import main
 from localrag.cli.audio import srt, vtt
@@ -78,3 +78,23 @@ def test_transcribe_prints_indexes_and_search_cites_the_time(
     assert hit["path"] == str(path)
     start, end = ranges[1]
     assert hit["start_s"] <= start + 0.5 and hit["end_s"] >= end - 0.5
+
+
+@pytest.mark.models
+def test_record_transcribes_and_indexes_a_voice_note(
+    real_models: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", "correct horse battery")
+    assert main(["init"]) == 0
+    capsys.readouterr()
+    said, _ = meeting(["Remember to renew the parking permit before Monday."])
+    monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(said))
+    seconds = len(said) / 16_000 + 0.5
+    assert main(["record", "--seconds", f"{seconds:.1f}", "--name", "permit", "--json"]) == 0
+    note = json.loads(capsys.readouterr().out)
+    assert note["path"] == "permit" and note["doc_id"] is not None
+    assert "parking permit" in " ".join(s["text"] for s in note["segments"]).lower()
+    assert main(["search", "parking permit", "-k", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["path"] == "permit"
