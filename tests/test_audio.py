@@ -86,6 +86,16 @@ def test_silence_is_indexed_with_an_empty_transcript_and_a_notice(
     assert fake.transcript(doc.id) == []
 
 
+def test_adding_silence_indexes_an_empty_transcript_with_a_notice(
+    fake: Assistant, tmp_path: Path
+) -> None:
+    path = tmp_path / "quiet.opus"
+    path.write_bytes(encode(silence(4.0), ".opus"))
+    final = [e for e in fake.add([path]) if e.final]
+    assert [(e.status, e.detail) for e in final] == [("added", NO_SPEECH)]
+    assert fake.transcript(final[0].doc_id) == []  # type: ignore[arg-type]
+
+
 def test_transcribe_without_index_stores_nothing(fake: Assistant, tmp_path: Path) -> None:
     path = tmp_path / "note.flac"
     path.write_bytes(encode(meeting(SENTENCES[:2])[0], ".flac"))
