@@ -1,0 +1,89 @@
+"""The vault's commands as a user runs them, and the service's create/open."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from localrag.cli import main
+from localrag.cli.common import open_assistant
+from localrag.errors import UsageError, WrongPassphrase
+from localrag.service import Assistant
+from localrag.settings import Settings
+from localrag.store.vault import unlock
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_init_info_passwd_rekey(settings: Settings, capsys, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", "first secret")
+    code, out, _ = run(capsys, "init")
+    assert code == 0 and "created the encrypted vault" in out
+    code, _, err = run(capsys, "init")
+    assert code == UsageError.exit_code and "already exists" in err
+
+    code, out, _ = run(capsys, "vault", "info", "--json")
+    info = json.loads(out)
+    assert info["cipher"] == "chacha20" and info["kdf"]["algorithm"] == "argon2id"
+    assert info["kdf"]["memory_kib"] >= 19 * 1024 and info["counts"]["documents"] == 0
+    data_key = unlock(settings, bytearray(b"first secret")).hex()
+    assert "first secret" not in out and data_key not in out.lower()
+
+    monkeypatch.setenv("LOCALRAG_NEW_PASSPHRASE", "second secret")
+    assert run(capsys, "passwd")[0] == 0
+    assert run(capsys, "vault", "info")[0] == WrongPassphrase.exit_code
+    secret_file = tmp_path / "pass.txt"
+    secret_file.write_text("second secret\n")
+    monkeypatch.delenv("LOCALRAG_PASSPHRASE")
+    code, out, _ = run(capsys, "rekey", "--passphrase-file", str(secret_file))
+    assert code == 0 and "re-encrypted" in out
+    code, out, _ = run(capsys, "vault", "info", "--passphrase-file", str(secret_file))
+    assert code == 0 and "argon2id" in out and "vault.db" in out
+    assert unlock(settings, bytearray(b"second secret")).hex() != data_key
+
+
+def test_init_refuses_an_empty_passphrase(settings: Settings, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", "")
+    code, _, err = run(capsys, "init")
+    assert code == UsageError.exit_code and "empty" in err
+    assert not settings.vault_path.exists() and not settings.key_path.exists()
+
+
+def test_commands_without_a_vault_say_how_to_make_one(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", "x")
+    code, _, err = run(capsys, "vault", "info")
+    assert code != 0 and "localrag init" in err
+
+
+def test_assistant_create_open_with_fake_parts(settings: Settings) -> None:
+    from localrag.embed import HashingEmbedder
+
+    fake = HashingEmbedder()
+    assert not Assistant.vault_exists(settings)
+    with Assistant.create(settings, bytearray(b"pw"), embedder=fake) as assistant:
+        assert assistant.embedder is fake and assistant.store.counts()["documents"] == 0
+    assert Assistant.vault_exists(settings)
+    with pytest.raises(WrongPassphrase):
+        Assistant.open(settings, bytearray(b"wrong"))
+    with Assistant.open(settings, bytearray(b"pw"), embedder=fake) as assistant:
+        assert assistant.store.vector_dim is None
+
+
+def test_open_assistant_reads_the_passphrase_the_standard_way(
+    settings: Settings, monkeypatch
+) -> None:
+    Assistant.create(settings, bytearray(b"pw")).close()
+    args = argparse.Namespace(home=None, passphrase_file=None)
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", "pw")
+    with open_assistant(args) as assistant:
+        assert assistant.settings.home == settings.home
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", "nope")
+    with pytest.raises(WrongPassphrase):
+        open_assistant(args)
