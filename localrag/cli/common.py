@@ -99,13 +99,10 @@ def open_assistant(args: argparse.Namespace, **parts: Any) -> Assistant:
     `WrongPassphrase` (exit code 3) leaves the vault untouched. The passphrase is wiped after use.
     """
     from localrag.service import Assistant
-    from localrag.store.keys import wipe
+    from localrag.store.keys import wiped
 
     config = settings(args)
     if not Assistant.vault_exists(config):
         raise UsageError(f"{config.home}: no vault here yet; create one with `localrag init`")
-    passphrase = read_passphrase(args)
-    try:
+    with wiped(read_passphrase(args)) as passphrase:
         return Assistant.open(config, passphrase, **parts)
-    finally:
-        wipe(passphrase)

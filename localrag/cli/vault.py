@@ -18,7 +18,7 @@ from localrag.cli.common import (
     settings,
 )
 from localrag.errors import UsageError
-from localrag.store.keys import wipe
+from localrag.store.keys import wiped
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,11 +74,8 @@ def run_init(args: argparse.Namespace) -> int:
     config = settings(args)
     if store.vault_exists(config):
         raise UsageError(f"{config.home}: a vault already exists here; nothing was changed")
-    passphrase = _not_empty(read_passphrase(args, confirm=True))
-    try:
+    with wiped(_not_empty(read_passphrase(args, confirm=True))) as passphrase:
         store.create_vault(config, passphrase).close()
-    finally:
-        wipe(passphrase)
     print(f"created the encrypted vault {config.vault_path}")
     print(f"key file {config.key_path}: back up both; without the passphrase nothing opens them")
     return 0
@@ -86,39 +83,26 @@ def run_init(args: argparse.Namespace) -> int:
 
 def run_passwd(args: argparse.Namespace) -> int:
     config = settings(args)
-    old = read_passphrase(args, prompt="Current passphrase")
-    try:
+    with wiped(read_passphrase(args, prompt="Current passphrase")) as old:
         store.open_vault(config, old).close()  # check the old one before asking for a new one
-        new = new_passphrase(args)
-        try:
+        with wiped(new_passphrase(args)) as new:
             store.change_passphrase(config, old, new)
-        finally:
-            wipe(new)
-    finally:
-        wipe(old)
     print("passphrase changed")
     return 0
 
 
 def run_rekey(args: argparse.Namespace) -> int:
     config = settings(args)
-    passphrase = read_passphrase(args)
-    try:
+    with wiped(read_passphrase(args)) as passphrase:
         store.rotate_key(config, passphrase)
-    finally:
-        wipe(passphrase)
     print("data key rotated: every page of the vault is re-encrypted under a new key")
     return 0
 
 
 def run_info(args: argparse.Namespace) -> int:
     config = settings(args)
-    passphrase = read_passphrase(args)
-    try:
-        with store.open_vault(config, passphrase) as vault:
-            info = store.vault_info(config, vault)
-    finally:
-        wipe(passphrase)
+    with wiped(read_passphrase(args)) as passphrase, store.open_vault(config, passphrase) as vault:
+        info = store.vault_info(config, vault)
     if args.json:
         print_json(info)
         return 0

@@ -19,6 +19,8 @@ import logging
 import os
 import secrets
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +77,15 @@ def wipe(secret: bytearray) -> None:
     """Overwrite a secret held in a bytearray (as far as Python allows)."""
     for i in range(len(secret)):
         secret[i] = 0
+
+
+@contextmanager
+def wiped(secret: bytearray) -> Iterator[bytearray]:
+    """`with wiped(read_passphrase(args)) as passphrase:` overwrites it when the block ends."""
+    try:
+        yield secret
+    finally:
+        wipe(secret)
 
 
 def new_data_key() -> bytearray:
