@@ -9,6 +9,7 @@ k_proj is permuted the same way (its B, the output side) or the merge is silentl
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,19 +64,77 @@ class GgufLora:
         return self.alpha / self.tensors[name][0].shape[0]
 
 
+_SCALAR = {
+    0: "B",
+    1: "b",
+    2: "H",
+    3: "h",
+    4: "I",
+    5: "i",
+    6: "f",
+    7: "?",
+    10: "Q",
+    11: "q",
+    12: "d",
+}
+_STRING, _ARRAY = 8, 9
+
+
+class _Header:
+    """Just enough of a GGUF header, read fast: gguf's reader takes seconds over the tokenizer."""
+
+    def __init__(self, path: Path) -> None:
+        with path.open("rb") as f:
+            self.f = f
+            if f.read(4) != b"GGUF":
+                raise AdapterError(f"{path}: not a GGUF file")
+            _version, n_tensors, n_kv = struct.unpack("<IQQ", f.read(20))
+            self.fields: dict[str, object] = {}
+            for _ in range(n_kv):
+                key = self._string()
+                self.fields[key] = self._value(struct.unpack("<I", f.read(4))[0])
+            self.shapes: dict[str, list[int]] = {}
+            for _ in range(n_tensors):
+                name = self._string()
+                (n_dims,) = struct.unpack("<I", f.read(4))
+                self.shapes[name] = list(struct.unpack(f"<{n_dims}Q", f.read(8 * n_dims)))
+                f.read(12)  # type and offset
+
+    def _string(self) -> str:
+        (n,) = struct.unpack("<Q", self.f.read(8))
+        return self.f.read(n).decode("utf-8", errors="replace")
+
+    def _value(self, kind: int) -> object:
+        if kind == _STRING:
+            return self._string()
+        if kind == _ARRAY:
+            sub, n = struct.unpack("<IQ", self.f.read(12))
+            if sub in _SCALAR:
+                size = struct.calcsize(_SCALAR[sub])
+                self.f.read(size * n)
+                return None
+            for _ in range(n):
+                self._value(sub)
+            return None
+        fmt = _SCALAR[kind]
+        return struct.unpack(f"<{fmt}", self.f.read(struct.calcsize(fmt)))[0]
+
+
 def read_base(path: Path) -> BaseShape:
-    reader = gguf.GGUFReader(path)
-    arch = str(reader.fields["general.architecture"].contents())
+    """The base model's architecture and weight shapes, from its GGUF header."""
+    try:
+        header = _Header(path)
+    except (struct.error, KeyError, UnicodeDecodeError) as exc:
+        raise AdapterError(f"{path}: not a readable GGUF header ({exc})") from exc
+    arch = str(header.fields.get("general.architecture"))
 
     def number(key: str) -> int:
-        field = reader.fields.get(f"{arch}.{key}")
-        if field is None:
+        value = header.fields.get(f"{arch}.{key}")
+        if not isinstance(value, int):
             raise AdapterError(f"{path}: base model has no {arch}.{key}")
-        return int(field.contents())
+        return value
 
-    shapes = {
-        t.name: (int(t.shape[1]), int(t.shape[0])) for t in reader.tensors if len(t.shape) == 2
-    }
+    shapes = {name: (dims[1], dims[0]) for name, dims in header.shapes.items() if len(dims) == 2}
     return BaseShape(
         arch,
         number("block_count"),

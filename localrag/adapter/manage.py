@@ -17,6 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import gguf
+
 from localrag import __version__, models
 from localrag.adapter import convert, merge, peft, verify
 from localrag.adapter.memfile import memfile, read_chunks
@@ -244,13 +246,13 @@ def verify_version(store: Any, settings: Settings, ref: str) -> verify.VerifyRep
     with ExitStack() as stack:
         lora_file = stack.enter_context(_stored_lora(store, info))
         lora = convert.read_lora(lora_file, base, where=Path(f"adapter {info.name}"))
+        reader = gguf.GGUFReader(base_path)
         base16 = stack.enter_context(memfile("base-f16"))
-        for _ in merge.merge_f16(
-            base_path, convert.GgufLora(lora.architecture, lora.alpha, {}), base16
-        ):
+        no_change = convert.GgufLora(lora.architecture, lora.alpha, {})
+        for _ in merge.merge_f16(reader, no_change, base16):
             pass
         merged16 = stack.enter_context(memfile("merged-f16"))
-        for _ in merge.merge_f16(base_path, lora, merged16):
+        for _ in merge.merge_f16(reader, lora, merged16):
             pass
         reference = verify.logits(base16, prompts, lora=lora_file)
         candidate = verify.logits(merged16, prompts)

@@ -38,9 +38,13 @@ class MergeProgress:
     """The tensor being written, or for done the new version `NAME@vN`."""
 
 
-def merge_f16(base_path: Path, lora: GgufLora, out: Path) -> Iterator[MergeProgress]:
-    """Write base + LoRA as an F16 GGUF at `out` (1-D tensors stay F32), one tensor at a time."""
-    reader = gguf.GGUFReader(base_path)
+def merge_f16(base: Path | gguf.GGUFReader, lora: GgufLora, out: Path) -> Iterator[MergeProgress]:
+    """Write base + LoRA as an F16 GGUF at `out` (1-D tensors stay F32), one tensor at a time.
+
+    `base` is a path or an open reader (reading a GGUF's header with gguf takes seconds).
+    """
+    reader = base if isinstance(base, gguf.GGUFReader) else gguf.GGUFReader(base)
+    base_path = reader.data.filename if hasattr(reader.data, "filename") else "the base model"
     writer = gguf.GGUFWriter(out, lora.architecture)
     for field in reader.fields.values():
         if field.name.startswith("GGUF.") or field.name in (
