@@ -24,6 +24,8 @@ from localrag.settings import Settings
 log = logging.getLogger(__name__)
 
 WORD = re.compile(r"\w+", re.UNICODE)
+PAD_RATIO = 0.9
+"""A text joins a batch only if it is at least this share of the batch's longest text."""
 
 
 class Embedder(Protocol):
@@ -119,7 +121,13 @@ class OnnxEmbedder:
         while start < len(order):
             longest = int(lengths[order[start]])
             size = max(1, self.batch_tokens // max(longest, 1))
-            batch = order[start : start + size]
+            # Only texts nearly as long as the first share its batch: padding is wasted work.
+            end = start + 1
+            while (
+                end < min(start + size, len(order)) and lengths[order[end]] >= PAD_RATIO * longest
+            ):
+                end += 1
+            batch = order[start:end]
             ids = np.zeros((len(batch), longest), dtype=np.int64)
             mask = np.zeros((len(batch), longest), dtype=np.int64)
             for row, i in enumerate(batch):
@@ -127,7 +135,7 @@ class OnnxEmbedder:
                 ids[row, : len(e.ids)] = e.ids
                 mask[row, : len(e.ids)] = 1
             out[batch] = self._run(ids, mask)
-            start += size
+            start = end
         return out
 
     def embed_query(self, text: str) -> np.ndarray:

@@ -197,16 +197,17 @@ def hit_dict(hit: Hit) -> dict[str, Any]:
 
 
 def where(hit: Hit) -> str:
-    """`path, p. 3, lines 4-9` or `path, 01:02-01:30`: how a hit's place is shown."""
+    """`path, p. 3, lines 4-9` or `path @ 01:02–01:30`: how a hit's place is shown."""
     s = hit.chunk.span
     parts = [hit.chunk.path]
     if s.page is not None:
         parts.append(f"p. {s.page}")
     if s.line_start is not None:
         parts.append(f"lines {s.line_start}-{s.line_end}")
+    text = ", ".join(parts)
     if s.start_s is not None:
-        parts.append(f"{_clock(s.start_s)}-{_clock(s.end_s or s.start_s)}")
-    return ", ".join(parts)
+        text += f" @ {_clock(s.start_s)}–{_clock(s.end_s or s.start_s)}"
+    return text
 
 
 def _clock(seconds: float) -> str:
