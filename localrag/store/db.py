@@ -22,7 +22,7 @@ CIPHER = "chacha20"
 """The only cipher used: authenticated (sqlite3mc's aes128cbc, aes256cbc and rc4 are not)."""
 
 # Every connection: temp data in memory, no memory-mapped I/O on the encrypted file, a WAL journal
-# with a sync at every commit, and freed pages overwritten.
+# with a sync at every commit, freed pages overwritten, and a page cache big enough for the index.
 CONNECTION_PRAGMAS = (
     ("temp_store", "MEMORY", 2),
     ("mmap_size", "0", 0),
@@ -30,6 +30,8 @@ CONNECTION_PRAGMAS = (
     ("synchronous", "FULL", 2),
     ("secure_delete", "ON", 1),
     ("foreign_keys", "ON", 1),
+    # 64 MiB of decrypted pages: without it every cache miss decrypts again (KNN 5-15x slower).
+    ("cache_size", "-65536", -65536),
 )
 
 
