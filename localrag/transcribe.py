@@ -34,6 +34,7 @@ MAX_AUDIO_S = 6 * 3600.0
 # A file decoded to less than its container declares, by more than this, was cut short.
 _TRUNCATION_SLACK_S = 0.25
 _TRUNCATION_SHARE = 0.02
+_MAX_BAD_PACKETS = 100
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,11 @@ def decode_audio(data: bytes, name: str) -> np.ndarray:
 
 
 def _decode_stream(container: Any, stream: Any, name: str) -> tuple[np.ndarray, int]:
-    """Resample to 16 kHz mono s16 as faster-whisper does, skipping damaged packets."""
+    """Resample to 16 kHz mono s16 as faster-whisper does, skipping damaged packets.
+
+    Packets are decoded one by one: a decoding generator that raises is finished, so skipping a
+    damaged packet is only possible below it.
+    """
     import av
 
     resampler = av.audio.resampler.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
@@ -110,20 +115,19 @@ def _decode_stream(container: Any, stream: Any, name: str) -> tuple[np.ndarray, 
     total = 0
     bad = 0
     max_samples = int(MAX_AUDIO_S * SAMPLE_RATE)
-    frames = container.decode(stream)
-    while True:
+    for packet in container.demux(stream):
         try:
-            frame = next(frames)
-        except StopIteration:
-            break
-        except av.error.InvalidDataError:
+            frames = packet.decode()
+        except av.error.InvalidDataError as exc:
             bad += 1
-            if bad > 100:
-                raise
+            if bad > _MAX_BAD_PACKETS:
+                message = f"{name}: too many damaged audio packets; the file is corrupt"
+                raise IngestError(message) from exc
             continue
-        for out in [*resampler.resample(frame)]:
-            parts.append(out.to_ndarray().reshape(-1))
-            total += out.samples
+        for frame in frames:
+            for out in resampler.resample(frame):
+                parts.append(out.to_ndarray().reshape(-1))
+                total += out.samples
         if total > max_samples:
             hours = MAX_AUDIO_S / 3600
             raise IngestError(f"{name}: longer than {hours:.0f} hours; split it into parts")
