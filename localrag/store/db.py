@@ -39,15 +39,20 @@ class KeyMismatch(VaultError):
     """The data key does not decrypt the database (a different vault, or a damaged first page)."""
 
 
-def key_sql(pragma: str, data_key: bytearray) -> str:
-    return f"PRAGMA {pragma}=\"x'{data_key.hex()}'\""
+def set_key(conn: apsw.Connection, pragma: str, data_key: bytearray, path: Path) -> None:
+    """`PRAGMA key` or `rekey` with the raw key; an error never carries the key's text."""
+    try:
+        conn.execute(f"PRAGMA {pragma}=\"x'{data_key.hex()}'\"", can_cache=False)
+    except apsw.Error as exc:
+        message = f"{path}: PRAGMA {pragma} failed ({type(exc).__name__}); nothing was changed"
+        raise VaultError(message) from None
 
 
 def apply_key(conn: apsw.Connection, data_key: bytearray | None, path: Path) -> None:
     """Set the cipher and the raw data key, and prove it by reading the schema."""
     conn.execute(f"PRAGMA cipher='{CIPHER}'", can_cache=False)
     if data_key is not None:
-        conn.execute(key_sql("key", data_key), can_cache=False)
+        set_key(conn, "key", data_key, path)
     try:
         conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
     except (apsw.NotADBError, apsw.CorruptError) as exc:
@@ -102,9 +107,9 @@ def connect(
     return conn
 
 
-def rekey(conn: apsw.Connection, new_key: bytearray) -> None:
+def rekey(conn: apsw.Connection, new_key: bytearray, path: Path) -> None:
     """Re-encrypt every page under `new_key` (outside any transaction)."""
-    conn.execute(key_sql("rekey", new_key), can_cache=False)
+    set_key(conn, "rekey", new_key, path)
 
 
 def capabilities() -> dict[str, str]:

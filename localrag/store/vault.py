@@ -120,8 +120,7 @@ def rotate_key(settings: Settings, passphrase: bytearray) -> None:
     pending = next_key_path(settings)
     try:
         keys.write_atomic(pending, keys.wrap(new_key, passphrase, params))
-        with store._errors():
-            db.rekey(store.conn, new_key)
+        db.rekey(store.conn, new_key, settings.vault_path)
         store.close()
         os.replace(pending, settings.key_path)
         keys.fsync_dir(settings.home)
