@@ -108,6 +108,10 @@ def run_side(
             store.keyword(words, k)
             keyword_times.append(time.perf_counter() - t)
         size = (folder / "bench.db").stat().st_size
+        with open(folder / "bench.db", "rb") as f:
+            plaintext = f.read(16) == b"SQLite format 3\0"
+        if plaintext == encrypted:
+            raise AssertionError(f"the {'encrypted' if encrypted else 'plain'} side is not")
     finally:
         store.close()
     return {
