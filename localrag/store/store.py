@@ -111,6 +111,11 @@ class Store:
                 f"{self.path}: the vault is damaged or was altered ({exc}); "
                 "restore it from a backup"
             ) from exc
+        except apsw.BusyError as exc:
+            raise VaultError(
+                f"{self.path}: the vault is busy (another localrag is writing to it); "
+                "nothing was changed; retry when it is done"
+            ) from exc
         except (apsw.FullError, apsw.IOError, apsw.CantOpenError, apsw.ReadOnlyError) as exc:
             raise VaultError(
                 f"{self.path}: could not write the vault ({exc}); nothing was changed; "
