@@ -211,3 +211,33 @@ def test_bad_adapters_register_nothing(real_models: Settings, tmp_path: Path) ->
         assert [b.name for b in store.blobs()] == ["adapter/good/lora.gguf"]
         with pytest.raises(UsageError, match="exists"):
             manage.import_adapter(store, real_models, good, "good")
+
+
+@pytest.mark.models
+def test_cli_import_list_and_refusals(
+    real_models: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from localrag.cli import main
+
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", PASS.decode())
+    assert main(["init"]) == 0
+    base = convert.read_base(manage.models.model_path(real_models, "llm"))
+    folder = make_peft_adapter(base, tmp_path / "tone", rank=2, layers=range(1))
+    gguf_lora = tmp_path / "tone.gguf"
+    convert.write_lora(convert.peft_to_lora(peft.load_peft(folder), base), gguf_lora)
+    assert main(["adapter", "import", str(folder), "--name", "tone"]) == 0
+    assert main(["adapter", "import", str(gguf_lora), "--name", "tone-gguf"]) == 0
+    capsys.readouterr()
+    assert main(["adapter", "list", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert listing["active"] is None and listing["versions"] == []
+    assert [(a["name"], a["source_format"]) for a in listing["adapters"]] == [
+        ("tone", "peft"),
+        ("tone-gguf", "gguf"),
+    ]
+    pickled = tmp_path / "adapter_model.bin"
+    pickled.write_bytes(b"\x80\x04")
+    assert main(["adapter", "import", str(pickled), "--name", "old"]) == AdapterError.exit_code
+    assert "pickle" in capsys.readouterr().err
+    assert main(["adapter", "use", "tone"]) == AdapterError.exit_code
+    assert "no merged version yet; run `localrag adapter merge tone`" in capsys.readouterr().err
