@@ -157,3 +157,24 @@ def test_threads_share_one_store(store: Store) -> None:
     for t in threads:
         t.join()
     assert len(store.documents()) == 45 and store.integrity_problems() == []
+
+
+def test_knn_finds_what_exact_search_finds(store: Store) -> None:
+    """Sign-bit candidates rescored with the float vectors: recall@10 against exact search."""
+    from localrag.store.sample import embedding_like_vectors
+
+    rng = np.random.default_rng(8)
+    vectors, queries = np.split(embedding_like_vectors(rng, 5030), [5000])
+    ids = []
+    for start in range(0, 5000, 500):
+        doc, chunks, _ = sample_document(rng, f"part{start}", 500)
+        doc_id = store.add_document(doc, chunks, vectors[start : start + 500])
+        ids += [c.id for c in store.document_chunks(doc_id)]
+    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    recall = np.mean(
+        [
+            len({ids[j] for j in row} & {cid for cid, _ in store.knn(q, 10)}) / 10
+            for q, row in zip(queries, exact, strict=True)
+        ]
+    )
+    assert recall >= 0.95

@@ -26,6 +26,7 @@ import numpy as np
 from localrag.cli import common
 from localrag.errors import UsageError
 from localrag.records import NewChunk, NewDocument, Span
+from localrag.store.sample import embedding_like_vectors
 
 CHUNKS_PER_DOC = 50
 COST_GOAL = 1.10
@@ -46,15 +47,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     common.add_json(p)
     p.set_defaults(func=run)
-
-
-def synthetic_vectors(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
-    """Unit vectors with the shape of sentence embeddings: a shared direction, topics, noise."""
-    shared = rng.standard_normal(dim).astype(np.float32) * 0.8
-    topics = rng.standard_normal((max(n // 100, 10), dim)).astype(np.float32)
-    labels = rng.integers(0, len(topics), n)
-    vectors = shared + topics[labels] + rng.standard_normal((n, dim)).astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
 def synthetic_texts(rng: np.random.Generator, n: int, words: int = 80) -> list[str]:
@@ -159,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         n, dim = corpus.shape
     else:
         n, dim = args.n, args.dim
-        corpus = synthetic_vectors(rng, n, dim)
+        corpus = embedding_like_vectors(rng, n, dim)
     if n < 1 or args.queries < 1:
         raise UsageError("--n and --queries must be at least 1")
     if args.query_vectors:

@@ -40,6 +40,15 @@ def unit_vectors(rng: np.random.Generator, n: int, dim: int = 384) -> np.ndarray
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
+def embedding_like_vectors(rng: np.random.Generator, n: int, dim: int = 384) -> np.ndarray:
+    """Unit vectors shaped like sentence embeddings: a shared direction, many topics, noise."""
+    shared = rng.standard_normal(dim).astype(np.float32) * 0.8
+    topics = rng.standard_normal((max(n // 100, 10), dim)).astype(np.float32)
+    labels = rng.integers(0, len(topics), n)
+    vectors = shared + topics[labels] + rng.standard_normal((n, dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
 def sample_document(
     rng: np.random.Generator, name: str, n_chunks: int = 4, dim: int = 384, marker: str = ""
 ) -> tuple[NewDocument, list[NewChunk], np.ndarray]:
