@@ -176,3 +176,18 @@ def chunk(doc: Extracted, tok: Tokenizer, settings: ChunkSettings | None = None)
         size += u.tokens
     close(len(current))
     return chunks
+
+
+def embedding_text(c: NewChunk) -> str:
+    """What the embedder reads for a chunk: the chunk behind its heading path.
+
+    A chunk deep in a section rarely names the section's subject; the heading gives it back
+    (the path's last part is not repeated when the chunk starts with it).
+    """
+    heading = c.span.heading
+    if not heading:
+        return c.text
+    parts = heading.split(" > ")
+    if c.text.startswith(parts[-1]):
+        parts = parts[:-1]
+    return "\n\n".join([" > ".join(parts), c.text]) if parts else c.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from localrag.chunk import ChunkSettings, chunk
+from localrag.chunk import ChunkSettings, chunk, embedding_text
 from localrag.embed import HashingEmbedder
 from localrag.ingest import Extracted, Limits, read
 
@@ -65,6 +65,8 @@ def test_markdown_sections_start_chunks_and_carry_their_heading(tmp_path: Path) 
     chunks = chunk(extract(path), TOK, ChunkSettings(max_tokens=200, min_tokens=20))
     assert [c.span.heading for c in chunks] == ["Manual > Safety", "Manual > Cleaning"]
     assert chunks[1].text.startswith("Cleaning") and chunks[1].span.line_start == 7
+    # The embedder reads a chunk behind its heading path, without repeating the heading.
+    assert embedding_text(chunks[1]) == "Manual\n\n" + chunks[1].text
 
 
 def test_a_long_run_without_stops_is_cut_by_tokens(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from localrag.chunk import ChunkSettings, chunk
+from localrag.chunk import ChunkSettings, chunk, embedding_text
 from localrag.errors import UsageError
 from localrag.ingest.base import Limits, TextBuilder
 from localrag.records import NewChunk, NewDocument
@@ -92,7 +92,7 @@ def build(store: Any, embedder: Any, data: BeirSet, cs: ChunkSettings) -> Iterat
     for start in range(0, len(ids), BATCH_DOCS):
         batch = ids[start : start + BATCH_DOCS]
         per_doc = [_chunks(*data.corpus[d], embedder, cs) for d in batch]
-        flat = [c.text for chunks in per_doc for c in chunks]
+        flat = [embedding_text(c) for chunks in per_doc for c in chunks]
         vectors = embedder.embed_documents(flat) if flat else np.zeros((0, embedder.dim))
         at = 0
         for doc_id, chunks in zip(batch, per_doc, strict=True):

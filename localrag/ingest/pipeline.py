@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from localrag import ingest
-from localrag.chunk import ChunkSettings, chunk
+from localrag.chunk import ChunkSettings, chunk, embedding_text
 from localrag.errors import IngestError
 from localrag.ingest.base import Extracted, Limits, Progress
 from localrag.records import IngestEvent, NewChunk, NewDocument
@@ -82,12 +82,15 @@ def embed_chunks(
 ) -> Iterator[tuple[int, np.ndarray | None]]:
     """Vectors for `chunks`: stored ones reused, each distinct new text embedded once.
 
+    The embedder reads each chunk behind its heading path (`embedding_text`); a stored vector
+    is reused for the same chunk text (the store keys vectors by text alone).
+
     Yields (chunks done, None) as it goes, then (total, the vectors).
     """
     hashes = [text_sha256(c.text) for c in chunks]
     known = store.vectors_by_text_hash(hashes) if chunks else {}
     todo = list(dict.fromkeys(h for h in hashes if h not in known))
-    text_of = {h: c.text for h, c in zip(hashes, chunks, strict=True)}
+    text_of = {h: embedding_text(c) for h, c in zip(hashes, chunks, strict=True)}
     done = len(chunks) - sum(1 for h in hashes if h not in known)
     for start in range(0, len(todo), EMBED_GROUP):
         group = todo[start : start + EMBED_GROUP]
