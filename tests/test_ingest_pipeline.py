@@ -140,7 +140,7 @@ def test_remove_deletes_everything_of_a_document(assistant: Assistant, tmp_path:
     for mode in ("hybrid", "vector", "keyword"):
         assert all(h.chunk.doc_id != doc.id for h in assistant.search("Zanzibar cloves", mode=mode))
     assert assistant.store.vectors_by_text_hash([]) == {}
-    from localrag.ingest.pipeline import text_sha256
+    from localrag.store.store import text_sha256
 
     assert assistant.store.vectors_by_text_hash([text_sha256(a.read_text().strip())]) == {}
     with pytest.raises(Exception, match="no such document"):

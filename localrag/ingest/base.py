@@ -130,5 +130,12 @@ class TextBuilder:
         span = Span(char_start=start, char_end=self.size, heading=self.heading_path, **where)
         self.blocks.append(Block(span, is_heading))
 
+    def first_heading(self) -> str:
+        """The text of the first heading, "" if there is none (a title for Markdown and DOCX)."""
+        for block in self.blocks:
+            if block.is_heading:
+                return "".join(self.parts)[block.span.char_start : block.span.char_end]
+        return ""
+
     def build(self, title: str = "", **meta: Any) -> Extracted:
         return Extracted("".join(self.parts), self.blocks, title, meta)

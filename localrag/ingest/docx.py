@@ -106,7 +106,4 @@ def read_docx(path: Path, limits: Limits) -> Iterator[Progress | Extracted]:
             builder.add(text, line_start=n, line_end=n)
     if not builder.blocks:
         raise IngestError(f"{path}: no text in this DOCX")
-    heads = [b.span for b in builder.blocks if b.is_heading]
-    doc = builder.build(paragraphs=len(paragraphs))
-    title = doc.text[heads[0].char_start : heads[0].char_end] if heads else ""
-    yield Extracted(doc.text, doc.blocks, title, doc.meta)
+    yield builder.build(builder.first_heading(), paragraphs=len(paragraphs))

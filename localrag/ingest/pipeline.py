@@ -23,6 +23,7 @@ from localrag.chunk import ChunkSettings, chunk, embedding_text
 from localrag.errors import IngestError
 from localrag.ingest.base import Extracted, Limits, Progress
 from localrag.records import IngestEvent, NewChunk, NewDocument
+from localrag.store.store import text_sha256
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +37,6 @@ class IngestOptions:
 
     limits: Limits = field(default_factory=Limits)
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
-
-
-def text_sha256(text: str) -> str:
-    """The hash the store keeps for each chunk's text (vectors are reused by it)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def file_sha256(path: Path) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 from localrag.errors import IngestError
@@ -103,7 +102,4 @@ def read_txt(path: Path, limits: Limits) -> Iterator[Progress | Extracted]:
 def read_md(path: Path, limits: Limits) -> Iterator[Progress | Extracted]:
     builder = TextBuilder(path, limits)
     yield from _paragraphs(builder, _lines(path, limits), markdown=True)
-    doc = builder.build()
-    heads = [b.span for b in doc.blocks if b.is_heading]
-    title = doc.text[heads[0].char_start : heads[0].char_end] if heads else ""
-    yield replace(doc, title=title)
+    yield builder.build(builder.first_heading())
