@@ -21,7 +21,7 @@ from localrag.tui.chat import ChatPane
 from localrag.tui.library import LibraryPane
 from localrag.tui.main_screen import MainScreen
 from localrag.tui.messages import ConversationOpened, StatusLoaded, VaultOpened
-from localrag.tui.model_picker import ModelPicker
+from localrag.tui.model_picker import BASE, ModelChoice, ModelPicker, model_choices
 from localrag.tui.status_bar import StatusBar
 from localrag.tui.unlock_screen import UnlockScreen
 from localrag.tui.vault import ServiceVault, VaultAccess
@@ -57,10 +57,12 @@ class LocalragApp(App[None]):
         self.assistant = assistant
         self.retrieval = True
         """Whether answers search the vault (on) or come from the model alone (off)."""
-        self.adapter: str | None = None
-        """The adapter answers use, None for the base model."""
+        self.runtime_adapter: str | None = None
+        """An adapter applied to the base at run time for each question, if one is chosen."""
+        self.active_ref: str | None = None
+        """The adapter version the vault's registry makes active (None: the base model)."""
         self.model = ""
-        self.adapters: list[str] = []
+        self.choices: list[ModelChoice] = []
 
     def on_mount(self) -> None:
         if self.assistant is not None:
@@ -112,24 +114,34 @@ class LocalragApp(App[None]):
         assistant = self.assistant
 
         def work() -> None:
-            status = dict(assistant.status()) if hasattr(assistant, "status") else {}
-            adapters: list[str] = []
-            if hasattr(assistant, "adapters"):
-                adapters = [str(getattr(a, "name", a)) for a in assistant.adapters()]
-            self.post_message(StatusLoaded(status, adapters))
+            listing = assistant.adapters()
+            self.post_message(StatusLoaded(dict(assistant.status()), listing))
 
         self.background(work, name="status")
 
     def on_status_loaded(self, message: StatusLoaded) -> None:
         self.model = str(message.status.get("model") or "")
-        if self.adapter is None and message.status.get("adapter"):
-            self.adapter = str(message.status["adapter"])
-        self.adapters = message.adapters
+        listing = message.adapters
+        self.active_ref = getattr(listing, "active", None) or message.status.get("adapter")
+        self.choices = model_choices(listing)
         self.refresh_status()
+
+    @property
+    def adapter_label(self) -> str | None:
+        if self.runtime_adapter is not None:
+            return f"{self.runtime_adapter} (runtime)"
+        return self.active_ref
+
+    def ask_options(self) -> dict[str, Any]:
+        """What `Assistant.ask()` needs besides the question, from the user's choices."""
+        options: dict[str, Any] = {"retrieval": self.retrieval}
+        if self.runtime_adapter is not None:
+            options.update(adapter=self.runtime_adapter, runtime_adapter=True)
+        return options
 
     def refresh_status(self) -> None:
         for bar in self.screen.query(StatusBar):
-            bar.show(retrieval=self.retrieval, model=self.model, adapter=self.adapter)
+            bar.show(retrieval=self.retrieval, model=self.model, adapter=self.adapter_label)
 
     def answer_finished(self, answer: Any) -> None:
         if getattr(answer, "model", None):
@@ -162,12 +174,25 @@ class LocalragApp(App[None]):
         if self.main_screen() is None:
             return
 
-        def chosen(choice: str | None) -> None:
-            if choice is not None:
-                self.adapter = choice or None
+        def chosen(choice: ModelChoice | None) -> None:
+            if choice is None:
+                return
+            if choice.runtime:
+                self.runtime_adapter = choice.ref
                 self.refresh_status()
+                return
+            self.runtime_adapter = None
+            assistant = self.assistant
 
-        self.push_screen(ModelPicker(self.model, self.adapters, self.adapter), chosen)
+            def work() -> None:
+                assistant.use_adapter(choice.ref)
+                self.call_from_thread(self.notify, f"Answers now come from {choice.label}.")
+                self.call_from_thread(self.load_status)
+
+            self.background(work, name="use-adapter")
+
+        current = self.runtime_adapter or self.active_ref or BASE
+        self.push_screen(ModelPicker(self.model, self.choices, current), chosen)
 
     async def action_new_conversation(self) -> None:
         if (main := self.main_screen()) is not None:

@@ -82,15 +82,12 @@ class ChatPane(Vertical):
         self.log_view.scroll_end(animate=False)
         self.answering, self.cancel_requested, self.answer = True, False, None
         self.refresh_bindings()
-        assistant, conversation_id = app.assistant, self.conversation_id
-        retrieval, adapter = app.retrieval, app.adapter
+        assistant, conversation_id, options = app.assistant, self.conversation_id, app.ask_options()
 
         def work() -> None:
             answer = None
             try:
-                answer = assistant.ask(
-                    question, retrieval=retrieval, conversation_id=conversation_id, adapter=adapter
-                )
+                answer = assistant.ask(question, conversation_id=conversation_id, **options)
                 self.post_message(AnswerStarted(answer))
                 for token in answer:
                     self.post_message(AnswerToken(token))

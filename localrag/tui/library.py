@@ -61,7 +61,7 @@ class LibraryPane(Vertical):
         table.clear()
         for doc in message.documents:
             table.add_row(
-                doc.title or Path(doc.path).name,
+                Path(doc.path).name,
                 doc.kind,
                 human_size(doc.size_bytes),
                 str(doc.chunk_count),

@@ -36,6 +36,7 @@ class MainScreen(Screen[None]):
 
     def show_tab(self, pane: str) -> None:
         self.query_one(TabbedContent).active = pane
+        self.focus_tab(pane)
 
     def focus_tab(self, pane: str | None) -> None:
         target = {"chat": "#question", "library": "#documents", "history": "#conversations"}

@@ -89,9 +89,9 @@ class ConversationOpened(Message):
 
 
 class StatusLoaded(Message):
-    """`Assistant.status()`: model, adapter, retrieval."""
+    """`Assistant.status()` (model, adapter, retrieval) and `Assistant.adapters()`."""
 
-    def __init__(self, status: dict[str, Any], adapters: list[str]) -> None:
+    def __init__(self, status: dict[str, Any], adapters: Any) -> None:
         super().__init__()
         self.status = status
         self.adapters = adapters

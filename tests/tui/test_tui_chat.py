@@ -13,6 +13,7 @@ from localrag.tui.answer_view import AnswerView
 from localrag.tui.chat import ChatPane
 from localrag.tui.context_screen import ContextScreen
 from localrag.tui.main_screen import MainScreen
+from localrag.tui.model_picker import ModelPicker
 from localrag.tui.sources import SourcesPanel
 from localrag.tui.status_bar import StatusBar
 
@@ -104,19 +105,45 @@ async def test_core_errors_become_notifications(app, assistant: FakeAssistant) -
         assert last_meta(app) == "no answer (see the notification)"
 
 
-async def test_retrieval_off_and_adapter_choice_reach_the_core(app, assistant) -> None:
+def status(app) -> str:
+    return str(app.screen.query_one(StatusBar).render())
+
+
+async def choose_model(pilot, *keys: str) -> None:
+    await pilot.press("ctrl+o")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, ModelPicker))
+    await pilot.press(*keys, "enter")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, MainScreen))
+
+
+async def test_retrieval_off_reaches_the_core(app, assistant) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+r")
-        assert "retrieval OFF" in str(app.screen.query_one(StatusBar).render())
-        await pilot.press("ctrl+o")
-        await wait_until(pilot, lambda: app.screen.__class__.__name__ == "ModelPicker")
-        await pilot.press("down", "enter")
-        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
-        assert "adapter legal-voice" in str(app.screen.query_one(StatusBar).render())
+        assert "retrieval OFF" in status(app)
         await ask(pilot, "Hello?")
         assert assistant.asked[-1]["retrieval"] is False
-        assert assistant.asked[-1]["adapter"] == "legal-voice"
         assert app.screen.query_one(SourcesPanel).sources == []
+        await pilot.press("ctrl+r")
+        assert "retrieval ON" in status(app)
+
+
+async def test_switching_to_a_merged_version_or_a_runtime_adapter(app, assistant) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: "model fake-model" in status(app))
+        assert "adapter none" in status(app)
+        await choose_model(pilot, "down")  # legal@v1, merged
+        await wait_until(pilot, lambda: "adapter legal@v1" in status(app))
+        assert assistant.active == "legal@v1"
+        await ask(pilot, "Hello?")
+        assert assistant.asked[-1]["adapter"] is None  # the active version answers
+        await choose_model(pilot, "down")  # from legal@v1 down to the runtime adapter
+        assert "adapter legal (runtime)" in status(app)
+        await ask(pilot, "Hello again?")
+        assert assistant.asked[-1]["adapter"] == "legal"
+        assert assistant.asked[-1]["runtime_adapter"] is True
+        await choose_model(pilot, "home")  # back to the base model
+        await wait_until(pilot, lambda: "adapter none" in status(app))
+        assert assistant.active is None
 
 
 async def test_links_and_images_in_an_answer_are_plain_text(app, assistant) -> None:

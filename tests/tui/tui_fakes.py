@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from localrag.answer import Answer, citation_dict
@@ -49,6 +50,7 @@ class FakeAssistant:
         self.release_ingest = threading.Event()
         self.release_ingest.set()
         self.closed = False
+        self.active: str | None = None
 
     # Library
 
@@ -105,6 +107,7 @@ class FakeAssistant:
         retrieval: bool = True,
         conversation_id: int | None = None,
         adapter: str | None = None,
+        runtime_adapter: bool = False,
     ) -> Answer:
         self.asked.append(
             {
@@ -112,6 +115,7 @@ class FakeAssistant:
                 "retrieval": retrieval,
                 "conversation_id": conversation_id,
                 "adapter": adapter,
+                "runtime_adapter": runtime_adapter,
             }
         )
         if self.fail_ask is not None:
@@ -172,8 +176,17 @@ class FakeAssistant:
     def status(self) -> dict[str, Any]:
         return {"model": "fake-model", "adapter": None, "retrieval": True}
 
-    def adapters(self) -> list[str]:
-        return ["legal-voice"]
+    def adapters(self) -> SimpleNamespace:
+        """Shaped like `localrag.adapter.registry.Listing`."""
+        return SimpleNamespace(
+            adapters=[SimpleNamespace(name="legal")],
+            versions=[SimpleNamespace(ref="legal@v1", quant="Q4_K_M")],
+            active=self.active,
+        )
+
+    def use_adapter(self, ref: str) -> str | None:
+        self.active = None if ref == "base" else ref
+        return self.active
 
     def close(self) -> None:
         self.closed = True

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from textual.pilot import Pilot
 
-TIMEOUT_S = 15.0
+TIMEOUT_S = 60.0
 """A guard so a broken app fails the test instead of hanging it; not a timing assertion."""
 
 

@@ -1,0 +1,81 @@
+"""The app on the real `Assistant` and a real encrypted vault, with the fast fake model parts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import SIZE
+from test_tui_chat import ask, context_shown
+from test_tui_library import names
+from textual.widgets import DataTable, Static
+from tui_helpers import notifications, wait_until
+
+from localrag.embed import HashingEmbedder
+from localrag.generate import EchoGenerator
+from localrag.settings import Settings
+from localrag.tui import build_app
+from localrag.tui.answer_view import AnswerView
+from localrag.tui.confirm_screen import ConfirmScreen
+from localrag.tui.main_screen import MainScreen
+from localrag.tui.sources import SourcesPanel
+from localrag.tui.vault import ServiceVault
+
+pytestmark = pytest.mark.anyio
+
+PASSPHRASE = "a long enough passphrase"
+
+
+def vault(settings: Settings) -> ServiceVault:
+    return ServiceVault(settings, embedder=HashingEmbedder(), generator=EchoGenerator())
+
+
+async def test_create_add_ask_open_source_delete_then_unlock_again(
+    settings: Settings, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.md"
+    notes.write_text(
+        "# Launch\n\nThe launch code for the rocket is blue-42.\n\nIt changes every Tuesday.\n"
+    )
+    app = build_app(vault=vault(settings))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*PASSPHRASE, "enter", *PASSPHRASE, "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "vault created")
+
+        await pilot.press("f2", "a", *str(notes), "enter")
+        await wait_until(pilot, lambda: names(app) == ["notes.md"], "notes.md listed")
+
+        await pilot.press("f1")
+        await ask(pilot, "What is the launch code for the rocket?")
+        view = app.screen.query(AnswerView).last()
+        assert "blue-42" in view.answer_text
+        sources = app.screen.query_one(SourcesPanel).sources
+        assert sources and sources[0].path == str(notes)
+        await pilot.press("ctrl+s", "enter")
+        await wait_until(pilot, lambda: context_shown(app))
+        cited = app.screen.query_one(".passage.cited", Static)
+        assert "blue-42" in str(cited.render())
+        await pilot.press("escape")
+
+        await pilot.press("f2", "d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: names(app) == [], "notes.md deleted")
+        assert app.assistant.documents() == []
+        assert not [n for n in notifications(pilot) if "rror" in n]
+
+    # Later runs unlock; the conversation is still there.
+    app = build_app(vault=vault(settings))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"not it at all", "enter")
+        await wait_until(
+            pilot, lambda: "try again" in str(app.screen.query_one("#unlock-message").render())
+        )
+        await pilot.press(*PASSPHRASE, "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "unlocked")
+        await pilot.press("f3")
+        table = app.screen.query_one("#conversations", DataTable)
+        await wait_until(pilot, lambda: table.row_count == 1)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.screen.query(AnswerView))
+        assert "blue-42" in app.screen.query(AnswerView).last().answer_text
