@@ -153,11 +153,19 @@ def cited_numbers(text: str) -> list[int]:
 
 
 def best_supporting(text: str, sources: Sequence[Source]) -> Source | None:
-    """The source that contains most of an answer's content words, if it contains enough."""
+    """The source that contains most of an answer's content words, if it contains enough and
+    every number of the answer (a date, an amount: what a small model gets wrong)."""
     words = content_words(text)
+    numbers = {w for w in words if any(ch.isdigit() for ch in w)}
     if not words or not sources:
         return None
-    scored = [(len(words & content_words(s.chunk.text)) / len(words), -s.n, s) for s in sources]
+    scored = []
+    for s in sources:
+        found = content_words(s.chunk.text)
+        if numbers <= found:
+            scored.append((len(words & found) / len(words), -s.n, s))
+    if not scored:
+        return None
     share, _, best = max(scored, key=lambda t: (t[0], t[1]))
     return best if share >= MIN_OVERLAP else None
 

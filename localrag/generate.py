@@ -148,8 +148,9 @@ class LlamaGenerator:
         vocab = self.llm._model.vocab  # is_eog is not exposed on the high-level object
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         with self._lock:
-            # temp=0: greedy, so answers are reproducible and citations do not wander.
-            gen = self.llm.generate(tokens, temp=0.0, repeat_penalty=1.1)
+            # Greedy, so answers are reproducible; no repeat penalty, which would push the model
+            # away from copying a date or a name exactly as the source has it.
+            gen = self.llm.generate(tokens, temp=0.0, repeat_penalty=1.0)
             try:
                 for count, token in enumerate(gen, start=1):
                     if llama_cpp.llama_vocab_is_eog(vocab, token):
@@ -164,6 +165,10 @@ class LlamaGenerator:
             yield tail
 
     def close(self) -> None:
+        """Free the model; the next `load_llama` of it loads it again."""
+        with _LOADED_LOCK:
+            for key in [k for k, v in _LOADED.items() if v is self]:
+                del _LOADED[key]
         self.llm.close()
 
 

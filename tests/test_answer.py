@@ -250,3 +250,10 @@ def test_status_names_the_model_and_retrieval(assistant: Assistant) -> None:
     status = assistant.status()
     assert status["retrieval"] is True
     assert status["adapter"] is None
+
+
+def test_an_uncited_answer_with_a_wrong_number_is_not_cited() -> None:
+    srcs = sources("The bridge opened to traffic in 1902.")
+    a = answer(["The", " bridge", " opened", " to", " traffic", " in", " 1903."], srcs)
+    assert a.text() == "The bridge opened to traffic in 1903."
+    assert a.citations == []

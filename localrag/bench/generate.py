@@ -85,7 +85,7 @@ def ours(gen: LlamaGenerator, messages: list[Message], max_tokens: int) -> dict[
 
 def raw(gen: LlamaGenerator, prompt: str, max_tokens: int) -> dict[str, float]:
     stream: Any = gen.llm.create_completion(
-        prompt, max_tokens=max_tokens, temperature=0.0, repeat_penalty=1.1, stream=True
+        prompt, max_tokens=max_tokens, temperature=0.0, repeat_penalty=1.0, stream=True
     )
     # The last chunk only carries the finish reason: it is not a token.
     pieces = (c for c in stream if c["choices"][0]["finish_reason"] is None)

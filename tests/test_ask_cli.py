@@ -1,0 +1,131 @@
+"""`localrag ask`, `chat` and `history`, as a user runs them: with fakes, then the real models."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from localrag import embed, service
+from localrag.cli import main
+from localrag.embed import HashingEmbedder
+from localrag.generate import EchoGenerator
+from localrag.prompt import NOT_FOUND
+
+BRIDGE = (
+    "The Lindqvist Bridge\n\n"
+    "The Lindqvist Bridge crosses the Aura river in three spans.\n"
+    "Construction began in 1896 and the bridge opened to traffic in 1902.\n"
+    "A flood in 1899 delayed the works by a year.\n\n"
+    "The bridge is 212 metres long and carries two tram tracks.\n"
+)
+PANCAKES = "Pancakes need flour, eggs, milk and a pinch of salt.\nFry them in butter.\n"
+
+
+@pytest.fixture
+def docs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Path:
+    """A vault holding two small documents; returns their folder."""
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", "correct horse")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "bridge.txt").write_text(BRIDGE, encoding="utf-8")
+    (folder / "pancakes.txt").write_text(PANCAKES, encoding="utf-8")
+    assert main(["init"]) == 0
+    assert main(["add", str(folder)]) == 0
+    capsys.readouterr()
+    return folder
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embed, "from_settings", lambda settings: HashingEmbedder())
+    monkeypatch.setattr(service, "build_generator", lambda settings: EchoGenerator())
+
+
+def ask_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
+    assert main(["ask", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.usefixtures("fakes")
+def test_ask_prints_the_answer_then_its_citations(
+    docs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ask", "When", "did", "the", "Lindqvist", "Bridge", "open", "to", "traffic?"]) == 0
+    out = capsys.readouterr().out
+    assert "The Lindqvist Bridge" in out
+    assert out.endswith(f"[1]\n\n[1] {docs / 'bridge.txt'}, lines 1-7\n")
+
+
+@pytest.mark.usefixtures("fakes")
+def test_ask_json_has_answer_citations_and_timings(
+    docs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = ask_json(capsys, "When did the Lindqvist Bridge open to traffic?")
+    (citation,) = result["citations"]
+    assert citation["path"] == str(docs / "bridge.txt")
+    assert (citation["line_start"], citation["line_end"]) == (1, 7)
+    assert "212 metres" in citation["text"]
+    assert set(result["timings_ms"]) == {"retrieve", "first_token", "total"}
+    assert result["abstained"] is False
+    assert result["model"] == "echo"
+    assert result["tokens"] > 0
+
+
+@pytest.mark.usefixtures("fakes")
+def test_chat_keeps_one_conversation_and_history_shows_it(
+    docs: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = "When did the Lindqvist Bridge open to traffic?\nHow long is it?\n\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(lines))
+    assert main(["chat"]) == 0
+    assert capsys.readouterr().out.count("[1] ") == 2
+    assert main(["history", "--json"]) == 0
+    (conversation,) = json.loads(capsys.readouterr().out)
+    assert conversation["turn_count"] == 4
+    assert main(["history", str(conversation["id"])]) == 0
+    shown = capsys.readouterr().out
+    assert "user: How long is it?" in shown
+    assert "bridge.txt" in shown
+
+
+def test_ask_without_a_vault_says_how_to_make_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", "x")
+    assert main(["ask", "anything"]) != 0
+    assert "localrag init" in capsys.readouterr().err
+
+
+@pytest.mark.models
+@pytest.mark.slow
+def test_real_model_answers_cites_abstains_and_follows_up(
+    real_models: object, docs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Streamed answer with a citation pointing at the document's real span.
+    assert main(["ask", "When did the Lindqvist Bridge open to traffic?"]) == 0
+    out = capsys.readouterr().out
+    assert "1902" in out
+    assert f"[1] {docs / 'bridge.txt'}, lines " in out
+
+    # An unrelated question: the gate abstains instead of inventing.
+    result = ask_json(capsys, "What is the boiling point of mercury?")
+    assert result["abstained"] is True
+    assert result["answer"] == NOT_FOUND
+    assert result["citations"] == []
+
+    # A follow-up in the same conversation knows what "it" is.
+    first = ask_json(capsys, "When did the Lindqvist Bridge open to traffic?")
+    follow = ask_json(capsys, "How long is it?", "--conversation", str(first["conversation_id"]))
+    assert "212" in follow["answer"]
+    assert follow["citations"][0]["path"] == str(docs / "bridge.txt")
+    assert follow["tokens_per_s"] > 0
+
+    # With retrieval off the model answers alone, with no sources.
+    alone = ask_json(capsys, "--no-retrieval", "What is the capital of France?")
+    assert alone["citations"] == []
+    assert "Paris" in alone["answer"]
