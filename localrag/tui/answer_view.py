@@ -23,7 +23,7 @@ class AnswerView(Vertical):
         self._stream: MarkdownStream | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(self.question, markup=False, classes="question")
+        yield Static(f"> {self.question}", markup=False, classes="question")
         yield Markdown(self.answer_text, parser_factory=offline_markdown, open_links=False)
         yield Static(self.meta, markup=False, classes="meta")
 

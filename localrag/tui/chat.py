@@ -13,11 +13,11 @@ from localrag.records import Turn
 from localrag.tui.answer_view import AnswerView
 from localrag.tui.context_screen import ContextScreen
 from localrag.tui.messages import AnswerEnded, AnswerStarted, AnswerToken, ConversationOpened
-from localrag.tui.sources import Source, SourcesPanel
+from localrag.tui.sources import Source, SourcesPanel, answer_sources
 
 WELCOME = (
-    "Ask a question about your documents and recordings. Answers cite their sources as [n];"
-    " Tab to the sources panel and press Enter to read one in context."
+    "Ask a question about your documents and recordings. Answers cite their sources as [n]:"
+    " Ctrl+S goes to the sources (* cited), Enter opens one in its context."
 )
 
 
@@ -116,8 +116,7 @@ class ChatPane(Vertical):
             return
         if getattr(answer, "conversation_id", None) is not None:
             self.conversation_id = answer.conversation_id
-        citations = getattr(answer, "citations", None) or []
-        self.query_one(SourcesPanel).show([Source.from_citation(c) for c in citations])
+        self.query_one(SourcesPanel).show(answer_sources(answer))
         self.log_view.scroll_end(animate=False)
         self.app.answer_finished(answer)  # type: ignore[attr-defined]
 

@@ -72,6 +72,11 @@ class LibraryPane(Vertical):
             table.move_cursor(row=min(cursor, len(message.documents) - 1))
         table.border_title = f"Documents ({len(message.documents)})"
 
+    def focus_default(self) -> None:
+        """The table if there is something in it, else the path input to add the first file."""
+        target = "#documents" if self.documents else "#add-path"
+        self.query_one(target).focus()
+
     # Adding
 
     def action_add(self) -> None:

@@ -39,6 +39,7 @@ class MainScreen(Screen[None]):
         self.focus_tab(pane)
 
     def focus_tab(self, pane: str | None) -> None:
-        target = {"chat": "#question", "library": "#documents", "history": "#conversations"}
-        if pane in target:
-            self.query_one(target[pane]).focus()
+        if pane == "library":
+            self.query_one(LibraryPane).focus_default()
+        elif pane in ("chat", "history"):
+            self.query_one("#question" if pane == "chat" else "#conversations").focus()

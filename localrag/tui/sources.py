@@ -27,23 +27,25 @@ class Source:
     start_s: float | None = None
     """For a recording: where the cited part starts, in seconds."""
     end_s: float | None = None
+    cited: bool = True
+    """Whether the answer cites it (the panel also lists retrieved sources it did not cite)."""
 
     @property
     def is_audio(self) -> bool:
         return self.start_s is not None
 
     @classmethod
-    def from_citation(cls, citation: Any) -> Source:
-        chunk = citation.chunk
+    def from_chunk(cls, n: int, chunk: Any, score: float | None, cited: bool = True) -> Source:
         return cls(
-            n=citation.n,
+            n=n,
             chunk_id=chunk.id,
             path=chunk.path,
             where=locator(chunk),
-            score=citation.score,
+            score=score,
             doc_id=chunk.doc_id,
             start_s=chunk.span.start_s,
             end_s=chunk.span.end_s,
+            cited=cited,
         )
 
     @classmethod
@@ -63,7 +65,16 @@ class Source:
 
     def label(self) -> str:
         score = f"  {self.score:.2f}" if self.score is not None else ""
-        return f"[{self.n}] {self.where}{score}"
+        return f"{'*' if self.cited else ' '}[{self.n}] {self.where}{score}"
+
+
+def answer_sources(answer: Any) -> list[Source]:
+    """Every source the answer was given, in prompt order, the cited ones marked."""
+    cited = {c.n for c in getattr(answer, "citations", None) or []}
+    given = getattr(answer, "sources", None)
+    if given is None:  # an answer that only knows its citations
+        return [Source.from_chunk(c.n, c.chunk, c.score) for c in answer.citations]
+    return [Source.from_chunk(s.n, s.chunk, s.hit.score, s.n in cited) for s in given]
 
 
 class SourcesPanel(OptionList):

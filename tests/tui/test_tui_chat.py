@@ -46,9 +46,12 @@ async def test_ask_streams_an_answer_with_citations_and_timings(app, assistant) 
         view = app.screen.query(AnswerView).last()
         assert view.question == "What is the launch code?"
         assert "blue-0" in view.answer_text and "[1]" in view.answer_text
-        sources = app.screen.query_one(SourcesPanel)
-        assert [s.n for s in sources.sources] == [1]
-        assert "handbook.md, page 1, lines 1-9" in sources.sources[0].label()
+        sources = app.screen.query_one(SourcesPanel).sources
+        # Every retrieved source is listed with its place and score; the cited one is marked.
+        assert [s.label() for s in sources] == [
+            "*[1] handbook.md, page 1, lines 1-9  0.90",
+            " [2] standup.flac @ 00:00–00:10  0.80",
+        ]
         assert "retrieval 12 ms" in last_meta(app) and "first token" in last_meta(app)
         status = str(app.screen.query_one(StatusBar).render())
         assert "retrieval ON" in status and "fake-model" in status
