@@ -129,3 +129,61 @@ def test_real_model_answers_cites_abstains_and_follows_up(
     alone = ask_json(capsys, "--no-retrieval", "What is the capital of France?")
     assert alone["citations"] == []
     assert "Paris" in alone["answer"]
+
+
+SQUAD = {
+    "version": "v2.0",
+    "data": [
+        {
+            "title": "Bridges",
+            "paragraphs": [
+                {
+                    "context": "The Lindqvist Bridge opened in 1902. It is 212 metres long.",
+                    "qas": [
+                        {
+                            "question": "When did the Lindqvist Bridge open?",
+                            "answers": [{"text": "1902", "answer_start": 32}],
+                            "is_impossible": False,
+                        },
+                        {
+                            "question": "What is the boiling point of liquid mercury?",
+                            "answers": [],
+                            "is_impossible": True,
+                        },
+                    ],
+                },
+                {
+                    "context": "Pancakes need flour, eggs, milk and a pinch of salt.",
+                    "qas": [
+                        {
+                            "question": "What do pancakes need?",
+                            "answers": [{"text": "flour, eggs, milk and a pinch of salt"}],
+                            "is_impossible": False,
+                        }
+                    ],
+                },
+            ],
+        }
+    ],
+}
+
+
+@pytest.mark.usefixtures("fakes")
+def test_eval_qa_scores_answers_abstaining_and_retrieval(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from localrag import generate
+
+    monkeypatch.setattr(generate, "build_generator", lambda settings: EchoGenerator())
+    squad = tmp_path / "squad.json"
+    squad.write_text(json.dumps(SQUAD), encoding="utf-8")
+    assert main(["eval", "qa", "--squad", str(squad), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["answerable"], result["unanswerable"]) == (2, 1)
+    assert result["hit_at_k"] == 1.0
+    # The echo model repeats the first sentence of the best source: "flour..." is in the text.
+    assert result["answer_in_text"] == 1.0
+    assert result["abstain_recall"] == 1.0
+    assert result["abstain_precision"] == 1.0
+    assert 0 < result["f1"] < 1
+    assert set(result["latency_ms"]) == {"p50", "p95", "first_token_p50"}

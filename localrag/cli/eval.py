@@ -10,7 +10,7 @@ import argparse
 from localrag.cli.common import register_group
 
 # In the order `localrag eval --help` lists them.
-EVALS: list[str] = ["retrieval", "asr"]
+EVALS: list[str] = ["retrieval", "qa", "asr"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,0 +1,206 @@
+"""`localrag eval qa --squad FILE`: answer quality on a SQuAD 2.0-format file.
+
+Every paragraph of the file goes into a throwaway encrypted vault (a random key never written
+down, in a temporary folder removed afterwards); then the questions are asked through
+`Assistant.ask`, exactly as `localrag ask` does. Reported:
+- exact match and F1 (SQuAD's normalisation: lower case, no punctuation, no articles) on the
+  answerable questions, and `answer_in_text`: the share whose gold answer appears in the answer
+  (a fairer view of a model that answers in sentences);
+- precision and recall of abstaining, where the unanswerable questions are the positives;
+- retrieval hit@k: the gold paragraph among the `k` sources;
+- latency p50/p95 of whole answers, and of the first token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import statistics
+import string
+import tempfile
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from localrag.errors import UsageError
+from localrag.evaluate.retrieval import PREFIX, BeirSet, build
+
+_CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
+
+
+@dataclass(frozen=True)
+class Question:
+    """One SQuAD question with where its answer is."""
+
+    text: str
+    answers: tuple[str, ...]
+    """Gold answers; empty for an unanswerable question."""
+    paragraph: str
+    """Id of the paragraph it was written about."""
+
+
+def load_squad(path: Path) -> tuple[dict[str, tuple[str, str]], list[Question]]:
+    """Paragraphs (id to (title, text)) and questions of a SQuAD 2.0 file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    except FileNotFoundError as exc:
+        raise UsageError(f"{path}: no such file") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise UsageError(f"{path}: not a SQuAD 2.0 JSON file ({exc})") from exc
+    paragraphs: dict[str, tuple[str, str]] = {}
+    questions: list[Question] = []
+    for a, article in enumerate(data):
+        title = article.get("title", "").replace("_", " ")
+        for p, paragraph in enumerate(article["paragraphs"]):
+            pid = f"{a}.{p}"
+            paragraphs[pid] = (title, paragraph["context"])
+            for qa in paragraph["qas"]:
+                gold = () if qa.get("is_impossible") else tuple(x["text"] for x in qa["answers"])
+                questions.append(Question(qa["question"], gold, pid))
+    return paragraphs, questions
+
+
+def spread(items: Sequence[Question], limit: int | None) -> list[Question]:
+    """`limit` items evenly spaced through the list, so every article is represented."""
+    if not limit or limit >= len(items):
+        return list(items)
+    return [items[i * len(items) // limit] for i in range(limit)]
+
+
+def normalize(text: str) -> str:
+    """SQuAD's answer normalisation."""
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def f1(prediction: str, gold: str) -> float:
+    pred, ref = normalize(prediction).split(), normalize(gold).split()
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("qa", help="exact match, F1, abstaining and latency on SQuAD 2.0")
+    p.add_argument("--squad", type=Path, required=True, help="a SQuAD 2.0-format JSON file")
+    p.add_argument("--limit", type=int, help="ask only this many questions (spread evenly)")
+    p.add_argument("-k", type=int, help="sources per question (default: top_k of the settings)")
+    p.add_argument("--no-retrieval", dest="retrieval", action="store_false")
+    from localrag.cli.common import add_json
+
+    add_json(p)
+    p.set_defaults(func=run)
+
+
+def evaluate(
+    assistant: Any, questions: Sequence[Question], k: int, retrieval: bool
+) -> Iterator[dict[str, Any]]:
+    """Ask each question; yields one record per question."""
+    for q in questions:
+        hits = assistant.retrieve(q.text, k=k).hits if retrieval else []
+        answer = assistant.ask(q.text, k=k, retrieval=retrieval)
+        text = answer.text()
+        prediction = "" if answer.abstained else _CITATION.sub("", text).strip()
+        record: dict[str, Any] = {
+            "question": q.text,
+            "answers": list(q.answers),
+            "prediction": prediction,
+            "abstained": answer.abstained,
+            "hit": any(h.chunk.path == PREFIX + q.paragraph for h in hits),
+            "total_ms": answer.timings_ms["total"],
+            "first_token_ms": answer.timings_ms["first_token"],
+            "tokens_per_s": answer.tokens_per_s,
+        }
+        if q.answers:
+            record["em"] = max(float(normalize(prediction) == normalize(g)) for g in q.answers)
+            record["f1"] = max(f1(prediction, g) for g in q.answers)
+            record["in_text"] = any(
+                normalize(g) and normalize(g) in normalize(prediction) for g in q.answers
+            )
+        yield record
+
+
+def summarize(records: Sequence[dict[str, Any]], retrieval: bool) -> dict[str, Any]:
+    answerable = [r for r in records if r["answers"]]
+    unanswerable = [r for r in records if not r["answers"]]
+    abstained = [r for r in records if r["abstained"]]
+    right = sum(1 for r in unanswerable if r["abstained"])
+
+    def mean(rows: Sequence[dict[str, Any]], key: str) -> float | None:
+        return round(sum(float(r[key]) for r in rows) / len(rows), 3) if rows else None
+
+    return {
+        "questions": len(records),
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+        "exact_match": mean(answerable, "em"),
+        "f1": mean(answerable, "f1"),
+        "answer_in_text": mean(answerable, "in_text"),
+        "abstain_precision": round(right / len(abstained), 3) if abstained else None,
+        "abstain_recall": round(right / len(unanswerable), 3) if unanswerable else None,
+        "abstained_answerable": mean(answerable, "abstained"),
+        "hit_at_k": mean(answerable, "hit") if retrieval else None,
+        "latency_ms": {
+            "p50": percentile([r["total_ms"] for r in records], 0.5),
+            "p95": percentile([r["total_ms"] for r in records], 0.95),
+            "first_token_p50": percentile([r["first_token_ms"] for r in records], 0.5),
+        },
+        "tokens_per_s_median": round(
+            statistics.median([r["tokens_per_s"] for r in records if r["tokens_per_s"]] or [0]), 1
+        ),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from localrag import embed
+    from localrag.chunk import ChunkSettings
+    from localrag.cli.common import print_json, settings
+    from localrag.generate import build_generator
+    from localrag.service import Assistant
+    from localrag.store import Store
+    from localrag.store.keys import new_data_key, wipe
+
+    s = settings(args)
+    paragraphs, questions = load_squad(args.squad)
+    chosen = spread(questions, args.limit)
+    k = args.k or s.top_k
+    embedder = embed.from_settings(s)
+    generator = build_generator(s)
+    folder = Path(tempfile.mkdtemp(prefix="localrag-eval-qa-"))
+    key = new_data_key()
+    try:
+        store = Store.open(folder / "eval.db", key, create=True)
+        for _ in build(store, embedder, BeirSet(paragraphs, {}, {}), ChunkSettings()):
+            pass
+        with Assistant(s.with_changes(home=folder), store, embedder, generator) as assistant:
+            records = list(evaluate(assistant, chosen, k, args.retrieval))
+    finally:
+        wipe(key)
+        shutil.rmtree(folder, ignore_errors=True)
+    result = {
+        "data": str(args.squad),
+        "model": generator.name,
+        "retrieval": args.retrieval,
+        "k": k,
+        **summarize(records, args.retrieval),
+    }
+    if args.json:
+        print_json({**result, "records": records})
+        return 0
+    for name, value in result.items():
+        print(f"{name:<22} {value}")
+    return 0
