@@ -7,6 +7,8 @@ Everything that calls the core runs in a thread worker started by `background()`
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -28,6 +30,8 @@ from localrag.tui.vault import ServiceVault, VaultAccess
 
 log = logging.getLogger(__name__)
 
+STOP_TIMEOUT_S = 10.0
+"""How long quitting waits for workers to stop before leaving the vault to the process exit."""
 MAIN_ACTIONS = {"show_tab", "toggle_retrieval", "choose_model", "new_conversation"}
 """Actions that need the open vault."""
 
@@ -63,6 +67,10 @@ class LocalragApp(App[None]):
         """The adapter version the vault's registry makes active (None: the base model)."""
         self.model = ""
         self.choices: list[ModelChoice] = []
+        self.threads: set[threading.Thread] = set()
+        """The worker threads running now."""
+        self.stopping = threading.Event()
+        """Set when the app exits: long workers stop at their next step."""
 
     def on_mount(self) -> None:
         if self.assistant is not None:
@@ -77,8 +85,17 @@ class LocalragApp(App[None]):
         self, work: Callable[[], None], *, name: str, group: str = "core", exclusive: bool = False
     ) -> Worker[None]:
         """Run `work` (which calls the core) in a thread; its errors become notifications."""
+
+        def tracked() -> None:
+            thread = threading.current_thread()
+            self.threads.add(thread)
+            try:
+                work()
+            finally:
+                self.threads.discard(thread)
+
         return self.run_worker(
-            work, name=name, group=group, exclusive=exclusive, thread=True, exit_on_error=False
+            tracked, name=name, group=group, exclusive=exclusive, thread=True, exit_on_error=False
         )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -251,6 +268,21 @@ class LocalragApp(App[None]):
             yield SystemCommand(title, help_text, callback)
 
     def on_unmount(self) -> None:
+        """Stop the workers at their next step, then close the vault once none uses it.
+
+        Closing while a thread still runs llama.cpp or SQLite would pull the model or the
+        connection from under it; a worker that does not stop in time leaves the vault to be
+        closed by the process exit (every document is one transaction, so nothing is half-added).
+        """
+        self.stopping.set()
+        if (main := self.main_screen()) is not None:
+            main.query_one(ChatPane).action_cancel_answer()
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for thread in list(self.threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if self.threads:
+            log.warning("workers still running at exit; the vault closes with the process")
+            return
         if self.assistant is not None and hasattr(self.assistant, "close"):
             try:
                 self.assistant.close()

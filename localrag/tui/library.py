@@ -99,12 +99,17 @@ class LibraryPane(Vertical):
     def add(self, paths: list[Path]) -> None:
         assistant = self.app.assistant  # type: ignore[attr-defined]
         self.ingesting += 1
+        stopping = self.app.stopping  # type: ignore[attr-defined]
         self.query_one("#ingest").display = True
 
         def work() -> None:
             try:
-                for event in assistant.add(paths):
+                events = assistant.add(paths)
+                for event in events:
                     self.post_message(Ingested(event))
+                    if stopping.is_set():  # the app is closing: stop between files' steps
+                        getattr(events, "close", lambda: None)()
+                        break
             finally:
                 self.post_message(IngestEnded())
 

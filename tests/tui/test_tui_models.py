@@ -1,0 +1,73 @@
+"""End to end on the real default models: create a vault, add a document and a recording, ask."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import SIZE
+from test_tui_chat import ask, context_shown
+from test_tui_library import names
+from textual.widgets import Static
+from tui_helpers import notifications, wait_until
+
+from localrag.settings import Settings
+from localrag.tui import build_app
+from localrag.tui.answer_view import AnswerView
+from localrag.tui.main_screen import MainScreen
+from localrag.tui.sources import SourcesPanel
+from localrag.tui.vault import ServiceVault
+
+pytestmark = [pytest.mark.anyio, pytest.mark.models, pytest.mark.slow]
+
+PASSPHRASE = "a long enough passphrase"
+SPEECH = Path(__file__).resolve().parents[3] / "shared" / "data" / "audio" / "jfk.flac"
+
+
+async def test_real_models_answer_with_sources_and_open_them(
+    real_models: Settings, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "policy.md").write_text(
+        "# Expenses\n\nMeals are reimbursed up to 40 euros per day with receipts.\n"
+        "Taxis are reimbursed only after 22:00.\n"
+    )
+    if SPEECH.is_file():
+        shutil.copy(SPEECH, docs / "jfk.flac")
+    app = build_app(vault=ServiceVault(real_models))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*PASSPHRASE, "enter", *PASSPHRASE, "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "vault created")
+        await pilot.press("f2", *str(docs), "enter")
+        expected = sorted(p.name for p in docs.iterdir())
+        await wait_until(pilot, lambda: sorted(names(app)) == expected, "documents added")
+
+        await pilot.press("f1")
+        await ask(pilot, "How much are meals reimbursed per day?")
+        view = app.screen.query(AnswerView).last()
+        assert "40" in view.answer_text
+        meta = str(view.query_one(".meta", Static).render())
+        assert "retrieval" in meta and "first token" in meta and "tok/s" in meta
+        sources = app.screen.query_one(SourcesPanel).sources
+        assert sources and all(s.score is not None and s.where for s in sources)
+        assert not notifications(pilot)
+
+        # The policy passage opens in its document (cited or not: the small model may not cite).
+        policy = next(i for i, s in enumerate(sources) if s.path.endswith("policy.md"))
+        await pilot.press("ctrl+s", *["down"] * policy, "enter")
+        await wait_until(pilot, lambda: context_shown(app))
+        assert "40 euros" in str(app.screen.query_one(".passage.cited", Static).render())
+        await pilot.press("escape")
+
+        if SPEECH.is_file():
+            await pilot.press("ctrl+n")
+            await ask(pilot, "What should you ask, instead of what your country can do for you?")
+            sources = app.screen.query_one(SourcesPanel).sources
+            speech = next(i for i, s in enumerate(sources) if s.path.endswith("jfk.flac"))
+            assert "jfk.flac @ 00:00" in sources[speech].where
+            await pilot.press("ctrl+s", *["down"] * speech, "enter")
+            await wait_until(pilot, lambda: context_shown(app))
+            transcript = " ".join(str(p.render()) for p in app.screen.query(".passage"))
+            assert "your country" in transcript.lower()
