@@ -58,7 +58,8 @@ class LocalragApp(App[None]):
         if vault is None and assistant is None:
             raise ValueError("give the app a vault access or an open assistant")
         self.vault = vault
-        self.assistant = assistant
+        self.assistant: Any = assistant
+        """The open `Assistant`, once the vault is unlocked."""
         self.retrieval = True
         """Whether answers search the vault (on) or come from the model alone (off)."""
         self.runtime_adapter: str | None = None

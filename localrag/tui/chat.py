@@ -12,6 +12,7 @@ from textual.widgets import Input, Static
 from localrag.records import Turn
 from localrag.tui.answer_view import AnswerView
 from localrag.tui.context_screen import ContextScreen
+from localrag.tui.format import short_time
 from localrag.tui.messages import AnswerEnded, AnswerStarted, AnswerToken, ConversationOpened
 from localrag.tui.sources import Source, SourcesPanel, answer_sources
 
@@ -156,7 +157,9 @@ class ChatPane(Vertical):
                 question = turn.text
                 continue
             sources = [Source.from_stored(c) for c in turn.citations]
-            await self.log_view.mount(AnswerView(question, turn.text, turn.created_at))
+            await self.log_view.mount(
+                AnswerView(question, turn.text, f"answered {short_time(turn.created_at)}")
+            )
             question = ""
         if question:
             await self.log_view.mount(AnswerView(question, "", "no answer was stored"))

@@ -8,6 +8,11 @@ from typing import Any
 from markdown_it import MarkdownIt
 
 
+def short_time(iso: str) -> str:
+    """ "2026-11-25 09:33" from an ISO 8601 time: to the minute, as lists show it."""
+    return iso[:16].replace("T", " ")
+
+
 def _timing(timings_ms: Mapping[str, Any], *names: str) -> float | None:
     for name in names:
         for key in (name, f"{name}_ms"):

@@ -9,6 +9,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable
 
 from localrag.records import Conversation
+from localrag.tui.format import short_time
 from localrag.tui.messages import ConversationOpened, ConversationsLoaded
 
 
@@ -42,7 +43,7 @@ class HistoryPane(Vertical):
             table.add_row(
                 c.title or f"conversation {c.id}",
                 str(c.turn_count),
-                c.updated_at[:16].replace("T", " "),
+                short_time(c.updated_at),
                 key=str(c.id),
             )
 

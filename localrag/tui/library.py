@@ -14,6 +14,7 @@ from localrag.cli.common import human_size
 from localrag.records import Document
 from localrag.tui.confirm_screen import ConfirmScreen
 from localrag.tui.file_progress import FileProgress
+from localrag.tui.format import short_time
 from localrag.tui.messages import DocumentsLoaded, Ingested, IngestEnded
 from localrag.tui.path_input import PathInput
 
@@ -65,7 +66,7 @@ class LibraryPane(Vertical):
                 doc.kind,
                 human_size(doc.size_bytes),
                 str(doc.chunk_count),
-                doc.added_at[:16].replace("T", " "),
+                short_time(doc.added_at),
                 key=str(doc.id),
             )
         if message.documents:

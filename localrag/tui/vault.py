@@ -32,17 +32,17 @@ class ServiceVault:
     def exists(self) -> bool:
         from localrag.service import Assistant
 
-        return bool(Assistant.vault_exists(self.settings))  # type: ignore[attr-defined]
+        return bool(Assistant.vault_exists(self.settings))
 
     def create(self, passphrase: bytearray) -> Any:
         from localrag.service import Assistant
 
-        return Assistant.create(self.settings, passphrase, **self.parts)  # type: ignore[attr-defined]
+        return Assistant.create(self.settings, passphrase, **self.parts)
 
     def open(self, passphrase: bytearray) -> Any:
         from localrag.service import Assistant
 
-        return Assistant.open(self.settings, passphrase, **self.parts)  # type: ignore[attr-defined]
+        return Assistant.open(self.settings, passphrase, **self.parts)
 
 
 def strength_hint(passphrase: str) -> tuple[str, str]:
