@@ -10,91 +10,84 @@ from textual.message import Message
 from localrag.records import Conversation, Document, IngestEvent, Turn
 
 
+@dataclass
 class VaultOpened(Message):
     """The vault is unlocked (or created): the app can show its main screen."""
 
-    def __init__(self, assistant: Any) -> None:
-        super().__init__()
-        self.assistant = assistant
+    assistant: Any
 
 
+@dataclass
 class UnlockRejected(Message):
     """The passphrase was wrong; the user may try again."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__()
-        self.message = message
+    message: str
 
 
+@dataclass
 class UnlockEnded(Message):
     """The unlock worker finished, whatever the outcome."""
 
 
+@dataclass
 class AnswerStarted(Message):
     """`ask()` returned an `Answer`: tokens follow."""
 
-    def __init__(self, answer: Any) -> None:
-        super().__init__()
-        self.answer = answer
+    answer: Any
 
 
+@dataclass
 class AnswerToken(Message):
     """Some text of the answer being written."""
 
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
+    text: str
 
 
+@dataclass
 class AnswerEnded(Message):
-    """The answer finished, was cancelled or failed (`answer` is None if `ask()` itself failed)."""
+    """The answer finished, was cancelled or failed."""
 
-    def __init__(self, answer: Any | None, cancelled: bool) -> None:
-        super().__init__()
-        self.answer = answer
-        self.cancelled = cancelled
+    answer: Any | None
+    """None if `ask()` itself failed (the error is shown as a notification)."""
+    cancelled: bool
 
 
+@dataclass
 class Ingested(Message):
     """One progress event of `Assistant.add()`."""
 
-    def __init__(self, event: IngestEvent) -> None:
-        super().__init__()
-        self.event = event
+    event: IngestEvent
 
 
+@dataclass
 class IngestEnded(Message):
     """A batch of files finished (each file's own outcome came in its final event)."""
 
 
+@dataclass
 class DocumentsLoaded(Message):
-    def __init__(self, documents: list[Document]) -> None:
-        super().__init__()
-        self.documents = documents
+    documents: list[Document]
 
 
+@dataclass
 class ConversationsLoaded(Message):
-    def __init__(self, conversations: list[Conversation]) -> None:
-        super().__init__()
-        self.conversations = conversations
+    conversations: list[Conversation]
 
 
+@dataclass
 class ConversationOpened(Message):
     """A past conversation's turns, to show in the chat."""
 
-    def __init__(self, conversation_id: int, turns: list[Turn]) -> None:
-        super().__init__()
-        self.conversation_id = conversation_id
-        self.turns = turns
+    conversation_id: int
+    turns: list[Turn]
 
 
+@dataclass
 class StatusLoaded(Message):
-    """`Assistant.status()` (model, adapter, retrieval) and `Assistant.adapters()`."""
-
-    def __init__(self, status: dict[str, Any], adapters: Any) -> None:
-        super().__init__()
-        self.status = status
-        self.adapters = adapters
+    status: dict[str, Any]
+    """`Assistant.status()`: model, adapter, retrieval."""
+    adapters: Any
+    """`Assistant.adapters()`: the imported adapters, merged versions and the active one."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +99,6 @@ class ContextText:
     """(where, text, is_the_cited_one) in reading order."""
 
 
+@dataclass
 class ContextLoaded(Message):
-    def __init__(self, context: ContextText) -> None:
-        super().__init__()
-        self.context = context
+    context: ContextText
