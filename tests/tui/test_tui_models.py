@@ -26,7 +26,7 @@ SPEECH = Path(__file__).resolve().parents[3] / "shared" / "data" / "audio" / "jf
 
 
 async def test_real_models_answer_with_sources_and_open_them(
-    real_models: Settings, tmp_path: Path
+    real_models: Settings, tmp_path: Path, no_network: list[object]
 ) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -71,3 +71,4 @@ async def test_real_models_answer_with_sources_and_open_them(
             await wait_until(pilot, lambda: context_shown(app))
             transcript = " ".join(str(p.render()) for p in app.screen.query(".passage"))
             assert "your country" in transcript.lower()
+    assert no_network == []

@@ -31,7 +31,7 @@ def vault(settings: Settings) -> ServiceVault:
 
 
 async def test_create_add_ask_open_source_delete_then_unlock_again(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, no_network: list[object]
 ) -> None:
     notes = tmp_path / "notes.md"
     notes.write_text(
@@ -79,3 +79,4 @@ async def test_create_add_ask_open_source_delete_then_unlock_again(
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.screen.query(AnswerView))
         assert "blue-42" in app.screen.query(AnswerView).last().answer_text
+    assert no_network == []

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 from conftest import SIZE
-from textual.widgets import Static
+from textual.widgets import Input, Static
 from tui_fakes import PASSPHRASE, FakeVault
-from tui_helpers import wait_until
+from tui_helpers import notifications, wait_until
 
+from localrag.errors import VaultError
 from localrag.tui import build_app
 from localrag.tui.main_screen import MainScreen
 from localrag.tui.unlock_screen import UnlockScreen
@@ -64,3 +65,20 @@ async def test_too_short_passphrase_is_refused() -> None:
         await pilot.press(*"short", "enter", *"short", "enter")
         await wait_until(pilot, lambda: "at least 8" in message(app))
         assert vault.created_with is None
+
+
+async def test_a_vault_error_is_a_notification_and_the_form_comes_back() -> None:
+    vault = FakeVault(exists=True)
+
+    def broken(passphrase: bytearray) -> None:
+        raise VaultError("/home/vault.key: damaged; restore it from your backup")
+
+    vault.open = broken  # type: ignore[method-assign]
+    app = build_app(vault=vault)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*PASSPHRASE, "enter")
+        await wait_until(pilot, lambda: notifications(pilot))
+        assert notifications(pilot) == ["/home/vault.key: damaged; restore it from your backup"]
+        field = app.screen.query_one("#passphrase", Input)
+        await wait_until(pilot, lambda: not field.disabled and field.has_focus, "form back")
+        assert isinstance(app.screen, UnlockScreen)
