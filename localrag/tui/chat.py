@@ -34,6 +34,8 @@ class ChatPane(Vertical):
         super().__init__(**kwargs)
         self.conversation_id: int | None = None
         self.answer: Any | None = None
+        self.view: AnswerView | None = None
+        """Where the answer being written goes; None once the user left that conversation."""
         self.answering = False
         self.cancel_requested = False
 
@@ -50,10 +52,6 @@ class ChatPane(Vertical):
     @property
     def log_view(self) -> VerticalScroll:
         return self.query_one("#chat-log", VerticalScroll)
-
-    def current(self) -> AnswerView | None:
-        views = self.query(AnswerView)
-        return views.last() if views else None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel_answer":
@@ -81,7 +79,7 @@ class ChatPane(Vertical):
         await self.log_view.mount(view)
         view.start()
         self.log_view.scroll_end(animate=False)
-        self.answering, self.cancel_requested, self.answer = True, False, None
+        self.answering, self.cancel_requested, self.answer, self.view = True, False, None, view
         self.refresh_bindings()
         assistant, conversation_id, options = app.assistant, self.conversation_id, app.ask_options()
 
@@ -103,16 +101,17 @@ class ChatPane(Vertical):
             message.answer.cancel()
 
     async def on_answer_token(self, message: AnswerToken) -> None:
-        if (view := self.current()) is not None:
-            await view.write(message.text)
+        if self.view is not None:
+            await self.view.write(message.text)
             self.log_view.scroll_end(animate=False)
 
     async def on_answer_ended(self, message: AnswerEnded) -> None:
-        answer = message.answer
-        if (view := self.current()) is not None:
-            await view.finish(answer, message.cancelled)
-        self.answering, self.answer = False, None
+        answer, view = message.answer, self.view
+        self.answering, self.answer, self.view = False, None, None
         self.refresh_bindings()
+        if view is None:  # the user moved to another conversation meanwhile
+            return
+        await view.finish(answer, message.cancelled)
         if answer is None:
             return
         if getattr(answer, "conversation_id", None) is not None:
@@ -138,6 +137,7 @@ class ChatPane(Vertical):
 
     async def new_conversation(self) -> None:
         self.action_cancel_answer()
+        self.view = None
         self.conversation_id = None
         await self.log_view.remove_children()
         await self.log_view.mount(Static(WELCOME, classes="hint", markup=False))
@@ -149,6 +149,7 @@ class ChatPane(Vertical):
 
     async def show_conversation(self, conversation_id: int, turns: list[Turn]) -> None:
         self.action_cancel_answer()
+        self.view = None
         self.conversation_id = conversation_id
         await self.log_view.remove_children()
         question, sources = "", []

@@ -6,7 +6,7 @@ import pytest
 from conftest import SIZE
 from textual.widgets import Markdown, Static
 from tui_fakes import FakeAssistant
-from tui_helpers import notifications, wait_until
+from tui_helpers import TIMEOUT_S, notifications, wait_until
 
 from localrag.errors import ModelError
 from localrag.tui.answer_view import AnswerView
@@ -32,10 +32,14 @@ def context_shown(app) -> bool:
     return isinstance(app.screen, ContextScreen) and bool(app.screen.query(".passage"))
 
 
-async def ask(pilot, question: str) -> None:
+async def ask(pilot, question: str, timeout_s: float = TIMEOUT_S) -> None:
     await pilot.press(*question, "enter")
+    app = pilot.app
     await wait_until(
-        pilot, lambda: not chat(pilot.app).answering and pilot.app.screen.query(AnswerView)
+        pilot,
+        lambda: app.screen.query(AnswerView) and not chat(app).answering,
+        f"an answer to {question!r}",
+        timeout_s,
     )
 
 
@@ -160,3 +164,18 @@ async def test_links_and_images_in_an_answer_are_plain_text(app, assistant) -> N
         assert "[the site](http://evil.example/x)" in text
         assert "[image: logo]" in text and "i.png" not in text
         assert not markdown.query("MarkdownBlock").filter(".link")
+
+
+async def test_a_new_conversation_during_an_answer_stops_it_and_starts_afresh(
+    app, assistant: FakeAssistant
+) -> None:
+    assistant.slow = True
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"Tell me everything", "enter")
+        await wait_until(pilot, lambda: "more" in app.screen.query(AnswerView).last().answer_text)
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: not chat(app).answering, "the answer stopped")
+        assert not app.screen.query(AnswerView)
+        assistant.slow = False
+        await ask(pilot, "A fresh question")
+        assert assistant.asked[-1]["conversation_id"] is None

@@ -22,6 +22,8 @@ from localrag.tui.vault import ServiceVault
 pytestmark = [pytest.mark.anyio, pytest.mark.models, pytest.mark.slow]
 
 PASSPHRASE = "a long enough passphrase"
+ANSWER_TIMEOUT_S = 300.0
+"""The first answer loads the model; on a busy 2-core machine that and 384 tokens take a while."""
 SPEECH = Path(__file__).resolve().parents[3] / "shared" / "data" / "audio" / "jfk.flac"
 
 
@@ -42,10 +44,12 @@ async def test_real_models_answer_with_sources_and_open_them(
         await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "vault created")
         await pilot.press("f2", *str(docs), "enter")
         expected = sorted(p.name for p in docs.iterdir())
-        await wait_until(pilot, lambda: sorted(names(app)) == expected, "documents added")
+        await wait_until(
+            pilot, lambda: sorted(names(app)) == expected, "documents added", ANSWER_TIMEOUT_S
+        )
 
         await pilot.press("f1")
-        await ask(pilot, "How much are meals reimbursed per day?")
+        await ask(pilot, "How much are meals reimbursed per day?", ANSWER_TIMEOUT_S)
         view = app.screen.query(AnswerView).last()
         assert "40" in view.answer_text
         meta = str(view.query_one(".meta", Static).render())
@@ -63,7 +67,11 @@ async def test_real_models_answer_with_sources_and_open_them(
 
         if SPEECH.is_file():
             await pilot.press("ctrl+n")
-            await ask(pilot, "What should you ask, instead of what your country can do for you?")
+            await ask(
+                pilot,
+                "What should you ask, instead of what your country can do for you?",
+                ANSWER_TIMEOUT_S,
+            )
             sources = app.screen.query_one(SourcesPanel).sources
             speech = next(i for i, s in enumerate(sources) if s.path.endswith("jfk.flac"))
             assert "jfk.flac @ 00:00" in sources[speech].where

@@ -11,8 +11,10 @@ TIMEOUT_S = 60.0
 """A guard so a broken app fails the test instead of hanging it; not a timing assertion."""
 
 
-async def wait_until(pilot: Pilot, predicate: Callable[[], object], what: str = "") -> None:
-    deadline = time.monotonic() + TIMEOUT_S
+async def wait_until(
+    pilot: Pilot, predicate: Callable[[], object], what: str = "", timeout_s: float = TIMEOUT_S
+) -> None:
+    deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"never happened: {what or predicate}")
