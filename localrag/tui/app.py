@@ -202,15 +202,26 @@ class LocalragApp(App[None]):
             self.runtime_adapter = None
             assistant = self.assistant
 
-            def work() -> None:
-                assistant.use_adapter(choice.ref)
-                self.call_from_thread(self.notify, f"Answers now come from {choice.label}.")
-                self.call_from_thread(self.load_status)
-
-            self.background(work, name="use-adapter")
+            self.switch_model(lambda: assistant.use_adapter(choice.ref))
 
         current = self.runtime_adapter or self.active_ref or BASE
         self.push_screen(ModelPicker(self.model, self.choices, current), chosen)
+
+    def switch_model(self, change: Callable[[], str | None]) -> None:
+        """Run `change` (use or roll back an adapter version) in a worker, then say what answers."""
+
+        def work() -> None:
+            active = change()
+            self.call_from_thread(self.notify, f"Answers now come from {active or BASE}.")
+            self.call_from_thread(self.load_status)
+
+        self.background(work, name="switch-model")
+
+    def action_rollback_model(self) -> None:
+        if self.main_screen() is not None:
+            self.runtime_adapter = None
+            assistant = self.assistant
+            self.switch_model(lambda: assistant.rollback_adapter())
 
     async def action_new_conversation(self) -> None:
         if (main := self.main_screen()) is not None:
@@ -255,6 +266,11 @@ class LocalragApp(App[None]):
                 self.action_toggle_retrieval,
             ),
             ("Choose model or adapter", "Which model answers", self.action_choose_model),
+            (
+                "Roll back the model",
+                "Go back to the model that answered before the last switch",
+                self.action_rollback_model,
+            ),
             ("New conversation", "Start a fresh chat", self.action_new_conversation),
             ("Cancel the answer", "Stop the model writing", self.action_cancel_answer),
             ("Add files or a folder", "Index documents and recordings", self.action_add_files),

@@ -6,7 +6,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from localrag.records import Conversation
 from localrag.tui.format import short_time
@@ -23,7 +23,7 @@ class HistoryPane(Vertical):
     def compose(self) -> ComposeResult:
         table: DataTable[str] = DataTable(id="conversations", cursor_type="row", zebra_stripes=True)
         table.add_columns("Conversation", "Turns", "Updated")
-        table.border_title = "Conversations (Enter reopens)"
+        yield Static("Enter reopens a conversation to read it or carry on.", classes="hint")
         yield table
 
     def reload(self) -> None:

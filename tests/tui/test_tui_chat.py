@@ -151,6 +151,9 @@ async def test_switching_to_a_merged_version_or_a_runtime_adapter(app, assistant
         await choose_model(pilot, "home")  # back to the base model
         await wait_until(pilot, lambda: "adapter none" in status(app))
         assert assistant.active is None
+        app.action_rollback_model()  # also in the command palette
+        await wait_until(pilot, lambda: "adapter legal@v1" in status(app))
+        assert "Answers now come from legal@v1." in notifications(pilot)
 
 
 async def test_links_and_images_in_an_answer_are_plain_text(app, assistant) -> None:

@@ -20,6 +20,7 @@ async def test_every_action_is_in_the_command_palette(app) -> None:
         "History",
         "Toggle retrieval",
         "Choose model or adapter",
+        "Roll back the model",
         "New conversation",
         "Cancel the answer",
         "Add files or a folder",

@@ -41,3 +41,14 @@ def test_library(snap_compare) -> None:
         await wait_until(pilot, lambda: pilot.app.screen.query_one("#documents").row_count == 2)
 
     assert snap_compare(build_app(assistant=fake()), run_before=run_before, terminal_size=SIZE)
+
+
+def test_history(snap_compare) -> None:
+    async def run_before(pilot) -> None:
+        await ask(pilot, "What is the launch code?")
+        await pilot.press("ctrl+n")
+        await ask(pilot, "Who was at the standup?")
+        await pilot.press("f3")
+        await wait_until(pilot, lambda: pilot.app.screen.query_one("#conversations").row_count == 2)
+
+    assert snap_compare(build_app(assistant=fake()), run_before=run_before, terminal_size=SIZE)

@@ -51,6 +51,7 @@ class FakeAssistant:
         self.release_ingest.set()
         self.closed = False
         self.active: str | None = None
+        self.previous: list[str | None] = []
 
     # Library
 
@@ -185,7 +186,12 @@ class FakeAssistant:
         )
 
     def use_adapter(self, ref: str) -> str | None:
+        self.previous.append(self.active)
         self.active = None if ref == "base" else ref
+        return self.active
+
+    def rollback_adapter(self) -> str | None:
+        self.active = self.previous.pop()
         return self.active
 
     def close(self) -> None:
