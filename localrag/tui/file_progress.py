@@ -23,7 +23,7 @@ def describe(event: IngestEvent) -> str:
     if event.status in ("added", "updated") and event.chunks_total:
         text += f", {event.chunks_total} chunk" + ("s" if event.chunks_total > 1 else "")
     if event.detail and event.status in ("failed", "skipped"):
-        text += f": {event.detail}"
+        text += ": " + event.detail.removeprefix(f"{event.path}: ")
     return text
 
 

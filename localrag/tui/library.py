@@ -37,7 +37,9 @@ class LibraryPane(Vertical):
             placeholder="Path of a file or folder to add (Tab completes, Enter adds)",
             id="add-path",
         )
-        yield VerticalScroll(id="ingest")
+        ingest = VerticalScroll(id="ingest")
+        ingest.can_focus = False  # Tab goes from the path straight to the documents
+        yield ingest
         table: DataTable[str] = DataTable(id="documents", cursor_type="row", zebra_stripes=True)
         table.add_columns("Name", "Kind", "Size", "Chunks", "Added")
         yield table
@@ -133,11 +135,10 @@ class LibraryPane(Vertical):
         if event.final:
             row.status = "done"
             if event.status == "failed":
-                self.app.notify(
-                    f"{Path(event.path).name}: {event.detail}",
-                    title="Could not add",
-                    severity="error",
-                )
+                name = Path(event.path).name
+                # The core's messages usually name the file already.
+                text = event.detail if name in event.detail else f"{name}: {event.detail}"
+                self.app.notify(text, title="Could not add", severity="error")
             else:
                 self.reload()
 
