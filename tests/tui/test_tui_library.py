@@ -95,3 +95,11 @@ async def test_delete_asks_first_and_keeps_the_document_on_no(app, assistant) ->
         await wait_until(pilot, lambda: names(app) == ["handbook.md"], "standup.flac is gone")
         assert [d.title for d in assistant.docs] == ["handbook.md"]
         assert "Deleted standup.flac." in notifications(pilot)
+
+
+async def test_tab_from_the_path_reaches_the_documents(app) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await open_library(pilot)
+        await pilot.press("a", "tab", "down", "d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "Delete standup.flac" in app.screen.question
