@@ -21,7 +21,7 @@ from localrag.tui.main_screen import MainScreen
 from localrag.tui.sources import SourcesPanel
 from localrag.tui.vault import ServiceVault
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 PASSPHRASE = "a long enough passphrase"
 
