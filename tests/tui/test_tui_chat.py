@@ -92,11 +92,17 @@ async def test_an_audio_citation_opens_the_transcript_around_that_time(assistant
         assert all("cited" in p.classes for p in passages[:2])
 
 
+async def start_endless_answer(pilot) -> None:
+    """Ask the fake set to `slow`, and wait until the answer is being written."""
+    await pilot.press(*"Tell me everything", "enter")
+    app = pilot.app
+    await wait_until(pilot, lambda: "more" in app.screen.query(AnswerView).last().answer_text)
+
+
 async def test_escape_cancels_an_answer(app, assistant: FakeAssistant) -> None:
     assistant.slow = True
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press(*"Tell me everything", "enter")
-        await wait_until(pilot, lambda: "more" in app.screen.query(AnswerView).last().answer_text)
+        await start_endless_answer(pilot)
         await pilot.press("escape")
         await wait_until(pilot, lambda: not chat(app).answering, "answer stopped")
         assert last_meta(app).startswith("cancelled")
@@ -174,8 +180,7 @@ async def test_a_new_conversation_during_an_answer_stops_it_and_starts_afresh(
 ) -> None:
     assistant.slow = True
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press(*"Tell me everything", "enter")
-        await wait_until(pilot, lambda: "more" in app.screen.query(AnswerView).last().answer_text)
+        await start_endless_answer(pilot)
         await pilot.press("ctrl+n")
         await wait_until(pilot, lambda: not chat(app).answering, "the answer stopped")
         assert not app.screen.query(AnswerView)
