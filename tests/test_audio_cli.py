@@ -98,3 +98,15 @@ def test_record_transcribes_and_indexes_a_voice_note(
     assert "parking permit" in " ".join(s["text"] for s in note["segments"]).lower()
     assert main(["search", "parking permit", "-k", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["path"] == "permit"
+
+
+@pytest.mark.models
+def test_bench_audio_compares_with_raw_faster_whisper_on_the_same_text(
+    real_models: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bench.flac"
+    path.write_bytes(encode(meeting(["The bench reads this sentence twice."])[0], ".flac"))
+    assert main(["bench", "audio", str(path), "--runs", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["same_text"] is True  # both sides heard the same words
+    assert result["ours_s"] > 0 and result["raw_s"] > 0 and result["duration_s"] > 2
