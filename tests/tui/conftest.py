@@ -7,8 +7,6 @@ from tui_fakes import FakeAssistant, document
 
 from localrag.tui import LocalragApp, build_app
 
-SIZE = (80, 24)
-
 
 @pytest.fixture
 def assistant() -> FakeAssistant:

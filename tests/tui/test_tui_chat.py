@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SIZE
 from textual.widgets import Markdown, Static
 from tui_fakes import FakeAssistant
-from tui_helpers import TIMEOUT_S, notifications, wait_until
+from tui_helpers import SIZE, ask, chat, context_shown, notifications, status, wait_until
 
 from localrag.errors import ModelError
 from localrag.tui.answer_view import AnswerView
-from localrag.tui.chat import ChatPane
-from localrag.tui.context_screen import ContextScreen
 from localrag.tui.main_screen import MainScreen
 from localrag.tui.model_picker import ModelPicker
 from localrag.tui.sources import SourcesPanel
@@ -20,27 +17,8 @@ from localrag.tui.status_bar import StatusBar
 pytestmark = pytest.mark.anyio
 
 
-def chat(app) -> ChatPane:
-    return app.screen.query_one(ChatPane)
-
-
 def last_meta(app) -> str:
     return str(app.screen.query(AnswerView).last().query_one(".meta", Static).render())
-
-
-def context_shown(app) -> bool:
-    return isinstance(app.screen, ContextScreen) and bool(app.screen.query(".passage"))
-
-
-async def ask(pilot, question: str, timeout_s: float = TIMEOUT_S) -> None:
-    await pilot.press(*question, "enter")
-    app = pilot.app
-    await wait_until(
-        pilot,
-        lambda: app.screen.query(AnswerView) and not chat(app).answering,
-        f"an answer to {question!r}",
-        timeout_s,
-    )
 
 
 async def test_ask_streams_an_answer_with_citations_and_timings(app, assistant) -> None:
@@ -116,10 +94,6 @@ async def test_core_errors_become_notifications(app, assistant: FakeAssistant) -
         assert notifications(pilot) == ["/models/x.gguf: truncated; run `localrag models pull`"]
         assert app.is_running
         assert last_meta(app) == "no answer (see the notification)"
-
-
-def status(app) -> str:
-    return str(app.screen.query_one(StatusBar).render())
 
 
 async def choose_model(pilot, *keys: str) -> None:

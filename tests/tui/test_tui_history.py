@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SIZE
-from test_tui_chat import ask
 from textual.widgets import DataTable
-from tui_helpers import wait_until
+from tui_helpers import SIZE, ask, wait_until
 
 from localrag.tui.answer_view import AnswerView
 from localrag.tui.chat import ChatPane

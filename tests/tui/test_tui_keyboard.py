@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SIZE
-from test_tui_chat import status
 from textual.command import CommandList, CommandPalette
-from tui_helpers import wait_until
+from tui_helpers import SIZE, status, wait_until
 
 pytestmark = pytest.mark.anyio
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import SIZE
-from textual.widgets import DataTable, ProgressBar
+from textual.widgets import ProgressBar
 from tui_fakes import FakeAssistant
-from tui_helpers import notifications, wait_until
+from tui_helpers import SIZE, names, notifications, table, wait_until
 
 from localrag.tui.confirm_screen import ConfirmScreen
 from localrag.tui.file_progress import FileProgress
@@ -16,15 +15,6 @@ from localrag.tui.library import LibraryPane
 from localrag.tui.main_screen import MainScreen
 
 pytestmark = pytest.mark.anyio
-
-
-def table(app) -> DataTable:
-    return app.screen.query_one("#documents", DataTable)
-
-
-def names(app) -> list[str]:
-    t = table(app)
-    return [str(t.get_row_at(i)[0]) for i in range(t.row_count)]
 
 
 async def open_library(pilot) -> None:

@@ -6,11 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import SIZE
-from test_tui_chat import ask, context_shown
-from test_tui_library import names
 from textual.widgets import Static
-from tui_helpers import notifications, wait_until
+from tui_helpers import SIZE, ask, context_shown, names, notifications, wait_until
 
 from localrag.settings import Settings
 from localrag.tui import build_app

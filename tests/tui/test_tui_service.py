@@ -5,11 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import SIZE
-from test_tui_chat import ask, context_shown
-from test_tui_library import names
 from textual.widgets import DataTable, Static
-from tui_helpers import notifications, wait_until
+from tui_helpers import SIZE, ask, context_shown, names, notifications, wait_until
 
 from localrag.embed import HashingEmbedder
 from localrag.generate import EchoGenerator

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import SIZE
-from test_tui_chat import ask, context_shown
 from tui_fakes import FakeAssistant, FakeVault, document
-from tui_helpers import wait_until
+from tui_helpers import SIZE, ask, context_shown, wait_until
 
 from localrag.tui import build_app
 

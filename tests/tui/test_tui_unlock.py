@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SIZE
 from textual.widgets import Input, Static
 from tui_fakes import PASSPHRASE, FakeVault
-from tui_helpers import notifications, wait_until
+from tui_helpers import SIZE, notifications, wait_until
 
 from localrag.errors import VaultError
 from localrag.tui import build_app

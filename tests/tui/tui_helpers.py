@@ -5,8 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from textual.app import App
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
+from localrag.tui.answer_view import AnswerView
+from localrag.tui.chat import ChatPane
+from localrag.tui.context_screen import ContextScreen
+from localrag.tui.status_bar import StatusBar
+
+SIZE = (80, 24)
+"""The terminal the app is laid out for first."""
 TIMEOUT_S = 60.0
 """A guard so a broken app fails the test instead of hanging it; not a timing assertion."""
 
@@ -23,3 +32,35 @@ async def wait_until(
 
 def notifications(pilot: Pilot) -> list[str]:
     return [n.message for n in pilot.app._notifications]
+
+
+def chat(app: App) -> ChatPane:
+    return app.screen.query_one(ChatPane)
+
+
+def context_shown(app: App) -> bool:
+    return isinstance(app.screen, ContextScreen) and bool(app.screen.query(".passage"))
+
+
+async def ask(pilot: Pilot, question: str, timeout_s: float = TIMEOUT_S) -> None:
+    await pilot.press(*question, "enter")
+    app = pilot.app
+    await wait_until(
+        pilot,
+        lambda: app.screen.query(AnswerView) and not chat(app).answering,
+        f"an answer to {question!r}",
+        timeout_s,
+    )
+
+
+def status(app: App) -> str:
+    return str(app.screen.query_one(StatusBar).render())
+
+
+def table(app: App) -> DataTable:
+    return app.screen.query_one("#documents", DataTable)
+
+
+def names(app: App) -> list[str]:
+    t = table(app)
+    return [str(t.get_row_at(i)[0]) for i in range(t.row_count)]
