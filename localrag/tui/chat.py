@@ -75,6 +75,7 @@ class ChatPane(Vertical):
 
     async def ask(self, question: str) -> None:
         app: Any = self.app
+        await self.log_view.query(".hint").remove()  # the welcome makes room for the talk
         view = AnswerView(question)
         await self.log_view.mount(view)
         view.start()
