@@ -160,7 +160,7 @@ class LibraryPane(Vertical):
         if doc is None:
             self.app.notify("No document selected.", severity="warning")
             return
-        name = doc.title or Path(doc.path).name
+        name = Path(doc.path).name
 
         def confirmed(yes: bool | None) -> None:
             if yes:
@@ -176,7 +176,7 @@ class LibraryPane(Vertical):
 
     def delete(self, doc: Document) -> None:
         assistant = self.app.assistant  # type: ignore[attr-defined]
-        name = doc.title or Path(doc.path).name
+        name = Path(doc.path).name
 
         def work() -> None:
             assistant.remove(str(doc.id))
