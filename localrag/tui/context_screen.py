@@ -63,11 +63,17 @@ class ContextScreen(ModalScreen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        source = self.source
-        self.app.background(  # type: ignore[attr-defined]
-            lambda: self.post_message(ContextLoaded(load_context(self.app.assistant, source))),  # type: ignore[attr-defined]
-            name="context",
-        )
+        app: Any = self.app
+        assistant, source = app.assistant, self.source
+
+        def work() -> None:
+            context = ContextText(source.path, [])
+            try:
+                context = load_context(assistant, source)
+            finally:  # on an error (shown as a notification) the screen says it found nothing
+                self.post_message(ContextLoaded(context))
+
+        app.background(work, name="context")
 
     async def on_context_loaded(self, message: ContextLoaded) -> None:
         self.query_one("#context-title", Static).update(message.context.title)

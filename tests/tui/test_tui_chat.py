@@ -9,6 +9,7 @@ from tui_helpers import SIZE, ask, chat, context_shown, notifications, status, w
 
 from localrag.errors import ModelError
 from localrag.tui.answer_view import AnswerView
+from localrag.tui.context_screen import ContextScreen
 from localrag.tui.main_screen import MainScreen
 from localrag.tui.model_picker import ModelPicker
 from localrag.tui.sources import SourcesPanel
@@ -161,3 +162,16 @@ async def test_a_new_conversation_during_an_answer_stops_it_and_starts_afresh(
         assistant.slow = False
         await ask(pilot, "A fresh question")
         assert assistant.asked[-1]["conversation_id"] is None
+
+
+async def test_a_source_deleted_since_the_answer_says_so(app, assistant: FakeAssistant) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await ask(pilot, "What is the launch code?")
+        assistant.docs.clear()  # chunk_context now fails, as for a deleted document
+        await pilot.press("ctrl+s", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ContextScreen))
+        body = app.screen.query_one("#context-body")
+        await wait_until(pilot, lambda: "nothing found" in str(body.query_one(Static).render()))
+        assert notifications(pilot) == ["chunk 100: no such chunk in the vault"]
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)

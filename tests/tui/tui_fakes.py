@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from localrag.answer import Answer, citation_dict
-from localrag.errors import LocalragError, WrongPassphrase
+from localrag.errors import LocalragError, UsageError, WrongPassphrase
 from localrag.prompt import Source
 from localrag.records import Chunk, Conversation, Document, Hit, IngestEvent, Segment, Span, Turn
 
@@ -88,7 +88,9 @@ class FakeAssistant:
         return doc
 
     def chunk_context(self, chunk_id: int, before: int = 1, after: int = 1) -> list[Chunk]:
-        doc = next(d for d in self.docs if d.id == chunk_id // 100)
+        doc = next((d for d in self.docs if d.id == chunk_id // 100), None)
+        if doc is None:
+            raise UsageError(f"chunk {chunk_id}: no such chunk in the vault")
         ordinal = chunk_id % 100
         return [
             chunk(doc, i)
