@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import gguf
 import numpy as np
 import pytest
 
@@ -46,10 +47,12 @@ def test_merge_matches_transformers_with_peft(real_models: Settings, tmp_path: P
     prompts = verify.PROMPTS[:2]
     reference = _reference_logits(base_path, folder, prompts)
 
+    reader = gguf.GGUFReader(base_path)  # read once: parsing the header takes seconds
+
     def merged_logits(permute: bool) -> list[np.ndarray]:
         lora = convert.peft_to_lora(adapter, base, permute=permute)
         with memfile("merged-f16") as path:
-            for _ in merge.merge_f16(base_path, lora, path):
+            for _ in merge.merge_f16(reader, lora, path):
                 pass
             return verify.logits(path, prompts)
 
