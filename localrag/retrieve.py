@@ -1,9 +1,10 @@
-"""Hybrid search: the vector KNN and FTS5 BM25 from the vault, fused by weighted reciprocal rank.
+"""Hybrid search: the vector KNN and FTS5 BM25 from the vault, fused by their scaled scores.
 
 The keyword side turns the question into an FTS5 query of its content words (stopwords
 dropped, each term quoted so that no user text is read as FTS5 syntax, stemmed by the
-`porter` tokenizer of the index), joined with OR so that BM25 ranks partial matches. The two
-rankings are fused with weighted RRF. `Retrieval` also carries the signals an abstain gate needs:
+`porter` tokenizer of the index), joined with OR so that BM25 ranks partial matches. Each
+side's scores are scaled to 0..1 over its candidates and mixed by weight (or fused by weighted
+RRF, `SearchSettings.fusion`). `Retrieval` also carries the signals an abstain gate needs:
 the best cosine similarity and how many of the query's content words the best hit contains.
 """
 
@@ -40,16 +41,23 @@ s t don doesn didn isn wasn aren weren
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """How the two rankings are fused; chosen on SciFact's train split (see the README)."""
+    """How the two rankings are fused; chosen on SciFact's train split (see the README).
 
-    rrf_k: int = 60
-    """The RRF constant: larger flattens the difference between ranks."""
-    vector_weight: float = 1.0
-    """Weight of the vector ranking in the fusion."""
-    keyword_weight: float = 1.0
-    """Weight of the BM25 ranking in the fusion."""
-    candidates: int = 50
-    """Results fetched from each side before fusing (at least k)."""
+    On SciFact train (809 queries) with the default embedder: min-max score fusion at weight
+    0.45 gave nDCG@10 0.728; weighted RRF at best (k=10) 0.722; RRF with k=60 0.710.
+    """
+
+    fusion: str = "scores"
+    """"scores": each side's scores scaled to 0..1 over its candidates and mixed by weight;
+    "rrf": weighted reciprocal rank fusion."""
+    vector_weight: float = 0.45
+    """Share of the vector side in the fusion (the keyword side gets the rest)."""
+    vector_depth: int = 30
+    """Candidates taken from the vector side (at least k)."""
+    keyword_depth: int = 50
+    """Candidates taken from the keyword side (at least k)."""
+    rrf_k: int = 10
+    """The RRF constant, for `fusion="rrf"`: larger flattens the difference between ranks."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,21 @@ def fuse(
     return sorted(scores.items(), key=lambda item: -item[1])
 
 
+def fuse_scores(
+    rankings: list[tuple[list[tuple[int, float]], float]],
+) -> list[tuple[int, float]]:
+    """Each ranking's scores scaled to 0..1 (best 1, its last candidate 0), mixed by weight."""
+    scores: dict[int, float] = {}
+    for ranking, weight in rankings:
+        if not ranking:
+            continue
+        high, low = ranking[0][1], ranking[-1][1]
+        for chunk_id, value in ranking:
+            scaled = (value - low) / (high - low) if high > low else 1.0
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + weight * scaled
+    return sorted(scores.items(), key=lambda item: -item[1])
+
+
 def coverage(query_terms: list[str], chunk: Chunk) -> float:
     """Share of the query's content words (or their first five letters) found in a chunk."""
     if not query_terms:
@@ -126,7 +149,7 @@ def retrieve(
     if not query.strip():
         raise UsageError("the search query is empty")
     s = settings or SearchSettings()
-    n = max(k, s.candidates) if mode == "hybrid" else k
+    hybrid = mode == "hybrid"
     timings: dict[str, float] = {}
     rankings: list[tuple[list[tuple[int, float]], float]] = []
     top_similarity = None
@@ -134,7 +157,7 @@ def retrieve(
     if mode in ("hybrid", "vector"):
         vector = embedder.embed_query(query)
         t1 = time.perf_counter()
-        dense = store.knn(vector, n)
+        dense = store.knn(vector, max(k, s.vector_depth) if hybrid else k)
         timings["embed"], timings["vector"] = (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000
         top_similarity = dense[0][1] if dense else None
         rankings.append((dense, s.vector_weight))
@@ -142,11 +165,16 @@ def retrieve(
     if mode in ("hybrid", "keyword"):
         t2 = time.perf_counter()
         q = fts_query(query)
-        sparse = store.keyword(q, n) if q else []
+        sparse = store.keyword(q, max(k, s.keyword_depth) if hybrid else k) if q else []
         timings["keyword"] = (time.perf_counter() - t2) * 1000
-        rankings.append((sparse, s.keyword_weight))
+        rankings.append((sparse, 1.0 - s.vector_weight))
     t3 = time.perf_counter()
-    ranked = fuse(rankings, s.rrf_k)[:k] if mode == "hybrid" else rankings[0][0][:k]
+    if not hybrid:
+        ranked = rankings[0][0][:k]
+    elif s.fusion == "rrf":
+        ranked = fuse(rankings, s.rrf_k)[:k]
+    else:
+        ranked = fuse_scores(rankings)[:k]
     chunks = store.chunks([chunk_id for chunk_id, _ in ranked])
     score = dict(ranked)
     hits = [Hit(c, score[c.id]) for c in chunks]

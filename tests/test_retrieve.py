@@ -9,7 +9,7 @@ import pytest
 
 from localrag.embed import HashingEmbedder
 from localrag.errors import UsageError
-from localrag.retrieve import fts_query, fuse, terms
+from localrag.retrieve import fts_query, fuse, fuse_scores, terms
 from localrag.service import Assistant
 from localrag.settings import Settings
 
@@ -41,8 +41,12 @@ def test_query_terms_drop_stopwords_and_quote_everything() -> None:
 
 
 def test_fusion_rewards_agreement() -> None:
-    fused = fuse([([(1, 0.9), (2, 0.8)], 1.0), ([(2, 5.0), (3, 4.0)], 1.0)], rrf_k=60)
-    assert [chunk_id for chunk_id, _ in fused] == [2, 1, 3]
+    rankings = [([(1, 0.9), (2, 0.8), (4, 0.1)], 0.5), ([(2, 5.0), (3, 4.0), (5, 1.0)], 0.5)]
+    fused = fuse(rankings, rrf_k=60)
+    assert [chunk_id for chunk_id, _ in fused][:3] == [2, 1, 3]
+    scaled = fuse_scores(rankings)
+    assert [chunk_id for chunk_id, _ in scaled][:3] == [2, 1, 3]
+    assert scaled[0][1] <= 1.0 and fuse_scores([([(7, 3.0)], 1.0)]) == [(7, 1.0)]
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "vector", "keyword"])
