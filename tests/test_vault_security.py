@@ -27,7 +27,7 @@ from localrag.store import schema as schema_mod
 from localrag.store.db import KeyMismatch
 from localrag.store.faults import FaultyVFS
 from localrag.store.sample import sample_document, unit_vectors
-from localrag.store.store import sign_bits
+from localrag.store.signs import sign_bits
 from localrag.store.vault import unlock
 
 PASS = b"correct horse battery staple"

@@ -178,3 +178,24 @@ def test_knn_finds_what_exact_search_finds(store: Store) -> None:
         ]
     )
     assert recall >= 0.95
+
+
+def test_search_sees_every_change_even_from_another_process(settings: Settings) -> None:
+    rng = np.random.default_rng(9)
+    searcher = create_vault(settings, bytearray(PASS))
+    doc, chunks, vectors = sample_document(rng, "a", 3)
+    doc_id = searcher.add_document(doc, chunks, vectors)
+    assert searcher.knn(vectors[0], 1)[0][1] == pytest.approx(1.0, abs=1e-5)  # index loaded
+    replaced = searcher.add_document(*sample_document(rng, "a", 2))
+    assert searcher.chunks([searcher.knn(vectors[0], 1)[0][0]])[0].doc_id == replaced
+    with open_vault(settings, bytearray(PASS)) as writer:  # another connection, as a CLI would
+        doc, chunks, vectors = sample_document(rng, "b", 2)
+        other = writer.add_document(doc, chunks, vectors)
+    nearest = searcher.knn(vectors[1], 1)
+    assert searcher.chunks([nearest[0][0]])[0].doc_id == other
+    searcher.delete_document(other)
+    assert all(searcher.chunks([i])[0].doc_id == replaced for i, _ in searcher.knn(vectors[1], 5))
+    assert doc_id not in {
+        c.doc_id for c in searcher.chunks([i for i, _ in searcher.knn(vectors[0], 5)])
+    }
+    searcher.close()

@@ -1,8 +1,8 @@
 """`Store`: everything the vault holds, behind methods; the only module that writes SQL for it.
 
 One document is one transaction over its row, chunks, float vectors, sign vectors (`vec0`), FTS5
-rows (kept by triggers) and transcript. Vector search is two steps: sqlite-vec's KNN over the sign
-bits (`bit[dim]`, Hamming distance) finds candidates, then the float vectors rescore them exactly.
+rows (kept by triggers) and transcript. Vector search is two steps: Hamming distance over the sign
+bits finds candidates (see `signs.py`), then the float vectors rescore them exactly.
 """
 
 from __future__ import annotations
@@ -32,15 +32,12 @@ from localrag.records import (
     Turn,
 )
 from localrag.store import db, schema
+from localrag.store.signs import SignIndex, sign_bits
 
 log = logging.getLogger(__name__)
 
 BLOB_PART_BYTES = 1 << 20
 """Largest row of a stored blob: big files stream in and out 1 MiB at a time."""
-RESCORE_FACTOR = 20
-"""Candidates from the sign-bit search per result asked for (at least `RESCORE_MIN`)."""
-RESCORE_MIN = 200
-
 _CHUNK_COLUMNS = (
     "c.id, c.doc_id, d.path, c.ordinal, c.text, c.page, c.line_start, c.line_end, "
     "c.char_start, c.char_end, c.heading, c.start_s, c.end_s, d.kind"
@@ -58,11 +55,6 @@ class BlobInfo:
     """Hash of the whole content."""
     created_at: str
     meta: dict[str, Any] = field(default_factory=dict)
-
-
-def sign_bits(vectors: np.ndarray) -> np.ndarray:
-    """Pack each row's signs into bits, the layout of sqlite-vec's `vec_quantize_binary`."""
-    return np.packbits(vectors > 0, axis=-1, bitorder="little")
 
 
 def _chunk(row: Sequence[Any]) -> Chunk:
@@ -87,6 +79,10 @@ class Store:
         self._dim: int | None = None
         # One connection serves every thread (the TUI's workers): one transaction at a time.
         self._lock = threading.RLock()
+        self._signs: SignIndex | None = None
+        """The sign bits in memory, loaded on the first search; kept current by our writes."""
+        self._data_version = -1
+        """`PRAGMA data_version` when `_signs` was loaded; another process writing changes it."""
         with self._errors():
             schema.migrate(conn, path)
         dim = self.get_meta("vector_dim")
@@ -180,12 +176,14 @@ class Store:
                 f"{len(chunks)} chunks need {len(chunks)} vectors, got {vectors.shape}"
             )
         bits = sign_bits(vectors)
+        chunk_ids: list[int] = []
+        removed: list[int] = []
         with self._write() as conn:
             if len(chunks):
                 self._ensure_vectors(vectors.shape[1])
             old = conn.execute("SELECT id FROM documents WHERE path = ?", (doc.path,)).get
             if old is not None:
-                self._delete(old)
+                removed = self._delete(old)
             doc_id = conn.execute(
                 "INSERT INTO documents (path, sha256, kind, size_bytes, title, meta, chunk_count,"
                 " added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -230,16 +228,20 @@ class Store:
                     "INSERT INTO vec_chunks (rowid, embedding) VALUES (?, vec_bit(?))",
                     (chunk_id, bit.tobytes()),
                 )
+                chunk_ids.append(chunk_id)
             if transcript is not None:
                 conn.execute(
                     "INSERT INTO transcripts (doc_id, segments) VALUES (?, ?)",
                     (doc_id, json.dumps([[s.start_s, s.end_s, s.text] for s in transcript])),
                 )
+        if self._signs is not None:  # only once the transaction committed
+            self._signs.remove(removed)
+            self._signs.add(chunk_ids, bits)
         log.info("stored document %d (%d chunks)", doc_id, len(chunks))
         return int(doc_id)
 
-    def _delete(self, doc_id: int) -> None:
-        """Delete every row of a document (inside a transaction)."""
+    def _delete(self, doc_id: int) -> list[int]:
+        """Delete every row of a document (inside a transaction); return its chunk ids."""
         conn = self.conn
         ids = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
         if ids and self._dim is not None:
@@ -251,6 +253,7 @@ class Store:
         conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))  # triggers clear FTS5
         conn.execute("DELETE FROM transcripts WHERE doc_id = ?", (doc_id,))
         conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+        return ids
 
     def delete_document(self, doc_id: int) -> None:
         """Remove a document completely: chunks, vectors, FTS entries and transcript.
@@ -259,7 +262,9 @@ class Store:
         WAL is checkpointed so the old pages do not linger in it.
         """
         with self._write():
-            self._delete(doc_id)
+            removed = self._delete(doc_id)
+        if self._signs is not None:
+            self._signs.remove(removed)
         self.checkpoint()
 
     def checkpoint(self) -> None:
@@ -316,7 +321,7 @@ class Store:
     def knn(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The `k` nearest chunks by cosine similarity (for unit vectors: the dot product).
 
-        Candidates come from sqlite-vec's Hamming KNN over sign bits, then are rescored exactly.
+        Candidates come from the sign bits' Hamming distance, then are rescored exactly.
         """
         if self._dim is None or k <= 0:
             return []
@@ -326,25 +331,34 @@ class Store:
                 f"{self.path}: a {query.shape[0]}-dimensional query against {self._dim}-dimensional"
                 " vectors; use the embedder the vault was made with"
             )
-        n = max(k * RESCORE_FACTOR, RESCORE_MIN)
-        candidates = self._read(
-            "SELECT rowid FROM vec_chunks WHERE embedding MATCH vec_bit(?) AND k = ?",
-            (sign_bits(query).tobytes(), n),
-        )
-        if not candidates:
-            return []
-        ids = [r[0] for r in candidates]
-        marks = ",".join("?" * len(ids))
-        rows = self._read(
-            f"SELECT chunk_id, vector FROM chunk_vectors WHERE chunk_id IN ({marks})", ids
-        )
-        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(
-            len(rows), -1
-        )
+        with self._lock:
+            ids = sorted(self._sign_index().candidates(query, k))  # sorted: fewer pages read
+            if not ids:
+                return []
+            rows = []
+            for start in range(0, len(ids), 10000):
+                part = ids[start : start + 10000]
+                marks = ",".join("?" * len(part))
+                rows += self._read(
+                    f"SELECT chunk_id, vector FROM chunk_vectors WHERE chunk_id IN ({marks})", part
+                )
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+        matrix = matrix.reshape(len(rows), -1)
         norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(query) or 1.0)
         scores = matrix @ query / np.where(norms == 0, 1.0, norms)
         order = np.argsort(-scores)[:k]
         return [(int(rows[i][0]), float(scores[i])) for i in order]
+
+    def _sign_index(self) -> SignIndex:
+        """The sign bits in memory, (re)loaded if absent or if another process wrote."""
+        version = self._read("PRAGMA data_version")[0][0]
+        if self._signs is None or version != self._data_version:
+            rows = self._read("SELECT rowid, embedding FROM vec_chunks")
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            bits = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8)
+            self._signs = SignIndex(ids, bits)
+            self._data_version = version
+        return self._signs
 
     def keyword(self, fts5_query: str, k: int) -> list[tuple[int, float]]:
         """The `k` best chunks for an FTS5 query, by BM25 (higher is better)."""
