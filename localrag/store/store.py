@@ -32,7 +32,7 @@ from localrag.records import (
     Turn,
 )
 from localrag.store import db, schema
-from localrag.store.signs import SignIndex, sign_bits
+from localrag.store.signs import VectorIndex, sign_bits
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +79,10 @@ class Store:
         self._dim: int | None = None
         # One connection serves every thread (the TUI's workers): one transaction at a time.
         self._lock = threading.RLock()
-        self._signs: SignIndex | None = None
-        """The sign bits in memory, loaded on the first search; kept current by our writes."""
+        self._index: VectorIndex | None = None
+        """The vectors in memory, loaded on the first search; kept current by our writes."""
         self._data_version = -1
-        """`PRAGMA data_version` when `_signs` was loaded; another process writing changes it."""
+        """`PRAGMA data_version` when `_index` was loaded; another process writing changes it."""
         with self._errors():
             schema.migrate(conn, path)
         dim = self.get_meta("vector_dim")
@@ -234,9 +234,9 @@ class Store:
                     "INSERT INTO transcripts (doc_id, segments) VALUES (?, ?)",
                     (doc_id, json.dumps([[s.start_s, s.end_s, s.text] for s in transcript])),
                 )
-        if self._signs is not None:  # only once the transaction committed
-            self._signs.remove(removed)
-            self._signs.add(chunk_ids, bits)
+        if self._index is not None:  # only once the transaction committed
+            self._index.remove(removed)
+            self._index.add(chunk_ids, vectors)
         log.info("stored document %d (%d chunks)", doc_id, len(chunks))
         return int(doc_id)
 
@@ -263,8 +263,8 @@ class Store:
         """
         with self._write():
             removed = self._delete(doc_id)
-        if self._signs is not None:
-            self._signs.remove(removed)
+        if self._index is not None:
+            self._index.remove(removed)
         self.checkpoint()
 
     def checkpoint(self) -> None:
@@ -321,7 +321,8 @@ class Store:
     def knn(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The `k` nearest chunks by cosine similarity (for unit vectors: the dot product).
 
-        Candidates come from the sign bits' Hamming distance, then are rescored exactly.
+        Candidates come from the sign bits' Hamming distance, then are rescored exactly
+        (see `signs.py`).
         """
         if self._dim is None or k <= 0:
             return []
@@ -332,33 +333,18 @@ class Store:
                 " vectors; use the embedder the vault was made with"
             )
         with self._lock:
-            ids = sorted(self._sign_index().candidates(query, k))  # sorted: fewer pages read
-            if not ids:
-                return []
-            rows = []
-            for start in range(0, len(ids), 10000):
-                part = ids[start : start + 10000]
-                marks = ",".join("?" * len(part))
-                rows += self._read(
-                    f"SELECT chunk_id, vector FROM chunk_vectors WHERE chunk_id IN ({marks})", part
-                )
-        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-        matrix = matrix.reshape(len(rows), -1)
-        norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(query) or 1.0)
-        scores = matrix @ query / np.where(norms == 0, 1.0, norms)
-        order = np.argsort(-scores)[:k]
-        return [(int(rows[i][0]), float(scores[i])) for i in order]
+            return self._vector_index().search(query, k)
 
-    def _sign_index(self) -> SignIndex:
-        """The sign bits in memory, (re)loaded if absent or if another process wrote."""
+    def _vector_index(self) -> VectorIndex:
+        """The vectors in memory, (re)loaded if absent or if another process wrote."""
         version = self._read("PRAGMA data_version")[0][0]
-        if self._signs is None or version != self._data_version:
-            rows = self._read("SELECT rowid, embedding FROM vec_chunks")
+        if self._index is None or version != self._data_version:
+            rows = self._read("SELECT chunk_id, vector FROM chunk_vectors")
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            bits = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8)
-            self._signs = SignIndex(ids, bits)
+            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+            self._index = VectorIndex(ids, vectors)
             self._data_version = version
-        return self._signs
+        return self._index
 
     def keyword(self, fts5_query: str, k: int) -> list[tuple[int, float]]:
         """The `k` best chunks for an FTS5 query, by BM25 (higher is better)."""
