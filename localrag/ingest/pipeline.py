@@ -27,8 +27,10 @@ from localrag.store.store import text_sha256
 
 log = logging.getLogger(__name__)
 
-EMBED_GROUP = 64
+EMBED_GROUP = 128
 """Chunks embedded per call between two progress events."""
+BATCH_CHUNKS = 64
+"""Files are read ahead until this many chunks wait, then embedded together."""
 
 
 @dataclass(frozen=True)
@@ -73,34 +75,53 @@ def _check(path: Path) -> Iterator[tuple[Path, str | None]]:
         yield path, None
 
 
+def _embed_new(
+    store: Any, embedder: Any, chunks: list[NewChunk], hashes: list[str]
+) -> Iterator[tuple[set[str], dict[str, np.ndarray]]]:
+    """Vectors by text hash: stored ones reused, each distinct new text embedded once.
+
+    The embedder reads each chunk behind its heading path (`embedding_text`); a stored vector
+    is reused for the same chunk text (the store keys vectors by text alone). Yields the hashes
+    embedded by each call with all the vectors known so far.
+    """
+    known = store.vectors_by_text_hash(hashes) if hashes else {}
+    text_of = {h: embedding_text(c) for h, c in zip(hashes, chunks, strict=True)}
+    todo = list(dict.fromkeys(h for h in hashes if h not in known))
+    yield set(), known
+    for start in range(0, len(todo), EMBED_GROUP):
+        group = todo[start : start + EMBED_GROUP]
+        known.update(zip(group, embedder.embed_documents([text_of[h] for h in group]), strict=True))
+        yield set(group), known
+
+
+def _matrix(known: dict[str, np.ndarray], hashes: list[str], dim: int) -> np.ndarray:
+    if not hashes:
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.stack([known[h] for h in hashes]).astype(np.float32)
+
+
 def embed_chunks(
     store: Any, embedder: Any, chunks: list[NewChunk]
 ) -> Iterator[tuple[int, np.ndarray | None]]:
-    """Vectors for `chunks`: stored ones reused, each distinct new text embedded once.
-
-    The embedder reads each chunk behind its heading path (`embedding_text`); a stored vector
-    is reused for the same chunk text (the store keys vectors by text alone).
-
-    Yields (chunks done, None) as it goes, then (total, the vectors).
-    """
+    """Vectors for the chunks of one document: (chunks done, None) as it goes, then
+    (total, the vectors)."""
     hashes = [text_sha256(c.text) for c in chunks]
-    known = store.vectors_by_text_hash(hashes) if chunks else {}
-    todo = list(dict.fromkeys(h for h in hashes if h not in known))
-    text_of = {h: embedding_text(c) for h, c in zip(hashes, chunks, strict=True)}
-    done = len(chunks) - sum(1 for h in hashes if h not in known)
-    for start in range(0, len(todo), EMBED_GROUP):
-        group = todo[start : start + EMBED_GROUP]
-        vectors = embedder.embed_documents([text_of[h] for h in group])
-        known.update(zip(group, vectors, strict=True))
-        fresh = set(group)
-        done += sum(1 for h in hashes if h in fresh)
-        yield done, None
-    matrix = (
-        np.stack([known[h] for h in hashes]).astype(np.float32)
-        if chunks
-        else np.zeros((0, embedder.dim), dtype=np.float32)
-    )
-    yield len(chunks), matrix
+    known: dict[str, np.ndarray] = {}
+    for _, known in _embed_new(store, embedder, chunks, hashes):
+        yield sum(1 for h in hashes if h in known), None
+    yield len(chunks), _matrix(known, hashes, embedder.dim)
+
+
+@dataclass
+class _Pending:
+    """A file read and chunked, waiting for its vectors."""
+
+    path: Path
+    sha: str
+    replaces: bool
+    extracted: Extracted
+    chunks: list[NewChunk]
+    hashes: list[str]
 
 
 def add_paths(
@@ -112,67 +133,97 @@ def add_paths(
 ) -> Iterator[IngestEvent]:
     """Add files and folders; yields events per file, each file ending in a final status.
 
+    Small files are read ahead until `BATCH_CHUNKS` chunks wait, then embedded together (the
+    embedder batches texts of similar length across files) and stored one transaction each.
     `parts` give the readers that need them a part of the assistant, built only when asked
     (`transcriber=lambda: ...` loads Whisper only if there is audio).
     """
     options = options or IngestOptions()
+    pending: list[_Pending] = []
     for path, problem in expand(paths):
         where = str(path.resolve()) if path.exists() else str(path)
         if problem:
             yield IngestEvent(where, "skipped" if "unsupported" in problem else "failed", problem)
             continue
         try:
-            yield from _add_file(store, embedder, path.resolve(), options, parts)
+            ready = yield from _prepare(store, embedder, path.resolve(), options, parts)
         except IngestError as exc:
             yield IngestEvent(where, "failed", exc.message)
+            continue
         except OSError as exc:
             yield IngestEvent(where, "failed", f"{where}: cannot read ({exc.strerror or exc})")
+            continue
+        if ready is not None:
+            pending.append(ready)
+        if sum(len(p.chunks) for p in pending) >= BATCH_CHUNKS:
+            yield from _store(store, embedder, pending)
+            pending = []
+    yield from _store(store, embedder, pending)
 
 
-def _add_file(
+def _prepare(
     store: Any,
     embedder: Any,
     path: Path,
     options: IngestOptions,
     parts: dict[str, Callable[[], Any]],
-) -> Iterator[IngestEvent]:
+) -> Generator[IngestEvent, None, _Pending | None]:
+    """Hash, then skip, move, or read and chunk a file; the chunks to embed, if any."""
     where = str(path)
     sha = file_sha256(path)
     existing = store.document(where)
     if existing is not None and existing.sha256 == sha:
         yield IngestEvent(where, "unchanged", doc_id=existing.id)
-        return
+        return None
     same = store.find_by_hash(sha)
     if existing is None and same is not None and not Path(same.path).exists():
         store.move_document(same.id, where)
         yield IngestEvent(where, "moved", same.path, doc_id=same.id)
-        return
+        return None
     yield IngestEvent(where, "started")
     extracted = yield from _read(path, options.limits, parts)
     chunks = chunk(extracted, embedder, options.chunking)
-    notice = extracted.meta.get("notice", "")
-    if not chunks and not notice:
+    if not chunks and not extracted.meta.get("notice"):
         raise IngestError(f"{where}: no text to index")
-    vectors = None
-    for done, vectors in embed_chunks(store, embedder, chunks):
-        if vectors is None:
-            yield IngestEvent(where, "progress", chunks_done=done, chunks_total=len(chunks))
-    assert vectors is not None
-    fmt = ingest.format_of(path)
+    hashes = [text_sha256(c.text) for c in chunks]
+    return _Pending(path, sha, existing is not None, extracted, chunks, hashes)
+
+
+def _store(store: Any, embedder: Any, pending: list[_Pending]) -> Iterator[IngestEvent]:
+    """Embed the chunks of the waiting files together, then store each file in its transaction."""
+    if not pending:
+        return
+    chunks = [c for p in pending for c in p.chunks]
+    hashes = [h for p in pending for h in p.hashes]
+    known: dict[str, np.ndarray] = {}
+    for group, known in _embed_new(store, embedder, chunks, hashes):
+        for p in pending:
+            if group & set(p.hashes):
+                done = sum(1 for h in p.hashes if h in known)
+                yield IngestEvent(
+                    str(p.path), "progress", chunks_done=done, chunks_total=len(p.chunks)
+                )
+    for p in pending:
+        yield _save(store, p, _matrix(known, p.hashes, embedder.dim))
+
+
+def _save(store: Any, p: _Pending, vectors: np.ndarray) -> IngestEvent:
+    fmt = ingest.format_of(p.path)
     assert fmt is not None
+    meta = p.extracted.meta
     doc = NewDocument(
-        path=where,
-        sha256=sha,
+        path=str(p.path),
+        sha256=p.sha,
         kind=fmt.kind,
-        size_bytes=path.stat().st_size,
-        title=extracted.title or path.name,
-        meta={k: v for k, v in extracted.meta.items() if k != "segments"},
+        size_bytes=p.path.stat().st_size,
+        title=p.extracted.title or p.path.name,
+        meta={k: v for k, v in meta.items() if k != "segments"},
     )
-    segments = extracted.meta.get("segments")
-    doc_id = store.add_document(doc, chunks, vectors, segments)
-    status = "updated" if existing is not None else "added"
-    yield IngestEvent(
-        where, status, notice, doc_id=doc_id, chunks_done=len(chunks), chunks_total=len(chunks)
+    doc_id = store.add_document(doc, p.chunks, vectors, meta.get("segments"))
+    n = len(p.chunks)
+    status = "updated" if p.replaces else "added"
+    return IngestEvent(
+        str(p.path), status, meta.get("notice", ""), doc_id=doc_id, chunks_done=n, chunks_total=n
     )
 
 
