@@ -60,6 +60,8 @@ class LocalragApp(App[None]):
         self.vault = vault
         self.assistant: Any = assistant
         """The open `Assistant`, once the vault is unlocked."""
+        self.owns_assistant = assistant is None
+        """Whether the app opened the vault itself, and so closes it when it exits."""
         self.retrieval = True
         """Whether answers search the vault (on) or come from the model alone (off)."""
         self.runtime_adapter: str | None = None
@@ -285,7 +287,7 @@ class LocalragApp(App[None]):
             yield SystemCommand(title, help_text, callback)
 
     def on_unmount(self) -> None:
-        """Stop the workers at their next step, then close the vault once none uses it.
+        """Stop the workers at their next step, then close the vault (if the app opened it).
 
         Closing while a thread still runs llama.cpp or SQLite would pull the model or the
         connection from under it; a worker that does not stop in time leaves the vault to be
@@ -300,7 +302,7 @@ class LocalragApp(App[None]):
         if self.threads:
             log.warning("workers still running at exit; the vault closes with the process")
             return
-        if self.assistant is not None and hasattr(self.assistant, "close"):
+        if self.owns_assistant and self.assistant is not None:
             try:
                 self.assistant.close()
             except LocalragError as exc:
@@ -313,7 +315,11 @@ def build_app(
     vault: VaultAccess | None = None,
     assistant: Any | None = None,
 ) -> LocalragApp:
-    """The app for `settings`' vault, or for the given vault access or already open assistant."""
+    """The app for `settings`' vault, or for the given vault access or open assistant.
+
+    The app closes a vault it unlocked itself when it exits; an open assistant stays the
+    caller's to close.
+    """
     if vault is None and assistant is None:
         vault = ServiceVault(settings or Settings.load())
     return LocalragApp(vault=vault, assistant=assistant)
