@@ -30,7 +30,6 @@ class LibraryPane(Vertical):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.documents: list[Document] = []
-        self.ingesting = 0
 
     def compose(self) -> ComposeResult:
         yield PathInput(
@@ -101,7 +100,6 @@ class LibraryPane(Vertical):
 
     def add(self, paths: list[Path]) -> None:
         assistant = self.app.assistant  # type: ignore[attr-defined]
-        self.ingesting += 1
         stopping = self.app.stopping  # type: ignore[attr-defined]
         self.query_one("#ingest").display = True
 
@@ -143,7 +141,6 @@ class LibraryPane(Vertical):
                 self.reload()
 
     def on_ingest_ended(self, message: IngestEnded) -> None:
-        self.ingesting -= 1
         self.reload()
 
     # Deleting
