@@ -175,3 +175,11 @@ async def test_a_source_deleted_since_the_answer_says_so(app, assistant: FakeAss
         assert notifications(pilot) == ["chunk 100: no such chunk in the vault"]
         await pilot.press("escape")
         assert isinstance(app.screen, MainScreen)
+
+
+def test_batching_the_stream_loses_no_text() -> None:
+    from localrag.tui.chat import batched
+
+    tokens = [f"w{i} " for i in range(50)]
+    assert "".join(batched(iter(tokens), every_s=0.0)) == "".join(tokens)
+    assert list(batched(iter(tokens), every_s=3600.0)) == ["".join(tokens)]
