@@ -1,14 +1,16 @@
 """`localrag bench generate`: answer speed of `ask` against raw llama-cpp-python, in one run.
 
-Both sides use the same loaded model, the same rendered prompt (a system message, three numbered
-sources, a question) and greedy decoding. Ours is the code path of `Assistant.ask` after
-retrieval: `LlamaGenerator.stream` under an `Answer` (display filter, citation checks). Raw is
-`Llama.create_completion(stream=True)`. Runs alternate, the KV cache is cleared before each,
-and the medians are reported. Decode speed is (tokens - 1) / (time from first to last token).
+Both sides use the same loaded model, the same rendered prompt (`ask --no-retrieval` asking for
+a story, so that the answers are long) and greedy decoding. Ours is the code path of
+`Assistant.ask` after retrieval: `LlamaGenerator.stream` under an `Answer` (display filter,
+citation checks). Raw is `Llama.create_completion(stream=True)`. Runs alternate, the KV cache is
+cleared before each, and the medians are reported. Decode speed is (tokens - 1) / (time from
+first to last token).
 
-Time to first token is measured twice for ours: with the cache cleared (the whole prompt is
-evaluated), and after a different question on the same sources, when llama.cpp reuses the
-cached prefix (system message and sources) and evaluates only the new question.
+Time to first token is measured twice on a prompt with three numbered sources: with the cache
+cleared (the whole prompt is evaluated), and after a different question on the same sources,
+when llama.cpp reuses the cached prefix (system message and sources) and evaluates only the new
+question.
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ PASSAGES = [
     "Maintenance is done every summer. In 1988 the original wooden deck was replaced by "
     "concrete, and in 2015 the tram tracks were renewed and lighting was added.",
 ]
-QUESTIONS = [
-    "Describe the Lindqvist Bridge in detail: its history, its size and its maintenance.",
-    "How long is the Lindqvist Bridge?",
-]
+QUESTIONS = ["When did the Lindqvist Bridge open?", "How long is the Lindqvist Bridge?"]
+LONG_QUESTION = "Write a short story about a bridge keeper and a flood."
+"""Asked with retrieval off (`ask --no-retrieval`) for the speed runs: a long answer, so that
+tokens/s is measured over many tokens (an answer from sources is a short phrase)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -98,17 +100,20 @@ def raw(gen: LlamaGenerator, prompt: str, max_tokens: int) -> dict[str, float]:
 
 
 def measure(gen: LlamaGenerator, max_tokens: int, runs: int) -> dict[str, Any]:
+    long = build_messages(LONG_QUESTION, [], retrieval=False)
     messages = sample_messages(QUESTIONS[0])
     other = sample_messages(QUESTIONS[1])
-    prompt = gen.render(messages)
     mine: list[dict[str, float]] = []
     theirs: list[dict[str, float]] = []
+    cold: list[dict[str, float]] = []
     warm: list[dict[str, float]] = []
     for _ in range(runs):
         gen.reset_cache()
-        theirs.append(raw(gen, prompt, max_tokens))
+        theirs.append(raw(gen, gen.render(long), max_tokens))
         gen.reset_cache()
-        mine.append(ours(gen, messages, max_tokens))
+        mine.append(ours(gen, long, max_tokens))
+        gen.reset_cache()
+        cold.append(ours(gen, messages, max_tokens))
         # The cache now holds this prompt; another question shares its prefix.
         warm.append(ours(gen, other, max_tokens))
 
@@ -132,9 +137,8 @@ def measure(gen: LlamaGenerator, max_tokens: int, runs: int) -> dict[str, Any]:
         "raw": {"tokens": median(theirs, "tokens"), "tokens_per_s": raw_rate},
         "ratio": round(ours_rate / raw_rate, 3) if raw_rate else None,
         "first_token_ms": {
-            "cold": median(mine, "first_token_ms"),
+            "cold": median(cold, "first_token_ms"),
             "prefix_cached": median(warm, "first_token_ms"),
-            "raw_cold": median(theirs, "first_token_ms"),
         },
     }
 
@@ -145,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         common.print_json(result)
         return 0
-    print(f"model {result['model']}, prompt {result['prompt_tokens']} tokens, {args.runs} runs")
+    print(f"model {result['model']}, {args.runs} runs, up to {args.tokens} tokens")
     print(
         f"  ask   {result['ask']['tokens_per_s']:8.1f} tokens/s  ({result['ask']['tokens']} tokens)"
     )
@@ -154,9 +158,9 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"  ratio {result['ratio']:.3f} (goal >= 0.95)")
     ft = result["first_token_ms"]
-    print(f"  first token: {ft['cold']} ms with the cache cleared, {ft['prefix_cached']} ms")
     print(
-        f"    reusing the cached prefix ({result['cached_prefix_tokens']} tokens);"
-        f" raw {ft['raw_cold']} ms"
+        f"  first token, {result['prompt_tokens']}-token prompt with sources: {ft['cold']} ms"
+        f" with the cache cleared, {ft['prefix_cached']} ms reusing the cached prefix"
+        f" ({result['cached_prefix_tokens']} tokens)"
     )
     return 0
