@@ -170,8 +170,11 @@ def best_supporting(text: str, sources: Sequence[Source]) -> Source | None:
     return best if share >= MIN_OVERLAP else None
 
 
-def is_abstention(text: str) -> bool:
-    return bool(_ABSTAIN.search(text)) or not text.strip()
+def is_abstention(text: str, question: str = "") -> bool:
+    """The answer says it cannot answer, or says nothing the question did not already say."""
+    if _ABSTAIN.search(text):
+        return True
+    return not (content_words(_CITE.sub("", text)) - content_words(question))
 
 
 class Answer:
@@ -189,12 +192,14 @@ class Answer:
         retrieve_ms: float = 0.0,
         abstain: bool = False,
         stops: Sequence[str] = (),
+        question: str = "",
         on_finish: Callable[[Answer], None] | None = None,
     ) -> None:
         """`tokens` is the model's stream (one item per token); with `abstain` it is not used and
         the answer is the not-found message. The answer ends where the model writes one of
-        `stops`."""
+        `stops`. An answer with sources that adds nothing to `question` counts as abstaining."""
         self.sources = list(sources)
+        self.question = question
         self.model = model
         self.adapter = adapter
         self.conversation_id = conversation_id
@@ -259,9 +264,12 @@ class Answer:
     def _settle(self) -> str:
         """Set citations and abstained once the text is complete; return text to append."""
         text = "".join(self._parts)
-        if self.abstained or (self.sources and is_abstention(text)):
-            self.abstained = True
+        if self.abstained:
             return ""
+        if self.sources and not self.cancelled and is_abstention(text, self.question):
+            self.abstained = True
+            # An empty answer, or one that only restates the question, gets the plain words.
+            return "" if _ABSTAIN.search(text) else ("\n" if text else "") + NOT_FOUND
         by_n = {s.n: s for s in self.sources}
         numbers = [n for n in cited_numbers(text) if n in by_n]
         extra = ""

@@ -224,6 +224,7 @@ class Assistant:
             retrieve_ms=retrieve_ms,
             abstain=abstain,
             stops=STOPS,
+            question=question,
             on_finish=finish,
         )
 

@@ -257,3 +257,15 @@ def test_an_uncited_answer_with_a_wrong_number_is_not_cited() -> None:
     a = answer(["The", " bridge", " opened", " to", " traffic", " in", " 1903."], srcs)
     assert a.text() == "The bridge opened to traffic in 1903."
     assert a.citations == []
+
+
+def test_an_answer_that_only_restates_the_question_abstains() -> None:
+    question = "Who invited Washington to fight with him?"
+    a = answer(
+        ["Who", " invited", " Washington", " to", " fight?"], sources("x"), question=question
+    )
+    assert a.text() == "Who invited Washington to fight?\n" + NOT_FOUND
+    assert a.abstained
+    empty = answer([], sources("x"), question=question)
+    assert empty.text() == NOT_FOUND
+    assert empty.abstained
