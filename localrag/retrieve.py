@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,21 +154,29 @@ def retrieve(
     timings: dict[str, float] = {}
     rankings: list[tuple[list[tuple[int, float]], float]] = []
     top_similarity = None
-    t0 = time.perf_counter()
-    if mode in ("hybrid", "vector"):
-        vector = embedder.embed_query(query)
-        t1 = time.perf_counter()
-        dense = store.knn(vector, max(k, s.vector_depth) if hybrid else k)
-        timings["embed"], timings["vector"] = (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000
-        top_similarity = dense[0][1] if dense else None
-        rankings.append((dense, s.vector_weight))
     query_terms = terms(query)
-    if mode in ("hybrid", "keyword"):
-        t2 = time.perf_counter()
+
+    def keyword() -> list[tuple[int, float]]:
+        t = time.perf_counter()
         q = fts_query(query)
-        sparse = store.keyword(q, max(k, s.keyword_depth) if hybrid else k) if q else []
-        timings["keyword"] = (time.perf_counter() - t2) * 1000
-        rankings.append((sparse, 1.0 - s.vector_weight))
+        found = store.keyword(q, max(k, s.keyword_depth) if hybrid else k) if q else []
+        timings["keyword"] = (time.perf_counter() - t) * 1000
+        return list(found)
+
+    # The keyword search runs while the query is embedded: both release the GIL.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sparse = pool.submit(keyword) if mode != "vector" else None
+        if mode != "keyword":
+            t0 = time.perf_counter()
+            vector = embedder.embed_query(query)
+            t1 = time.perf_counter()
+            dense = store.knn(vector, max(k, s.vector_depth) if hybrid else k)
+            timings["embed"] = (t1 - t0) * 1000
+            timings["vector"] = (time.perf_counter() - t1) * 1000
+            top_similarity = dense[0][1] if dense else None
+            rankings.append((dense, s.vector_weight))
+        if sparse is not None:
+            rankings.append((sparse.result(), 1.0 - s.vector_weight))
     t3 = time.perf_counter()
     if not hybrid:
         ranked = rankings[0][0][:k]
