@@ -7,6 +7,7 @@ Heavy parts (the LLM, the embedder, Whisper) load on first use, once per process
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -52,10 +53,14 @@ class _Lazy:
     def __init__(self, build: Callable[[], Any]) -> None:
         self._build = build
         self._value: Any = None
+        # The TUI's workers may reach for a part at once (ingest and ask): build it only once.
+        self._lock = threading.Lock()
 
     def get(self) -> Any:
         if self._value is None:
-            self._value = self._build()
+            with self._lock:
+                if self._value is None:
+                    self._value = self._build()
         return self._value
 
     @property
