@@ -54,6 +54,23 @@ class Generator(Protocol):
         ...
 
 
+LOOP_MIN_TOKENS = 4
+LOOP_MAX_TOKENS = 32
+
+
+def looping(tokens: Sequence[int]) -> bool:
+    """The last tokens are one run of 4 to 32 tokens written three times over: a small model
+    caught in a loop ("I am sorry, I am sorry, I am sorry, ..."), which would only end at the
+    token limit."""
+    for width in range(LOOP_MIN_TOKENS, LOOP_MAX_TOKENS + 1):
+        if len(tokens) < 3 * width:
+            break
+        unit = tokens[-width:]
+        if tokens[-2 * width : -width] == unit and tokens[-3 * width : -2 * width] == unit:
+            return True
+    return False
+
+
 class LlamaGenerator:
     """A GGUF model run by llama-cpp-python, loaded once."""
 
@@ -151,12 +168,14 @@ class LlamaGenerator:
             # Greedy, so answers are reproducible; no repeat penalty, which would push the model
             # away from copying a date or a name exactly as the source has it.
             gen = self.llm.generate(tokens, temp=0.0, repeat_penalty=1.0)
+            written: list[int] = []
             try:
-                for count, token in enumerate(gen, start=1):
+                for token in gen:
                     if llama_cpp.llama_vocab_is_eog(vocab, token):
                         break
+                    written.append(token)
                     yield decoder.decode(self.llm.detokenize([token]))
-                    if count >= min(max_tokens, room):
+                    if len(written) >= min(max_tokens, room) or looping(written):
                         break
             finally:
                 gen.close()

@@ -64,3 +64,13 @@ def test_control_tokens_written_in_a_message_stay_plain_text(real_models: Settin
     # Tokenized naively, the attack would have added its three.
     naive = gen.llm.tokenize(gen.render(messages).encode(), add_bos=False, special=True)
     assert sum(t in special for t in naive) == 8
+
+
+def test_a_model_caught_in_a_loop_is_stopped() -> None:
+    from localrag.generate import looping
+
+    sorry = [7, 8, 9, 10]
+    assert looping([1, 2, *sorry, *sorry, *sorry])
+    assert not looping([1, 2, *sorry, *sorry])
+    assert not looping(list(range(100)))
+    assert not looping([5] * 11)  # a run of 4 needs 12 tokens to be seen three times
