@@ -110,3 +110,25 @@ def test_bench_audio_compares_with_raw_faster_whisper_on_the_same_text(
     result = json.loads(capsys.readouterr().out)
     assert result["same_text"] is True  # both sides heard the same words
     assert result["ours_s"] > 0 and result["raw_s"] > 0 and result["duration_s"] > 2
+
+
+@pytest.mark.models
+def test_adding_a_silent_recording_says_so(
+    real_models: Settings,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from audio_synth import silence
+
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", "a passphrase for tests")
+    assert main(["init"]) == 0
+    quiet, also_quiet = tmp_path / "quiet.wav", tmp_path / "also-quiet.flac"
+    quiet.write_bytes(encode(silence(3.0), ".wav"))
+    also_quiet.write_bytes(encode(silence(2.0), ".flac"))
+    capsys.readouterr()
+    assert main(["add", str(quiet)]) == 0
+    assert f"{quiet}: no speech" in capsys.readouterr().err
+    assert main(["add", str(also_quiet), "--json"]) == 0
+    [added] = json.loads(capsys.readouterr().out)["added"]
+    assert added["path"] == str(also_quiet) and added["notice"].startswith("no speech")

@@ -127,11 +127,22 @@ def run_add(args: argparse.Namespace) -> int:
                 if e.status in ("failed", "skipped"):
                     entry["reason"] = e.detail
                     if not args.json:
-                        console.print(f"{e.status}: {e.detail}", markup=False, highlight=False)
+                        console.print(
+                            f"{e.status}: {e.detail}", markup=False, highlight=False, soft_wrap=True
+                        )
                 else:
                     entry["doc_id"] = e.doc_id
                 if e.status in ("added", "updated"):
                     entry["chunks"] = e.chunks_total
+                    if e.detail:  # a notice, e.g. a recording with no speech
+                        entry["notice"] = e.detail
+                        if not args.json:
+                            console.print(
+                                f"{e.path}: {e.detail}",
+                                markup=False,
+                                highlight=False,
+                                soft_wrap=True,
+                            )
                 if e.status == "moved":
                     entry["from"] = e.detail
                 results[e.status].append(entry)
