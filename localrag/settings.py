@@ -77,8 +77,9 @@ class Settings:
     """Which model name serves each role; a missing role uses the manifest's default."""
     registered: dict[str, RegisteredModel] = field(default_factory=dict)
     """Models the user added, by name."""
-    top_k: int = 6
-    """How many sources an answer is given."""
+    top_k: int = 3
+    """How many sources an answer is given (3 beat 6 on SQuAD with the 135M default: same hit@k,
+    the gold answer in 28 % of answers instead of 6 %, half the latency)."""
     max_answer_tokens: int = 384
     """Where an answer stops."""
     context_tokens: int = 4096
