@@ -17,16 +17,16 @@ from localrag.errors import LocalragError
 
 # In the order `localrag --help` lists them.
 COMMAND_MODULES = [
+    "tui",
     "vault",
     "library",
     "audio",
+    "ask",
+    "adapter",
     "models",
     "doctor",
     "eval",
     "bench",
-    "ask",
-    "adapter",
-    "tui",
 ]
 
 
