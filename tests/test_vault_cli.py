@@ -31,7 +31,7 @@ def test_init_info_passwd_rekey(settings: Settings, capsys, monkeypatch, tmp_pat
 
     code, out, _ = run(capsys, "vault", "info", "--json")
     info = json.loads(out)
-    assert info["cipher"] == "chacha20" and info["kdf"]["algorithm"] == "argon2id"
+    assert info["cipher"] == "aegis" and info["kdf"]["algorithm"] == "argon2id"
     assert info["kdf"]["memory_kib"] >= 19 * 1024 and info["counts"]["documents"] == 0
     data_key = unlock(settings, bytearray(b"first secret")).hex()
     assert "first secret" not in out and data_key not in out.lower()

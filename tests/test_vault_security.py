@@ -24,7 +24,7 @@ from localrag.records import NewChunk, NewDocument, Segment, Span
 from localrag.settings import Settings
 from localrag.store import Store, change_passphrase, create_vault, keys, open_vault, rotate_key
 from localrag.store import schema as schema_mod
-from localrag.store.db import KeyMismatch
+from localrag.store.db import CIPHER, KeyMismatch
 from localrag.store.faults import FaultyVFS
 from localrag.store.sample import sample_document, unit_vectors
 from localrag.store.signs import sign_bits
@@ -71,6 +71,7 @@ def decrypted_copy(settings: Settings, data_key: bytearray, dest: Path) -> bytes
     if wal.exists():
         shutil.copy(wal, dest.with_name(dest.name + "-wal"))
     conn = apsw.Connection(str(dest))
+    conn.execute(f"PRAGMA cipher='{CIPHER}'")
     conn.execute(f"PRAGMA key=\"x'{data_key.hex()}'\"")
     conn.execute("PRAGMA journal_mode=DELETE").fetchall()
     conn.execute("PRAGMA rekey=''")
@@ -185,7 +186,7 @@ def test_connection_settings(settings: Settings) -> None:
         assert pragma("journal_mode") == "wal"
         assert pragma("synchronous") == 2  # FULL
         assert pragma("secure_delete") == 1
-        assert pragma("cipher") == "chacha20"
+        assert pragma("cipher") == "aegis"
 
 
 # 6. Argon2id floors, authenticated with the key file.
@@ -313,6 +314,7 @@ def test_rekey_interrupted_after_reencryption_is_finished_on_open(settings: Sett
     (settings.home / "vault.key.next").write_bytes(keys.wrap(new_key, pw(), keys.FLOOR))
     old_key = unlock(settings, pw())
     conn = apsw.Connection(str(settings.vault_path))
+    conn.execute(f"PRAGMA cipher='{CIPHER}'")
     conn.execute(f"PRAGMA key=\"x'{old_key.hex()}'\"")
     conn.execute(f"PRAGMA rekey=\"x'{new_key.hex()}'\"")
     conn.close()

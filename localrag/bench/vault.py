@@ -1,7 +1,7 @@
 """`localrag bench vault`: the encrypted vault against a plain SQLite file, same code, one run.
 
 Both sides are a `Store` (same schema, pragmas, sqlite-vec and FTS5); only the key differs: the
-encrypted side is opened with a random data key (ChaCha20-Poly1305 pages), the plain side with
+encrypted side is opened with a random data key (AEGIS-256 pages), the plain side with
 none. Each side inserts N chunks with vectors and FTS rows (documents of 50 chunks, one
 transaction each), then runs the same KNN and keyword queries. It also measures the unlock
 (Argon2id + key check + open) and the KNN's recall@10 against exact float search.

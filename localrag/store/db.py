@@ -1,8 +1,8 @@
 """Opening the encrypted database: the one place that hands apsw a key.
 
 The database is opened with the raw 32-byte data key (`PRAGMA key="x'..'"`), which bypasses the
-cipher's own PBKDF2 (the data key is already random). ChaCha20-Poly1305 authenticates every page,
-WAL frame and journal page. `PRAGMA key` reports success even for a wrong key, so the key is
+cipher's own PBKDF2 (the data key is already random). AEGIS-256 authenticates every page, WAL
+frame and journal page. `PRAGMA key` reports success even for a wrong key, so the key is
 verified by reading the schema. sqlite-vec is loaded only after the key is set.
 """
 
@@ -18,8 +18,10 @@ from localrag.errors import VaultError
 
 log = logging.getLogger(__name__)
 
-CIPHER = "chacha20"
-"""The only cipher used: authenticated (sqlite3mc's aes128cbc, aes256cbc and rc4 are not)."""
+CIPHER = "aegis"
+"""The only cipher used: AEGIS-256, authenticated (sqlite3mc's aes128cbc, aes256cbc and rc4 are
+not). Chosen over ChaCha20-Poly1305, also authenticated, because it costs about 3 % on inserts
+where ChaCha20 cost about 30 % (measured side by side, AES instructions on this CPU)."""
 
 # Every connection: temp data in memory, no memory-mapped I/O on the encrypted file, a WAL journal
 # with a sync at every commit, freed pages overwritten, and a page cache big enough for the index.
