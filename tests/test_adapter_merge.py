@@ -78,6 +78,12 @@ def test_adapter_life_cycle(
         plain = _complete(base_path)
         assert tuned.strip() and tuned != plain  # the active merged model answers, differently
 
+        # `ask` answers with the active version, or with the base plus the runtime LoRA.
+        answer = a.ask("Name three rules.", retrieval=False)
+        assert answer.text().strip() and answer.adapter == "tone@v1"
+        runtime = a.ask("Name three rules.", retrieval=False, adapter="tone", runtime_adapter=True)
+        assert runtime.text().strip() and runtime.adapter and "tone" in runtime.adapter
+
         assert a.rollback_adapter() is None
         assert a.model_files().label is None
         assert a.remove_adapter("tone") == ["tone", "tone@v1"]
