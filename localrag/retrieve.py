@@ -1,10 +1,9 @@
 """Hybrid search: the vector KNN and FTS5 BM25 from the vault, fused by their scaled scores.
 
-The keyword side turns the question into an FTS5 query of its content words (stopwords
-dropped, each term quoted so that no user text is read as FTS5 syntax, stemmed by the
-`porter` tokenizer of the index), joined with OR so that BM25 ranks partial matches. Each
-side's scores are scaled to 0..1 over its candidates and mixed by weight (or fused by weighted
-RRF, `SearchSettings.fusion`). `Retrieval` also carries the signals an abstain gate needs:
+The keyword side searches for any of the question's content words (stopwords dropped; the
+store quotes each, so no user text is read as FTS5 syntax), so that BM25 ranks partial matches.
+Each side's scores are scaled to 0..1 over its candidates and mixed by weight (or fused by
+weighted RRF, `SearchSettings.fusion`). `Retrieval` also carries the signals an abstain gate needs:
 the best cosine similarity and how many of the query's content words the best hit contains.
 """
 
@@ -95,11 +94,6 @@ def terms(text: str) -> list[str]:
     return list(dict.fromkeys(kept or words))
 
 
-def fts_query(text: str) -> str:
-    """An FTS5 query matching any content word of `text`; "" if it has none."""
-    return " OR ".join(f'"{t}"' for t in terms(text))
-
-
 def fuse(
     rankings: list[tuple[list[tuple[int, float]], float]], rrf_k: int
 ) -> list[tuple[int, float]]:
@@ -158,8 +152,7 @@ def retrieve(
 
     def keyword() -> list[tuple[int, float]]:
         t = time.perf_counter()
-        q = fts_query(query)
-        found = store.keyword(q, max(k, s.keyword_depth) if hybrid else k) if q else []
+        found = store.keyword(query_terms, max(k, s.keyword_depth) if hybrid else k)
         timings["keyword"] = (time.perf_counter() - t) * 1000
         return list(found)
 

@@ -9,7 +9,7 @@ import pytest
 
 from localrag.embed import HashingEmbedder
 from localrag.errors import UsageError
-from localrag.retrieve import fts_query, fuse, fuse_scores, terms
+from localrag.retrieve import fuse, fuse_scores, terms
 from localrag.service import Assistant
 from localrag.settings import Settings
 
@@ -32,12 +32,11 @@ def assistant(settings: Settings, tmp_path: Path) -> Iterator[Assistant]:
         yield a
 
 
-def test_query_terms_drop_stopwords_and_quote_everything() -> None:
+def test_query_terms_drop_stopwords_and_syntax() -> None:
     assert terms("What is the pump's service interval?") == ["pump", "service", "interval"]
-    query = fts_query('NEAR("pump" AND valve*) OR -seal')
-    assert query == '"near" OR "pump" OR "valve" OR "seal"'
+    assert terms('NEAR("pump" AND valve*) OR -seal') == ["near", "pump", "valve", "seal"]
     assert terms("the of and") == ["the", "of", "and"]  # nothing left: keep what there is
-    assert fts_query("?!") == ""
+    assert terms("?!") == []
 
 
 def test_fusion_rewards_agreement() -> None:

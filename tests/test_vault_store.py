@@ -38,7 +38,7 @@ def test_add_list_fetch_and_search(store: Store) -> None:
     [hit] = store.chunks([nearest[0][0]])
     assert hit.text == chunks[1].text and hit.span == chunks[1].span and hit.path == doc.path
 
-    found = store.keyword("zebrafish", 10)
+    found = store.keyword(["zebrafish"], 10)
     assert {c.doc_id for c in store.chunks([i for i, _ in found])} == {doc_id}
     assert all(score > 0 for _, score in found)
 
@@ -55,8 +55,8 @@ def test_replace_by_path_is_one_document(store: Store) -> None:
     doc2, chunks2, vectors2 = sample_document(rng, "alpha", 1, marker="newword")
     new_id = store.add_document(doc2, chunks2, vectors2)
     assert [(d.id, d.chunk_count) for d in store.documents()] == [(new_id, 1)]
-    assert store.keyword("oldword", 5) == []
-    assert len(store.keyword("newword", 5)) == 1
+    assert store.keyword(["oldword"], 5) == []
+    assert len(store.keyword(["newword"], 5)) == 1
     assert store.integrity_problems() == []
 
 
@@ -69,7 +69,7 @@ def test_delete_and_move(store: Store) -> None:
     assert store.transcript(doc_id) == [Segment(0.0, 1.5, "hi")]
     store.delete_document(doc_id)
     assert [d.id for d in store.documents()] == [keep]
-    assert store.keyword("vanish", 5) == [] and store.transcript(doc_id) == []
+    assert store.keyword(["vanish"], 5) == [] and store.transcript(doc_id) == []
     assert all(
         store.chunks([cid])[0].doc_id == keep for cid, _ in store.knn(unit_vectors(rng, 1)[0], 10)
     )
@@ -120,9 +120,34 @@ def test_conversations_meta_and_blobs(store: Store) -> None:
     assert store.delete_blob("model-v1") and store.blobs() == []
 
 
-def test_keyword_syntax_error_is_a_usage_error(store: Store) -> None:
-    with pytest.raises(UsageError, match="keyword query"):
-        store.keyword('"unbalanced', 5)
+def test_keyword_words_are_searched_not_parsed(store: Store) -> None:
+    rng = np.random.default_rng(4)
+    doc_id = store.add_document(*sample_document(rng, "quoted", 2, marker='say "near" it'))
+    for words in (['"unbalanced'], ["NEAR(", "OR", "*"], ['"near"'], ["^col:x"]):
+        found = store.keyword(words, 5)
+        assert all(store.chunks([i])[0].doc_id == doc_id for i, _ in found)
+    assert store.keyword(['"near"'], 5) and store.keyword([], 5) == []
+
+
+def test_common_words_scored_apart_keep_fts5_scores(store: Store) -> None:
+    """Past the row budget the commonest words are scored in Python, on the best rows of the
+    rarer words: each of those rows keeps the score FTS5 gives it for all the words."""
+    rng = np.random.default_rng(6)
+    chunks = []
+    for i in range(60):
+        words = list(rng.choice(["river", "signal", "window", "budget", "policy"], 20 + i % 9))
+        words += ["okapi"] * (i % 8 == 0) + ["ledger"] * (i % 4 == 0) * (1 + i % 3)
+        words += ["harbors"] * (i % 3 == 0) * (1 + i % 2)
+        chunks.append(NewChunk(" ".join(rng.permutation(words)), Span(line_start=i + 1), 30))
+    doc_id = store.add_document(NewDocument("/d.txt", "h", "txt", 1), chunks, unit_vectors(rng, 60))
+    words = ["okapi", "ledger", "harbor", "unseen"]
+    exact = dict(store.keyword(words, 60, row_budget=10**9))
+    split = store.keyword(words, 60, row_budget=10)  # okapi ranked (8 rows); ledger, harbor added
+    okapi = {c.id for c in store.document_chunks(doc_id) if "okapi" in c.text}
+    assert {i for i, _ in split} == okapi and len(okapi) == 8
+    assert [s for _, s in split] == pytest.approx([exact[i] for i, _ in split], rel=1e-9)
+    assert [s for _, s in split] == sorted((s for _, s in split), reverse=True)
+    assert len({round(s, 9) for _, s in split}) > 4  # the common words changed the scores
 
 
 def test_data_survives_reopen(settings: Settings, store: Store) -> None:
@@ -149,7 +174,7 @@ def test_threads_share_one_store(store: Store) -> None:
         rng = np.random.default_rng(len(prefix))
         for i in range(15):
             store.add_document(*sample_document(rng, f"{prefix}{i}", 3))
-            store.keyword(prefix, 3)
+            store.keyword([prefix], 3)
 
     threads = [threading.Thread(target=add, args=(name,)) for name in ("left", "right", "up")]
     for t in threads:

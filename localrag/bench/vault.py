@@ -78,7 +78,12 @@ def _percentiles_ms(seconds: list[float]) -> dict[str, float]:
 
 
 def run_side(
-    folder: Path, encrypted: bool, docs: list, queries: np.ndarray, keywords: list[str], k: int = 10
+    folder: Path,
+    encrypted: bool,
+    docs: list,
+    queries: np.ndarray,
+    keywords: list[list[str]],
+    k: int = 10,
 ) -> dict[str, Any]:
     from localrag.store import Store
     from localrag.store.keys import new_data_key
@@ -164,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     texts = synthetic_texts(rng, n)
     keywords = [
-        " ".join(rng.choice(t.split(), 2, replace=False)) for t in rng.choice(texts, args.queries)
+        list(rng.choice(t.split(), 2, replace=False)) for t in rng.choice(texts, args.queries)
     ]
     docs = _batches(texts, corpus)
 

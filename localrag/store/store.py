@@ -31,7 +31,7 @@ from localrag.records import (
     Span,
     Turn,
 )
-from localrag.store import db, schema
+from localrag.store import bm25, db, schema
 from localrag.store.signs import VectorIndex, sign_bits
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,12 @@ _CHUNK_COLUMNS = (
     "c.char_start, c.char_end, c.heading, c.start_s, c.end_s, d.kind"
 )
 _DOC_COLUMNS = "id, path, sha256, kind, size_bytes, title, chunk_count, added_at, meta"
+KEYWORD_ROW_BUDGET = 10_000
+"""Rows FTS5 may score for one keyword query; past it the commonest words are scored apart.
+At 100,000 chunks a whole search went from p95 69-90 ms to 38-46 ms; on SciFact train, with the
+budget at the same share of its rows, nDCG@10 0.7275-0.7294 against 0.7283 unpruned."""
+KEYWORD_RESCORED = 100
+"""Best rows of the rare words that the common words are added to."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,10 @@ class Store:
         """The vectors in memory, loaded on the first search; kept current by our writes."""
         self._data_version = -1
         """`PRAGMA data_version` when `_index` was loaded; another process writing changes it."""
+        self._tokenizer: Any = None
+        """FTS5's own tokenizer of the keyword index, for query words and rescored rows."""
+        self._vocab = False
+        """Whether this connection has the `fts5vocab` table of the index (in memory)."""
         with self._errors():
             schema.migrate(conn, path)
         dim = self.get_meta("vector_dim")
@@ -346,17 +356,76 @@ class Store:
             self._data_version = version
         return self._index
 
-    def keyword(self, fts5_query: str, k: int) -> list[tuple[int, float]]:
-        """The `k` best chunks for an FTS5 query, by BM25 (higher is better)."""
-        try:
-            rows = self._read(
-                "SELECT rowid, -bm25(chunks_fts) AS score FROM chunks_fts WHERE chunks_fts MATCH ?"
-                " ORDER BY score DESC LIMIT ?",
-                (fts5_query, k),
-            )
-        except apsw.SQLError as exc:
-            raise UsageError(f"not a valid keyword query: {fts5_query!r} ({exc})") from exc
+    def keyword(
+        self, words: Sequence[str], k: int, row_budget: int = KEYWORD_ROW_BUDGET
+    ) -> list[tuple[int, float]]:
+        """The `k` best chunks holding any of `words`, by FTS5's BM25 (higher is better).
+
+        Each word is quoted, so no user text is read as FTS5 syntax. In a vault of more than
+        `row_budget` chunks, the words held by the most rows are scored in Python on the best
+        rows of the rarer words only (see `bm25.py`): the scores stay FTS5's.
+        """
+        words = list(dict.fromkeys(w for w in words if w))
+        if not words or k <= 0:
+            return []
+        # Each step takes the lock on its own, so that a vector search in another thread
+        # (`retrieve` runs both at once) waits for one statement, not for all of them.
+        total_rows, total_tokens = self._fts_totals()
+        if total_rows <= row_budget:
+            return self._bm25(words, k)
+        ranked, added = bm25.split([self._term(w) for w in words], row_budget)
+        if not added:
+            return self._bm25([t.word for t in ranked], k)
+        best = self._bm25([t.word for t in ranked], max(k, KEYWORD_RESCORED))
+        texts = self._read(
+            f"SELECT id, text, coalesce(heading, '') FROM chunks"
+            f" WHERE id IN ({','.join('?' * len(best))})",
+            [chunk_id for chunk_id, _ in best],
+        )
+        tokens = {row[0]: self._tokens(row[1]) + self._tokens(row[2]) for row in texts}
+        mean = total_tokens / total_rows
+        scored = [
+            (i, bm25.add_scores(s, tokens.get(i, ()), added, total_rows, mean)) for i, s in best
+        ]
+        return sorted(scored, key=lambda item: -item[1])[:k]
+
+    def _bm25(self, words: Sequence[str], k: int) -> list[tuple[int, float]]:
+        query = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+        rows = self._read(
+            "SELECT rowid, -bm25(chunks_fts) AS score FROM chunks_fts WHERE chunks_fts MATCH ?"
+            " ORDER BY score DESC LIMIT ?",
+            (query, k),
+        )
         return [(int(r[0]), float(r[1])) for r in rows]
+
+    def _fts_totals(self) -> tuple[int, int]:
+        """Rows in the keyword index and their tokens, from FTS5's averages record."""
+        rows = self._read("SELECT block FROM chunks_fts_data WHERE id = 1")
+        values = bm25.varints(bytes(rows[0][0])) if rows else []
+        return (values[0], sum(values[1:])) if values else (0, 0)
+
+    def _tokens(self, text: str) -> list[str]:
+        """`text` as the keyword index holds it: lower case, stemmed."""
+        if self._tokenizer is None:
+            self._tokenizer = self.conn.fts5_tokenizer("porter", ["unicode61"])
+        found = self._tokenizer(
+            text.encode("utf-8"), apsw.FTS5_TOKENIZE_DOCUMENT, None, include_offsets=False
+        )
+        return [t[0] for t in found]
+
+    def _term(self, word: str) -> bm25.Term:
+        """A query word with its index token and how many rows hold it."""
+        tokens = self._tokens(word)
+        if len(tokens) != 1:
+            return bm25.Term(word, None, 0)
+        if not self._vocab:
+            self._read(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab"
+                " USING fts5vocab(main, chunks_fts, row)"
+            )
+            self._vocab = True
+        rows = self._read("SELECT doc FROM temp.chunks_vocab WHERE term = ?", (tokens[0],))
+        return bm25.Term(word, tokens[0], int(rows[0][0]) if rows else 0)
 
     def chunks(self, ids: Sequence[int]) -> list[Chunk]:
         """The chunks with these ids, in the order given (missing ids are left out)."""
