@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,21 +31,17 @@ from localrag.records import Chunk, Conversation, Document, Hit, IngestEvent, Tu
 from localrag.retrieve import Retrieval
 from localrag.settings import Settings
 
-if TYPE_CHECKING:  # for the audio block
-    import numpy as np
-
-    from localrag.records import Segment
-    from localrag.transcribe import TranscribeEvent
-
-
-if TYPE_CHECKING:  # for the adapter block
-    import collections.abc
+if TYPE_CHECKING:  # heavy modules, imported on first use
     from os import PathLike
+
+    import numpy as np
 
     from localrag.adapter.manage import ModelFiles
     from localrag.adapter.merge import MergeProgress
     from localrag.adapter.registry import AdapterInfo, Listing
     from localrag.adapter.verify import VerifyReport
+    from localrag.records import Segment
+    from localrag.transcribe import TranscribeEvent
 
 
 class _Lazy:
@@ -86,7 +83,7 @@ def _real_part(settings: Settings, role: str) -> _Lazy:
 
 
 def _default_parts(settings: Settings, parts: dict[str, Any]) -> dict[str, Any]:
-    """`parts` as given, with the real part for each role not overridden (vault engineer)."""
+    """`parts` as given, with the real part for each role not overridden."""
     unknown = set(parts) - {"embedder", "generator", "transcriber"}
     if unknown:
         raise TypeError(f"unknown parts: {sorted(unknown)}")
@@ -114,6 +111,9 @@ class Assistant:
         self._transcriber = (
             transcriber if isinstance(transcriber, _Lazy) else _Lazy(lambda: transcriber)
         )
+        self._adapter_files = ExitStack()
+        """In-memory model files (merged versions, runtime LoRAs) open until `close()`."""
+        self._adapter_open: dict[str, ModelFiles] = {}
 
     @property
     def embedder(self) -> Any:
@@ -127,7 +127,7 @@ class Assistant:
     def transcriber(self) -> Any:
         return self._transcriber.get()
 
-    # --- Vault (vault engineer): create, open, vault_exists --------------------------------------
+    # -- vault -------------------------------------------------------------------------------------
 
     @staticmethod
     def vault_exists(settings: Settings) -> bool:
@@ -157,9 +157,7 @@ class Assistant:
         built = _default_parts(settings, parts)
         return cls(settings, store.open_vault(settings, passphrase), **built)
 
-    # --- end of vault -----------------------------------------------------------------------
-
-    # --- Answers (answer engineer): ask, conversations, turns, status -------------------------
+    # -- answers -----------------------------------------------------------------------------------
 
     retrieval_default = True
     """Whether questions use retrieval unless told otherwise (shown by `status()`)."""
@@ -284,9 +282,7 @@ class Assistant:
             "max_answer_tokens": self.settings.max_answer_tokens,
         }
 
-    # --- end of answers ---------------------------------------------------------------------
-
-    # --- Library (retrieval engineer): add, documents, remove, search, chunk_context ----------
+    # -- library -----------------------------------------------------------------------------------
 
     def add(self, paths: Iterable[Path]) -> Iterator[IngestEvent]:
         """Add files and folders (recursively); a stream of events, each file ending final."""
@@ -320,9 +316,7 @@ class Assistant:
         """The chunk with its neighbours in the same document, in order."""
         return list(self.store.neighbours(chunk_id, before, after))
 
-    # --- end of library ---------------------------------------------------------------------
-
-    # --- Audio (audio engineer): transcribe, record_note, transcript ----------------------------
+    # -- audio -------------------------------------------------------------------------------------
 
     def transcribe(self, path: str | Path, index: bool = True) -> Iterator[TranscribeEvent]:
         """Transcribe a recording: `TranscribeEvent`s with each segment, the share of the audio
@@ -387,9 +381,7 @@ class Assistant:
             raise UsageError(f"{doc.path}: not a recording, it has no transcript")
         return list(self.store.transcript(doc.id))
 
-    # --- end of audio -------------------------------------------------------------------------
-
-    # --- Adapters (adapter engineer): import, merge, use, rollback, remove, verify -------------
+    # -- adapters ----------------------------------------------------------------------------------
 
     def adapters(self) -> Listing:
         """The imported adapters, their merged versions and the active one."""
@@ -399,15 +391,11 @@ class Assistant:
 
     def import_adapter(self, path: str | PathLike[str], name: str) -> AdapterInfo:
         """Check a PEFT folder or GGUF LoRA against the base model and store it in the vault."""
-        from pathlib import Path
-
         from localrag.adapter import manage
 
         return manage.import_adapter(self.store, self.settings, Path(path), name)
 
-    def merge_adapter(
-        self, name: str, quant: str = "Q4_K_M"
-    ) -> collections.abc.Iterator[MergeProgress]:
+    def merge_adapter(self, name: str, quant: str = "Q4_K_M") -> Iterator[MergeProgress]:
         """Merge into the base and quantize: progress events, the last (`done`) names `NAME@vN`."""
         from localrag.adapter import manage
 
@@ -441,13 +429,8 @@ class Assistant:
         """What llama.cpp should load for `ref` (None: the active model; `base`; `NAME[@vN]`;
         with `runtime`, the base plus the adapter `NAME` as a runtime LoRA). The in-memory files
         stay open until the assistant closes; cache loaded models by `ModelFiles.key`."""
-        from contextlib import ExitStack
-
         from localrag.adapter import manage
 
-        if not hasattr(self, "_adapter_files"):
-            self._adapter_files = ExitStack()
-            self._adapter_open: dict[str, ModelFiles] = {}
         key = manage.model_key(self.store, self.settings, ref, runtime=runtime)
         if key not in self._adapter_open:
             self._adapter_open[key] = self._adapter_files.enter_context(
@@ -461,17 +444,11 @@ class Assistant:
         assert lora is not None
         return lora
 
-    def _close_adapter_files(self) -> None:
-        if hasattr(self, "_adapter_files"):
-            self._adapter_files.close()
-
-    # --- end of adapters ----------------------------------------------------------------------
-
     def close(self) -> None:
         for part in (self._generator, self._embedder, self._transcriber):
             if part.loaded and hasattr(part.get(), "close"):
                 part.get().close()
-        self._close_adapter_files()
+        self._adapter_files.close()
         if self.store is not None:
             self.store.close()
 
