@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 from docmaker import make_docx, make_pdf
 
+from localrag.chunk import embedding_text
 from localrag.embed import HashingEmbedder
-from localrag.records import IngestEvent
+from localrag.errors import UsageError
+from localrag.records import IngestEvent, NewChunk
 from localrag.service import Assistant
 from localrag.settings import Settings
+from localrag.store.store import text_sha256
 
 
 class CountingEmbedder(HashingEmbedder):
@@ -88,6 +91,37 @@ def test_add_a_folder_then_only_changes_are_processed(assistant: Assistant, tmp_
     assert str(docs / "manual-moved.md") in paths and str(docs / "sub" / "manual.md") not in paths
 
 
+def test_a_moved_file_is_recognised_when_an_identical_file_stays(
+    assistant: Assistant, tmp_path: Path
+) -> None:
+    folder = tmp_path / "twins"
+    folder.mkdir()
+    for name in ("a.txt", "b.txt"):
+        (folder / name).write_text("The same memo about the boiler.\n", encoding="utf-8")
+    list(assistant.add([folder]))
+    (folder / "b.txt").rename(folder / "c.txt")
+    assert finals(assistant.add([folder])) == {"a.txt": "unchanged", "c.txt": "moved"}
+    assert sorted(Path(d.path).name for d in assistant.documents()) == ["a.txt", "c.txt"]
+
+
+def test_the_same_text_under_another_heading_gets_its_own_vector(
+    assistant: Assistant, tmp_path: Path
+) -> None:
+    shared = "The pump is oiled every week by the night shift. " * 8
+    for name, heading in (("a.md", "Alpha"), ("b.md", "Beta")):
+        filler = f"{heading} filler words " * 50
+        (tmp_path / name).write_text(f"# {heading}\n\n{filler}\n\n{shared}\n", encoding="utf-8")
+    list(assistant.add([tmp_path / "a.md", tmp_path / "b.md"]))
+    stored = [c for d in assistant.documents() for c in assistant.store.document_chunks(d.id)]
+    twins = [c for c in stored if c.text == shared.strip()]
+    assert sorted(c.span.heading for c in twins) == ["Alpha", "Beta"]  # same text, two headings
+    for c in stored:
+        key = (text_sha256(c.text), c.span.heading)
+        vector = assistant.store.vectors_by_text_and_heading([key])[key]
+        expected = HashingEmbedder().embed_documents([embedding_text(NewChunk(c.text, c.span, 0))])
+        assert np.allclose(vector, expected[0]), c.span.heading
+
+
 def test_identical_chunks_are_embedded_once(assistant: Assistant, tmp_path: Path) -> None:
     text = "Identical paragraph about the pump maintenance schedule.\n"
     folder = tmp_path / "copies"
@@ -139,13 +173,15 @@ def test_remove_deletes_everything_of_a_document(assistant: Assistant, tmp_path:
     assert [d.path for d in assistant.documents()] == [str(b)]
     for mode in ("hybrid", "vector", "keyword"):
         assert all(h.chunk.doc_id != doc.id for h in assistant.search("Zanzibar cloves", mode=mode))
-    assert assistant.store.vectors_by_text_hash([]) == {}
-    from localrag.store.store import text_sha256
-
-    assert assistant.store.vectors_by_text_hash([text_sha256(a.read_text().strip())]) == {}
-    with pytest.raises(Exception, match="no such document"):
+    assert (
+        assistant.store.vectors_by_text_and_heading([(text_sha256(a.read_text().strip()), None)])
+        == {}
+    )
+    with pytest.raises(UsageError, match="no such document"):
         assistant.remove(str(a))
-    assert assistant.remove("2").path == str(b) if doc.id == 1 else True
+    (other,) = assistant.documents()
+    assert assistant.remove(str(other.id)).path == str(b)  # by id, as `localrag rm 2` does
+    assert assistant.documents() == []
 
 
 def test_chunk_context_gives_neighbours_in_order(assistant: Assistant, tmp_path: Path) -> None:

@@ -2,8 +2,9 @@
 
 Incremental: a file whose hash is stored under its path is unchanged; a file whose hash is stored
 under a path that no longer exists was moved (only the path is updated); a changed file is
-replaced in one transaction; chunks whose text is already stored reuse their vectors. A file that
-cannot be read fails alone, with one line naming it and the reason; the batch goes on.
+replaced in one transaction; chunks already stored with the same text and heading reuse their
+vectors. A file that cannot be read fails alone, with one line naming it and the reason; the batch
+goes on.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from localrag import ingest
 from localrag.chunk import ChunkSettings, chunk, embedding_text
 from localrag.errors import IngestError
 from localrag.ingest.base import Extracted, Limits, Progress
-from localrag.records import IngestEvent, NewChunk, NewDocument
+from localrag.records import Document, IngestEvent, NewChunk, NewDocument
 from localrag.store.store import text_sha256
 
 log = logging.getLogger(__name__)
@@ -75,29 +76,37 @@ def _check(path: Path) -> Iterator[tuple[Path, str | None]]:
         yield path, None
 
 
-def _embed_new(
-    store: Any, embedder: Any, chunks: list[NewChunk], hashes: list[str]
-) -> Iterator[tuple[set[str], dict[str, np.ndarray]]]:
-    """Vectors by text hash: stored ones reused, each distinct new text embedded once.
+VectorKey = tuple[str, str | None]
+"""What decides a chunk's vector: the hash of its text and its heading path."""
 
-    The embedder reads each chunk behind its heading path (`embedding_text`); a stored vector
-    is reused for the same chunk text (the store keys vectors by text alone). Yields the hashes
-    embedded by each call with all the vectors known so far.
+
+def vector_key(c: NewChunk) -> VectorKey:
+    """`embedding_text` reads the chunk's text and its heading path, so the same text under
+    another heading is another vector; the store can match both (`vectors_by_text_and_heading`)."""
+    return text_sha256(c.text), c.span.heading
+
+
+def _embed_new(
+    store: Any, embedder: Any, chunks: list[NewChunk], keys: list[VectorKey]
+) -> Iterator[tuple[set[VectorKey], dict[VectorKey, np.ndarray]]]:
+    """Vectors by `vector_key`: stored ones reused, each distinct new chunk embedded once.
+
+    Yields the keys embedded by each call with all the vectors known so far.
     """
-    known = store.vectors_by_text_hash(hashes) if hashes else {}
-    text_of = {h: embedding_text(c) for h, c in zip(hashes, chunks, strict=True)}
-    todo = list(dict.fromkeys(h for h in hashes if h not in known))
+    known = store.vectors_by_text_and_heading(keys) if keys else {}
+    text_of = {k: embedding_text(c) for k, c in zip(keys, chunks, strict=True)}
+    todo = list(dict.fromkeys(k for k in keys if k not in known))
     yield set(), known
     for start in range(0, len(todo), EMBED_GROUP):
         group = todo[start : start + EMBED_GROUP]
-        known.update(zip(group, embedder.embed_documents([text_of[h] for h in group]), strict=True))
+        known.update(zip(group, embedder.embed_documents([text_of[k] for k in group]), strict=True))
         yield set(group), known
 
 
-def _matrix(known: dict[str, np.ndarray], hashes: list[str], dim: int) -> np.ndarray:
-    if not hashes:
+def _matrix(known: dict[VectorKey, np.ndarray], keys: list[VectorKey], dim: int) -> np.ndarray:
+    if not keys:
         return np.zeros((0, dim), dtype=np.float32)
-    return np.stack([known[h] for h in hashes]).astype(np.float32)
+    return np.stack([known[k] for k in keys]).astype(np.float32)
 
 
 def embed_chunks(
@@ -105,11 +114,11 @@ def embed_chunks(
 ) -> Iterator[tuple[int, np.ndarray | None]]:
     """Vectors for the chunks of one document: (chunks done, None) as it goes, then
     (total, the vectors)."""
-    hashes = [text_sha256(c.text) for c in chunks]
-    known: dict[str, np.ndarray] = {}
-    for _, known in _embed_new(store, embedder, chunks, hashes):
-        yield sum(1 for h in hashes if h in known), None
-    yield len(chunks), _matrix(known, hashes, embedder.dim)
+    keys = [vector_key(c) for c in chunks]
+    known: dict[VectorKey, np.ndarray] = {}
+    for _, known in _embed_new(store, embedder, chunks, keys):
+        yield sum(1 for k in keys if k in known), None
+    yield len(chunks), _matrix(known, keys, embedder.dim)
 
 
 @dataclass
@@ -121,7 +130,7 @@ class _Pending:
     replaces: bool
     extracted: Extracted
     chunks: list[NewChunk]
-    hashes: list[str]
+    keys: list[VectorKey]
 
 
 def add_paths(
@@ -175,18 +184,31 @@ def _prepare(
     if existing is not None and existing.sha256 == sha:
         yield IngestEvent(where, "unchanged", doc_id=existing.id)
         return None
-    same = store.find_by_hash(sha)
-    if existing is None and same is not None and not Path(same.path).exists():
-        store.move_document(same.id, where)
-        yield IngestEvent(where, "moved", same.path, doc_id=same.id)
+    moved = _moved_from(store, sha) if existing is None else None
+    if moved is not None:
+        store.move_document(moved.id, where)
+        yield IngestEvent(where, "moved", moved.path, doc_id=moved.id)
         return None
     yield IngestEvent(where, "started")
     extracted = yield from _read(path, options.limits, parts)
     chunks = chunk(extracted, embedder, options.chunking)
     if not chunks and not extracted.meta.get("notice"):
         raise IngestError(f"{where}: no text to index")
-    hashes = [text_sha256(c.text) for c in chunks]
-    return _Pending(path, sha, existing is not None, extracted, chunks, hashes)
+    keys = [vector_key(c) for c in chunks]
+    return _Pending(path, sha, existing is not None, extracted, chunks, keys)
+
+
+def _moved_from(store: Any, sha: str) -> Document | None:
+    """A stored document with this content whose file is gone: the one this file was moved from.
+
+    Identical files share a hash, so any of them may be the one that moved; the store's indexed
+    look-up gives the first only, and the whole list is read just when that one is still there.
+    """
+    first = store.find_by_hash(sha)
+    if first is None or not Path(first.path).exists():
+        return first
+    twins = (d for d in store.documents() if d.sha256 == sha)
+    return next((d for d in twins if not Path(d.path).exists()), None)
 
 
 def _store(store: Any, embedder: Any, pending: list[_Pending]) -> Iterator[IngestEvent]:
@@ -194,17 +216,17 @@ def _store(store: Any, embedder: Any, pending: list[_Pending]) -> Iterator[Inges
     if not pending:
         return
     chunks = [c for p in pending for c in p.chunks]
-    hashes = [h for p in pending for h in p.hashes]
-    known: dict[str, np.ndarray] = {}
-    for group, known in _embed_new(store, embedder, chunks, hashes):
+    keys = [k for p in pending for k in p.keys]
+    known: dict[VectorKey, np.ndarray] = {}
+    for group, known in _embed_new(store, embedder, chunks, keys):
         for p in pending:
-            if group & set(p.hashes):
-                done = sum(1 for h in p.hashes if h in known)
+            if group & set(p.keys):
+                done = sum(1 for k in p.keys if k in known)
                 yield IngestEvent(
                     str(p.path), "progress", chunks_done=done, chunks_total=len(p.chunks)
                 )
     for p in pending:
-        yield _save(store, p, _matrix(known, p.hashes, embedder.dim))
+        yield _save(store, p, _matrix(known, p.keys, embedder.dim))
 
 
 def _save(store: Any, p: _Pending, vectors: np.ndarray) -> IngestEvent:

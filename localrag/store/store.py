@@ -328,6 +328,24 @@ class Store:
                 found.setdefault(sha, np.frombuffer(blob, dtype=np.float32).copy())
         return found
 
+    def vectors_by_text_and_heading(
+        self, keys: Iterable[tuple[str, str | None]]
+    ) -> dict[tuple[str, str | None], np.ndarray]:
+        """Stored vectors by (text hash, heading path) of their chunks: the embedder reads a
+        chunk behind its heading, so only a chunk with both the same can lend its vector."""
+        rows = self._read(
+            "WITH wanted(sha, heading) AS"
+            " (SELECT DISTINCT value ->> 0, value ->> 1 FROM json_each(:keys))"
+            " SELECT w.sha, w.heading, v.vector FROM wanted w"
+            " JOIN chunks c ON c.text_sha256 = w.sha AND c.heading IS w.heading"
+            " JOIN chunk_vectors v ON v.chunk_id = c.id",
+            {"keys": json.dumps(list(keys))},
+        )
+        found: dict[tuple[str, str | None], np.ndarray] = {}
+        for sha, heading, blob in rows:
+            found.setdefault((sha, heading), np.frombuffer(blob, dtype=np.float32).copy())
+        return found
+
     def knn(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The `k` nearest chunks by cosine similarity (for unit vectors: the dot product).
 
