@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import apsw
 import numpy as np
@@ -23,6 +24,7 @@ from localrag.errors import VaultError, WrongPassphrase
 from localrag.records import NewChunk, NewDocument, Segment, Span
 from localrag.settings import Settings
 from localrag.store import Store, change_passphrase, create_vault, keys, open_vault, rotate_key
+from localrag.store import db as db_mod
 from localrag.store import schema as schema_mod
 from localrag.store.db import CIPHER, KeyMismatch
 from localrag.store.faults import FaultyVFS
@@ -378,8 +380,22 @@ def test_newer_vault_is_refused_and_migrations_record_themselves(
     broken = "CREATE TABLE half (x); SELECT no_such_function()"
     monkeypatch.setattr(schema_mod, "MIGRATIONS", [*schema_mod.MIGRATIONS, (2, v2), (3, broken)])
     monkeypatch.setattr(schema_mod, "LATEST", 3)
-    with pytest.raises(apsw.SQLError):
+    opened: list[apsw.Connection] = []
+    connect = db_mod.connect
+
+    def recording_connect(*args: Any, **kwargs: Any) -> apsw.Connection:
+        opened.append(connect(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(db_mod, "connect", recording_connect)
+    with pytest.raises(VaultError) as failed:
         open_vault(settings, pw())
+    message = failed.value.message  # one line: the file, what happened, what to do
+    assert "\n" not in message and message.startswith(f"{settings.vault_path}: ")
+    assert "schema 3 failed" in message and "left intact at schema 2" in message
+    assert "report this bug" in message
+    with pytest.raises(apsw.ConnectionClosedError):  # the failed open let go of the file
+        opened[0].execute("SELECT 1")
     monkeypatch.setattr(schema_mod, "MIGRATIONS", schema_mod.MIGRATIONS[:2])
     monkeypatch.setattr(schema_mod, "LATEST", 2)
     with open_vault(settings, pw()) as store:

@@ -118,10 +118,13 @@ CREATE TABLE blob_parts (
 );
 """
 
-MIGRATIONS: list[tuple[int, str | Callable[[apsw.Connection], None]]] = [
+Step = str | Callable[[apsw.Connection], None]
+"""A migration: SQL, or a function of the connection."""
+
+MIGRATIONS: list[tuple[int, Step]] = [
     (1, V1),
 ]
-"""(version, SQL or a function of the connection), in order. Append; never edit a released one."""
+"""(version, step), in order. Append; never edit a released one."""
 
 LATEST = MIGRATIONS[-1][0]
 
@@ -139,6 +142,25 @@ def current_version(conn: apsw.Connection) -> int:
     return int(conn.execute("SELECT max(version) FROM schema_migrations").get or 0)
 
 
+def _apply(conn: apsw.Connection, version: int, step: Step) -> None:
+    """One migration and the row that records it, in one transaction."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if callable(step):
+            step(conn)
+        else:
+            conn.execute(step)
+        conn.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (version, now())
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        # SQLite has already rolled back after some errors (disk full, a failed COMMIT).
+        if not conn.get_autocommit():
+            conn.execute("ROLLBACK")
+        raise
+
+
 def migrate(conn: apsw.Connection, path: Path) -> int:
     """Bring the vault to the latest schema; return the version it was at."""
     conn.execute(
@@ -151,22 +173,18 @@ def migrate(conn: apsw.Connection, path: Path) -> int:
             f"{path}: this vault was written by a newer localrag (schema {start}, this one knows "
             f"{LATEST}); upgrade localrag to open it"
         )
+    at = start
     for version, step in MIGRATIONS:
-        if version <= start:
+        if version <= at:
             continue
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            if callable(step):
-                step(conn)
-            else:
-                conn.execute(step)
-            conn.execute(
-                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                (version, now()),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+            _apply(conn, version, step)
+        except (apsw.SQLError, apsw.ConstraintError) as exc:
+            # A broken migration is our bug, not the user's: say so, and that nothing was lost.
+            raise VaultError(
+                f"{path}: upgrading the vault to schema {version} failed ({exc}); it was left "
+                f"intact at schema {at}; use the previous localrag and report this bug"
+            ) from exc
+        at = version
         log.info("%s: schema migrated to version %d", path, version)
     return start

@@ -93,9 +93,13 @@ class Store:
         """FTS5's own tokenizer of the keyword index, for query words and rescored rows."""
         self._vocab = False
         """Whether this connection has the `fts5vocab` table of the index (in memory)."""
-        with self._errors():
-            schema.migrate(conn, path)
-        dim = self.get_meta("vector_dim")
+        try:
+            with self._errors():
+                schema.migrate(conn, path)
+            dim = self.get_meta("vector_dim")
+        except BaseException:
+            conn.close()  # the caller gets no Store to close, so the file would stay open
+            raise
         self._dim = int(dim) if dim else None
 
     @classmethod
