@@ -149,3 +149,13 @@ def test_pdf_parser_time_limit(tmp_path: Path) -> None:
     path = make_pdf(tmp_path / "many.pdf", [[f"page {i} text"] for i in range(300)])
     with pytest.raises(IngestError, match="time limit"):
         extract(path, Limits(max_seconds=0.01))
+
+
+@pytest.mark.parametrize("name", ["long.txt", "long.md", "long.html"])
+def test_text_and_html_parser_time_limit(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_text("<p>a line of text</p>\n" * 6000, encoding="utf-8")
+    with pytest.raises(IngestError, match="time limit") as info:
+        extract(path, Limits(max_seconds=0.0))
+    assert str(path) in info.value.message
+    assert isinstance(extract(path), Extracted)  # the same file within the usual limit

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from localrag.errors import IngestError
-from localrag.ingest.base import Extracted, Limits, Progress, TextBuilder
+from localrag.ingest.base import Deadline, Extracted, Limits, Progress, TextBuilder
 from localrag.ingest.text import read_bytes
 
 BLOCKS = {
@@ -89,13 +89,15 @@ def decode_html(data: bytes) -> str:
 
 def read_html(path: Path, limits: Limits) -> Iterator[Progress | Extracted]:
     data = read_bytes(path, limits)
+    deadline = Deadline(path, limits.max_seconds)
     if b"\x00" in data[:8192]:
         raise IngestError(f"{path}: binary data, not HTML")
     builder = TextBuilder(path, limits)
     parser = _Parser(builder)
     text = decode_html(data)
-    step = 1_000_000
+    step = 1_000_000  # well under a second of parsing between two checks of the time limit
     for i in range(0, len(text), step):
+        deadline.check()
         parser.feed(text[i : i + step])
         yield Progress(min(1.0, (i + step) / len(text)))
     parser.close()

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from localrag.errors import IngestError
-from localrag.ingest.base import Extracted, Limits, Progress, TextBuilder
+from localrag.ingest.base import Deadline, Extracted, Limits, Progress, TextBuilder
 
 ATX = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 SETEXT = re.compile(r"^ {0,3}(=+|-+)\s*$")
@@ -53,6 +53,7 @@ def _lines(path: Path, limits: Limits) -> list[str]:
 
 
 def _paragraphs(builder: TextBuilder, lines: list[str], markdown: bool) -> Iterator[Progress]:
+    deadline = Deadline(builder.path, builder.limits.max_seconds)
     para: list[str] = []
     first = 0
     fenced = False
@@ -64,6 +65,7 @@ def _paragraphs(builder: TextBuilder, lines: list[str], markdown: bool) -> Itera
 
     for i, line in enumerate(lines):
         if i % 5000 == 0 and i:
+            deadline.check()
             yield Progress(i / len(lines))
         if markdown and FENCE.match(line):
             if not fenced:
