@@ -11,17 +11,19 @@ from localrag import __version__
 from localrag.cli import COMMAND_MODULES, build_parser, main
 
 
-def test_help_lists_every_command_with_one_line(capsys):
+def test_help_lists_every_command_with_one_line(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # argparse wraps to the terminal: keep each on one line
     with pytest.raises(SystemExit) as exit:
         main(["--help"])
     assert exit.value.code == 0
     out = capsys.readouterr().out
-    for line in ("models ", "doctor ", "bench ", "eval "):
-        assert line in out
+    helps = {}
+    for line in out[out.index("\ncommands:") :].splitlines():
+        name, _, text = line.strip().partition(" ")
+        helps[name] = text.strip()
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    for name, parser in sub.choices.items():
-        assert parser.description or sub._name_parser_map[name], name
     assert len(sub.choices) >= len(COMMAND_MODULES)
+    assert [name for name in sub.choices if not helps.get(name, "").strip()] == []
 
 
 def test_version(capsys):
