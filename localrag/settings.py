@@ -84,6 +84,9 @@ class Settings:
     """Where an answer stops."""
     context_tokens: int = 4096
     """The LLM's context window, in tokens."""
+    models_dir_pinned: bool = False
+    """Whether config.toml names `[models] dir`: `save` keeps it even where it equals the default,
+    since a pinned folder wins over `LOCALRAG_MODELS` and the checkout."""
 
     @property
     def config_path(self) -> Path:
@@ -119,6 +122,7 @@ class Settings:
             models_dir=models_dir,
             roles=dict(models.get("roles", {})),
             registered=registered,
+            models_dir_pinned="dir" in models,
             **extra,
         )
 
@@ -132,6 +136,8 @@ class Settings:
             if getattr(self, k) != getattr(defaults, k)
         }
         models: dict[str, Any] = {}
+        if self.models_dir_pinned or self.models_dir != default_models_dir(self.home):
+            models["dir"] = str(self.models_dir)
         if self.roles:
             models["roles"] = dict(self.roles)
         if self.registered:

@@ -34,6 +34,25 @@ def test_settings_round_trip(home: Path):
     assert "top_k = 9" in text and "context_tokens" not in text
     again = Settings.load()
     assert again.top_k == 9 and again.roles == {"llm": "mine"}
+    assert "dir =" not in text  # the default models folder is not pinned by saving
+
+
+def test_save_keeps_a_models_dir_set_in_the_config(home: Path, tmp_path: Path, monkeypatch):
+    (home / "config.toml").write_text(f"[models]\ndir = {str(tmp_path / 'mine')!r}\n")
+    Settings.load().with_changes(top_k=5).save()
+    assert Settings.load().models_dir == tmp_path / "mine"
+    # Pinned to the checkout's folder (the default here): still kept, so it beats the environment.
+    (home / "config.toml").write_text(f"[models]\ndir = {str(CHECKOUT / 'models')!r}\n")
+    Settings.load().with_changes(top_k=5).save()
+    monkeypatch.setenv("LOCALRAG_MODELS", str(tmp_path / "elsewhere"))
+    assert Settings.load().models_dir == CHECKOUT / "models"
+
+
+def test_save_does_not_pin_the_models_dir_of_the_environment(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("LOCALRAG_MODELS", str(tmp_path / "env"))
+    Settings.load().with_changes(top_k=5).save()
+    monkeypatch.delenv("LOCALRAG_MODELS")
+    assert Settings.load().models_dir == CHECKOUT / "models"
 
 
 def test_broken_config_names_the_file(home: Path):
