@@ -6,7 +6,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from docmaker import make_docx, make_pdf, make_pdf_bomb, write_docx
+from docmaker import make_docx, make_pdf, stream, write_docx, write_pdf
 
 from localrag.errors import IngestError
 from localrag.ingest import Extracted, Limits, read
@@ -128,11 +128,29 @@ def test_bad_file_fails_with_one_line_naming_it(tmp_path: Path, name: str) -> No
     assert word.lower() in message.lower()
 
 
-def test_pdf_bomb_is_refused(tmp_path: Path) -> None:
-    path = make_pdf_bomb(tmp_path / "bomb.pdf", 100_000_000)
+def _padded_pdf(path: Path, padding_bytes: int) -> Path:
+    """One line of text, then `padding_bytes` of spaces in the same compressed content stream."""
+    content = b"BT /F1 11 Tf 72 760 Td (The valve is shut.) Tj ET\n" + b" " * padding_bytes
+    return write_pdf(
+        path,
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+            b" /Resources << /Font << /F1 5 0 R >> >> >>",
+            stream(content),
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        ],
+    )
+
+
+def test_pdf_bomb_is_refused_at_the_decompression_limit(tmp_path: Path) -> None:
+    path = _padded_pdf(tmp_path / "bomb.pdf", 1_500_000)
     with pytest.raises(IngestError) as info:
-        extract(path)
-    assert str(path) in info.value.message
+        extract(path, Limits(max_decompressed_bytes=1_000_000))
+    message = info.value.message
+    assert str(path) in message and "1,000,000 bytes (PDF bomb?)" in message
+    assert "The valve is shut." in extract(path).text  # within the default limit it is read
 
 
 def test_limits_on_size_and_pages(tmp_path: Path) -> None:

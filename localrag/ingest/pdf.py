@@ -1,9 +1,10 @@
 """PDF: text page by page with pypdf, in a child process that is stopped at the time limit.
 
-pypdf limits what one stream may inflate to (PDF bombs); the page count is limited here; a
-child process makes the time limit real even if one page makes the parser spin. The text comes
-back through a pipe, never through a file. `page` is 1-based; `line_start`/`line_end` count the
-lines of the extracted text within that page.
+pypdf's caps on what one stream may inflate to (PDF bombs) are set to
+`Limits.max_decompressed_bytes` (its own default is 75 MB); the page count is limited here; a child
+process makes the time limit real even if one page makes the parser spin. The text comes back
+through a pipe, never through a file. `page` is 1-based; `line_start`/`line_end` count the lines of
+the extracted text within that page.
 """
 
 from __future__ import annotations
@@ -22,35 +23,32 @@ from localrag.ingest.text import read_bytes
 
 log = logging.getLogger(__name__)
 
+_PYPDF_OUTPUT_CAPS = (
+    "zlib_maximum_output_length",
+    "lzw_maximum_output_length",
+    "run_length_maximum_output_length",
+    "brotli_maximum_output_length",
+    "jbig2_maximum_output_length",
+    "array_based_stream_maximum_output_length",
+    "stream_decoding_work_maximum_length",
+)
+"""pypdf's settings for how many bytes a stream may decode to, one per filter and in all."""
+
 
 def _pages(path: Path, limits: Limits, conn: Any) -> None:
     """In the child: send ("page", n, total, text) per page, then ("done", title)."""
     try:
         import pypdf
-        from pypdf.errors import PyPdfError
+        from pypdf.errors import LimitReachedError, PyPdfError
 
         logging.getLogger("pypdf").setLevel(logging.ERROR)
+        cap = limits.max_decompressed_bytes
+        caps: dict[str, Any] = dict.fromkeys(_PYPDF_OUTPUT_CAPS, cap)
         try:
-            reader = pypdf.PdfReader(str(path), strict=False)
-            if reader.is_encrypted:
-                conn.send(("error", "encrypted PDF; save an unprotected copy to index it"))
-                return
-            total = len(reader.pages)
-            if total > limits.max_pages:
-                conn.send(
-                    ("error", f"{total:,} pages, more than the limit of {limits.max_pages:,}")
-                )
-                return
-            chars = 0
-            for n, page in enumerate(reader.pages, start=1):
-                text = page.extract_text() or ""
-                chars += len(text)
-                if chars > limits.max_text_chars:
-                    conn.send(("error", f"more than {limits.max_text_chars:,} characters of text"))
-                    return
-                conn.send(("page", n, total, text))
-            meta = reader.metadata
-            conn.send(("done", str(meta.title or "") if meta else ""))
+            with pypdf.apply_configuration(**caps):
+                _send_pages(pypdf.PdfReader(str(path), strict=False), limits, conn)
+        except LimitReachedError:
+            conn.send(("error", f"a stream inflates to more than {cap:,} bytes (PDF bomb?)"))
         except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
             conn.send(("error", f"damaged or unreadable PDF ({type(exc).__name__}: {exc})"))
         except RecursionError:
@@ -59,6 +57,27 @@ def _pages(path: Path, limits: Limits, conn: Any) -> None:
             conn.send(("error", "PDF needs more memory than is available (PDF bomb?)"))
     finally:
         conn.close()
+
+
+def _send_pages(reader: Any, limits: Limits, conn: Any) -> None:
+    """The pages' text down the pipe, or one ("error", reason) for a PDF beyond the limits."""
+    if reader.is_encrypted:
+        conn.send(("error", "encrypted PDF; save an unprotected copy to index it"))
+        return
+    total = len(reader.pages)
+    if total > limits.max_pages:
+        conn.send(("error", f"{total:,} pages, more than the limit of {limits.max_pages:,}"))
+        return
+    chars = 0
+    for n, page in enumerate(reader.pages, start=1):
+        text = page.extract_text() or ""
+        chars += len(text)
+        if chars > limits.max_text_chars:
+            conn.send(("error", f"more than {limits.max_text_chars:,} characters of text"))
+            return
+        conn.send(("page", n, total, text))
+    meta = reader.metadata
+    conn.send(("done", str(meta.title or "") if meta else ""))
 
 
 def _add_page(builder: TextBuilder, n: int, text: str) -> None:
