@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 from pathlib import Path
 
+import apsw
 import pytest
 
 from localrag.cli import main
 from localrag.cli.common import open_assistant
-from localrag.errors import UsageError, WrongPassphrase
+from localrag.errors import UsageError, VaultError, WrongPassphrase
 from localrag.service import Assistant
 from localrag.settings import Settings
+from localrag.store import keys, schema
 from localrag.store.vault import unlock
 
 
@@ -47,6 +50,31 @@ def test_init_info_passwd_rekey(settings: Settings, capsys, monkeypatch, tmp_pat
     code, out, _ = run(capsys, "vault", "info", "--passphrase-file", str(secret_file))
     assert code == 0 and "argon2id" in out and "vault.db" in out
     assert unlock(settings, bytearray(b"second secret")).hex() != data_key
+
+
+def _no_space(*_: object) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _database_full(*_: object) -> None:
+    raise apsw.FullError("database or disk is full")
+
+
+@pytest.mark.parametrize("fails", ["key file", "database"])
+def test_a_failed_init_leaves_nothing_and_can_be_rerun(
+    settings: Settings, capsys, monkeypatch, fails: str
+) -> None:
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", "first secret")
+    with monkeypatch.context() as broken:
+        if fails == "key file":
+            broken.setattr(keys.os, "replace", _no_space)
+        else:  # after the key file is written
+            broken.setattr(schema, "migrate", _database_full)
+        code, _, err = run(capsys, "init")
+    assert code == VaultError.exit_code and "could not write" in err and err.count("\n") == 1
+    assert list(settings.home.iterdir()) == []
+    assert run(capsys, "init")[0] == 0
+    assert run(capsys, "vault", "info")[0] == 0
 
 
 def test_init_refuses_an_empty_passphrase(settings: Settings, capsys, monkeypatch) -> None:

@@ -14,6 +14,7 @@ rewrites this small file and nothing else.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -159,16 +160,29 @@ def unwrap(blob: bytes, passphrase: bytearray, where: Path | str = "key file") -
         wipe(kek)
 
 
+def tmp_path(path: Path) -> Path:
+    """Where `write_atomic` writes the new `path` before it replaces the old one."""
+    return path.with_name(path.name + ".tmp")
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Replace `path` with `data` so that a crash leaves either the old file or the new one."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = tmp_path(path)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.ENOSPC, "short write")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise VaultError(
+            f"{path}: could not write the key file ({exc.strerror}); it is unchanged; "
+            "free disk space or check the folder's permissions, then retry"
+        ) from None
     fsync_dir(path.parent)
 
 

@@ -32,20 +32,36 @@ def vault_exists(settings: Settings) -> bool:
     return settings.vault_path.exists() or settings.key_path.exists()
 
 
+def _vault_files(settings: Settings) -> list[Path]:
+    """Every file a vault can leave in its folder: SQLite's journals, and the key file's temp."""
+    db = settings.vault_path
+    journals = [db.with_name(db.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
+    return [db, *journals, settings.key_path, keys.tmp_path(settings.key_path)]
+
+
 def create_vault(
     settings: Settings, passphrase: bytearray, kdf: keys.KdfParams = keys.DEFAULT_KDF
 ) -> Store:
-    """A new, empty vault under `passphrase`; refuses to overwrite an existing one."""
+    """A new, empty vault under `passphrase`; refuses to overwrite an existing one.
+
+    All or nothing: if it fails, the files it made are removed, so `init` can simply be rerun.
+    """
     if vault_exists(settings):
         raise VaultError(
             f"{settings.home}: a vault already exists here; nothing was changed "
             "(use another --home, or delete vault.db and vault.key yourself)"
         )
     settings.home.mkdir(parents=True, exist_ok=True)
+    made = [path for path in _vault_files(settings) if not path.exists()]
     data_key = keys.new_data_key()
     try:
         keys.write_atomic(settings.key_path, keys.wrap(data_key, passphrase, kdf))
         store = Store.open(settings.vault_path, data_key, create=True)
+    except BaseException:
+        # Half a vault is worse than none: `init` would call it existing, the rest "run init".
+        for path in made:
+            path.unlink(missing_ok=True)
+        raise
     finally:
         keys.wipe(data_key)
     log.info("created vault %s", settings.vault_path)
