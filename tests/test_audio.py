@@ -96,6 +96,17 @@ def test_adding_silence_indexes_an_empty_transcript_with_a_notice(
     assert fake.transcript(final[0].doc_id) == []  # type: ignore[arg-type]
 
 
+def test_transcribing_again_replaces_the_document_and_checkpoints(
+    fake: Assistant, settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "note.flac"
+    path.write_bytes(encode(meeting(SENTENCES[:1])[0], ".flac"))
+    first = list(fake.transcribe(path))[-1].doc_id
+    again = list(fake.transcribe(path))[-1].doc_id
+    assert [d.id for d in fake.documents()] == [again] and again != first
+    assert settings.vault_path.with_name(settings.vault_path.name + "-wal").stat().st_size == 0
+
+
 def test_transcribe_without_index_stores_nothing(fake: Assistant, tmp_path: Path) -> None:
     path = tmp_path / "note.flac"
     path.write_bytes(encode(meeting(SENTENCES[:2])[0], ".flac"))

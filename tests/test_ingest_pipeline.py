@@ -122,6 +122,19 @@ def test_the_same_text_under_another_heading_gets_its_own_vector(
         assert np.allclose(vector, expected[0]), c.span.heading
 
 
+def test_replacing_a_document_leaves_no_old_page_in_the_wal(
+    assistant: Assistant, settings: Settings, tmp_path: Path
+) -> None:
+    wal = settings.vault_path.with_name(settings.vault_path.name + "-wal")
+    note = tmp_path / "note.txt"
+    note.write_text("The first draft of the note.\n", encoding="utf-8")
+    list(assistant.add([note]))
+    assert wal.stat().st_size > 0  # an add alone leaves the checkpoint to SQLite
+    note.write_text("The second draft of the note.\n", encoding="utf-8")
+    assert finals(assistant.add([note])) == {"note.txt": "updated"}
+    assert wal.stat().st_size == 0
+
+
 def test_identical_chunks_are_embedded_once(assistant: Assistant, tmp_path: Path) -> None:
     text = "Identical paragraph about the pump maintenance schedule.\n"
     folder = tmp_path / "copies"

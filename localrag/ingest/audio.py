@@ -104,7 +104,10 @@ def index_transcript(
     extracted: Extracted,
     chunking: ChunkSettings | None = None,
 ) -> int:
-    """Chunk, embed and store a transcript with its document in one transaction; its id."""
+    """Chunk, embed and store a transcript with its document in one transaction; its id.
+
+    A document of the same path is replaced, and then the WAL checkpointed.
+    """
     from localrag.chunk import chunk
     from localrag.ingest.pipeline import embed_chunks
 
@@ -113,4 +116,8 @@ def index_transcript(
     meta = {**doc.meta, **{k: v for k, v in extracted.meta.items() if k != "segments"}}
     stored = NewDocument(doc.path, doc.sha256, doc.kind, doc.size_bytes, doc.title, meta)
     segments: list[Segment] = extracted.meta["segments"]
-    return int(store.add_document(stored, chunks, vectors, segments))
+    replaces = store.document(doc.path) is not None
+    doc_id = int(store.add_document(stored, chunks, vectors, segments))
+    if replaces:
+        store.checkpoint()  # as `add` does: the old transcript's pages do not linger in the WAL
+    return doc_id

@@ -147,7 +147,23 @@ def add_paths(
     `parts` give the readers that need them a part of the assistant, built only when asked
     (`transcriber=lambda: ...` loads Whisper only if there is audio).
     """
-    options = options or IngestOptions()
+    rewritten = False
+    for event in _add(store, embedder, paths, options or IngestOptions(), parts):
+        rewritten = rewritten or event.status in ("updated", "moved")
+        yield event
+    if rewritten:
+        # The old pages of replaced documents (or an old path) would linger in the WAL until
+        # SQLite checkpoints by itself; delete checkpoints at once, and so does this.
+        store.checkpoint()
+
+
+def _add(
+    store: Any,
+    embedder: Any,
+    paths: Iterable[Path],
+    options: IngestOptions,
+    parts: dict[str, Callable[[], Any]],
+) -> Iterator[IngestEvent]:
     pending: list[_Pending] = []
     for path, problem in expand(paths):
         where = str(path.resolve()) if path.exists() else str(path)
