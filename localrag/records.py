@@ -122,6 +122,8 @@ class IngestEvent:
     chunks_total: int = 0
     fraction: float | None = None
     """Share of the file done (bytes, pages or audio seconds), when known."""
+    rtf: float | None = None
+    """While a recording is transcribed: seconds of work per second of audio so far."""
 
     @property
     def final(self) -> bool:

@@ -45,8 +45,10 @@ def test_a_recording_is_added_and_found_with_its_time_range(
     path.write_bytes(recording[0])
     events = list(fake.add([path]))
     assert events[-1].status == "added", events[-1]
-    progress = [e.fraction for e in events if e.fraction is not None]
-    assert progress and progress == sorted(progress) and progress[-1] <= 1.0
+    progress = [e for e in events if e.fraction is not None]
+    shares = [e.fraction for e in progress]
+    assert shares and shares == sorted(shares) and shares[-1] <= 1.0
+    assert all(e.rtf is not None and e.rtf > 0 for e in progress)  # the real-time factor
     doc = fake.documents()[0]
     assert doc.kind == "audio" and doc.meta["duration_s"] > 10
     assert [s.text for s in fake.transcript(doc.id)] == SENTENCES

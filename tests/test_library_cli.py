@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 from docmaker import make_docx, make_pdf
+from rich.console import Console
 
 from localrag import embed
 from localrag.cli import main
+from localrag.cli.library import _Bar
 from localrag.embed import HashingEmbedder
+from localrag.records import IngestEvent
 
 
 @pytest.fixture
@@ -155,3 +159,18 @@ def test_real_embedder_end_to_end(
     beir = tiny_beir(tmp_path / "beir")
     code, result = run_json(capsys, "eval", "retrieval", "--beir", str(beir))
     assert isinstance(result, dict) and result["ndcg@10"] == 1.0
+
+
+def test_add_progress_shows_a_recordings_share_of_audio_and_real_time_factor() -> None:
+    console = Console(file=io.StringIO(), width=150)
+    bar = _Bar(console, {"/in/meeting.m4a": 5_000_000, "/in/notes.txt": 100}, enabled=True)
+    bar.update(IngestEvent("/in/notes.txt", "added", chunks_done=3, chunks_total=3))
+    bar.update(IngestEvent("/in/meeting.m4a", "progress", fraction=0.25, rtf=0.05))
+    console.print(bar.progress.get_renderable())
+    files_row, recording_row = console.file.getvalue().splitlines()  # type: ignore[attr-defined]
+    assert "1/2 files" in files_row and "3 chunks" in files_row
+    assert "transcribing" in recording_row and "meeting.m4a" in recording_row
+    assert "25% of the audio, RTF 0.05" in recording_row and "chunks" not in recording_row
+    assert bar.progress.tasks[0].completed == 100  # the audio is not counted in bytes
+    bar.update(IngestEvent("/in/meeting.m4a", "added", chunks_done=2, chunks_total=2))
+    assert len(bar.progress.tasks) == 1

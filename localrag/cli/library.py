@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from localrag.cli.common import (
     add_json,
@@ -63,7 +63,9 @@ def _sizes(paths: list[Path]) -> dict[str, int]:
 
 
 class _Bar:
-    """Files, chunks, chunks per second and time left (by bytes) on stderr."""
+    """Files, chunks, chunks per second and time left (by bytes) on stderr; while a recording
+    is transcribed, a row of its own with the share of its audio done and the real-time factor
+    (its bytes say nothing about how long it takes)."""
 
     def __init__(self, console: Console, sizes: dict[str, int], enabled: bool) -> None:
         self.sizes = sizes
@@ -72,23 +74,27 @@ class _Bar:
         self.chunks = 0
         self.started = time.perf_counter()
         columns = (
-            TextColumn("{task.fields[files]}/{task.fields[total_files]} files"),
+            TextColumn("{task.fields[count]}"),
             BarColumn(),
-            TextColumn("{task.fields[chunks]} chunks, {task.fields[rate]:.1f} chunks/s"),
+            TextColumn("{task.fields[stats]}"),
             TimeRemainingColumn(),
             TextColumn("{task.description}"),
         )
         self.progress = Progress(*columns, console=console, transient=True, disable=not enabled)
         self.task = self.progress.add_task(
-            "",
-            total=max(sum(sizes.values()), 1),
-            files=0,
-            total_files=len(sizes),
-            chunks=0,
-            rate=0.0,
+            "", total=max(sum(sizes.values()), 1), count=self._count(), stats=""
         )
+        self.recording: TaskID | None = None
+
+    def _count(self) -> str:
+        return f"{self.files}/{len(self.sizes)} files"
 
     def update(self, e: IngestEvent) -> None:
+        if e.rtf is not None:
+            self._recording(e)
+        elif e.final and self.recording is not None:
+            self.progress.remove_task(self.recording)
+            self.recording = None
         size = self.sizes.get(e.path, 0)
         if e.final:
             self.files += e.status != "skipped"
@@ -98,18 +104,28 @@ class _Bar:
             at = self.done_bytes
         elif e.chunks_total:
             at = self.done_bytes + int(size * (0.5 + 0.5 * e.chunks_done / e.chunks_total))
-        else:
+        elif e.rtf is None:
             at = self.done_bytes + int(size * 0.5 * (e.fraction or 0.0))
+        else:
+            at = self.done_bytes  # the recording's own row shows how far it got
         running = self.chunks + (e.chunks_done if not e.final else 0)
         rate = running / max(time.perf_counter() - self.started, 1e-6)
         self.progress.update(
             self.task,
             completed=at,
-            files=self.files,
-            chunks=running,
-            rate=rate,
+            count=self._count(),
+            stats=f"{running} chunks, {rate:.1f} chunks/s",
             description=Path(e.path).name,
         )
+
+    def _recording(self, e: IngestEvent) -> None:
+        done = e.fraction or 0.0
+        stats = f"{done:.0%} of the audio, RTF {e.rtf:.2f}"
+        if self.recording is None:
+            self.recording = self.progress.add_task(
+                Path(e.path).name, total=1.0, count="transcribing", stats=stats
+            )
+        self.progress.update(self.recording, completed=done, stats=stats)
 
 
 def run_add(args: argparse.Namespace) -> int:

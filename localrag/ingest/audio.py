@@ -74,7 +74,7 @@ def read_audio_file(
             raise IngestError(f"{path}: gave up after {event.elapsed_s:.0f} s of transcribing")
         if event.segment is not None:
             segments.append(event.segment)
-            yield Progress(event.fraction)
+            yield Progress(event.fraction, event.rtf)
     assert event is not None
     yield transcript_extracted(path, segments, event.duration_s, limits)
 

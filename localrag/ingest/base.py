@@ -63,6 +63,8 @@ class Progress:
 
     fraction: float
     """Share of the file done (pages, bytes or seconds)."""
+    rtf: float | None = None
+    """For a recording: seconds of work per second of audio so far (the real-time factor)."""
 
 
 class Reader(Protocol):

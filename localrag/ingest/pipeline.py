@@ -272,7 +272,7 @@ def _read(
     try:
         for item in ingest.read(path, limits, **parts):
             if isinstance(item, Progress):
-                yield IngestEvent(str(path), "progress", fraction=item.fraction)
+                yield IngestEvent(str(path), "progress", fraction=item.fraction, rtf=item.rtf)
             elif isinstance(item, Extracted):
                 return item
     except IngestError:
