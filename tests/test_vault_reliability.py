@@ -7,13 +7,16 @@ random moments; afterwards the vault must be consistent and hold everything it r
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -163,7 +166,19 @@ def test_ingest_survives_sigkill_at_random_moments(settings: Settings) -> None:
         check_vault(store, expected)
 
 
+def working_passphrases(settings: Settings, *candidates: bytes) -> list[bytes]:
+    works = []
+    for candidate in candidates:
+        try:
+            open_vault(settings, bytearray(candidate)).close()
+            works.append(candidate)
+        except WrongPassphrase:
+            pass
+    return works
+
+
 def test_passwd_is_atomic_under_kills(settings: Settings) -> None:
+    """Killed at random moments (mostly during Argon2id): exactly one passphrase works."""
     a, b = b"passphrase A", b"passphrase B"
     create_vault(settings, bytearray(a), keys.FLOOR).close()
     db_bytes = settings.vault_path.read_bytes()
@@ -181,15 +196,75 @@ def test_passwd_is_atomic_under_kills(settings: Settings) -> None:
         time.sleep(rng.uniform(0.02, 0.3))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-        works = []
-        for candidate in (a, b):
-            try:
-                open_vault(settings, bytearray(candidate)).close()
-                works.append(candidate)
-            except WrongPassphrase:
-                pass
-        assert len(works) == 1
+        assert len(working_passphrases(settings, a, b)) == 1
     assert settings.vault_path.read_bytes() == db_bytes  # only the key file ever changed
+
+
+class DieAtStep:
+    """Stands in for `os` in keys.py: the process SIGKILLs itself just before its `n`th write,
+    fsync or replace (counted from 0) of a key file; a write killed is torn, half of it written."""
+
+    STEPS = ("write", "fsync", "replace")
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.seen = 0
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(os, name)
+        if name not in self.STEPS:
+            return real
+
+        def step(*args: Any) -> Any:
+            if self.seen == self.n:
+                if name == "write":
+                    fd, data = args
+                    real(fd, data[: len(data) // 2])
+                os.kill(os.getpid(), signal.SIGKILL)
+            self.seen += 1
+            return real(*args)
+
+        return step
+
+
+def killed_at_step(n: int, action: Callable[[], object]) -> bool:
+    """Run `action` in a child that dies at key-file step `n`: whether it died or finished."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            keys.os = DieAtStep(n)  # type: ignore[assignment]
+            action()
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        assert os.WTERMSIG(status) == signal.SIGKILL
+        return True
+    assert os.WEXITSTATUS(status) == 0
+    return False
+
+
+def test_passwd_killed_at_each_step_of_the_key_file_write(settings: Settings) -> None:
+    """Steps: write the temp file (torn), fsync it, replace the key file, fsync the folder."""
+    create_vault(settings, bytearray(b"pass 0"), keys.FLOOR).close()
+    db_bytes = settings.vault_path.read_bytes()
+    current = b"pass 0"
+    for n in range(5):
+        new = f"pass {n + 1}".encode()
+        change = functools.partial(
+            change_passphrase, settings, bytearray(current), bytearray(new), keys.FLOOR
+        )
+        finished = not killed_at_step(n, change)
+        assert finished == (n == 4)  # four steps, each one killed in turn, then none
+        # Until the key file is replaced the old passphrase opens the vault; from then on the new.
+        expected = new if n >= 3 else current
+        assert working_passphrases(settings, current, new) == [expected]
+        current = expected
+    assert settings.vault_path.read_bytes() == db_bytes
 
 
 def test_failed_writes_are_reported_rolled_back_and_retried(settings: Settings) -> None:
