@@ -20,6 +20,9 @@ from localrag.evaluate.asr import (
 from localrag.settings import Settings
 from localrag.transcribe import FakeTranscriber
 
+SHARED_AUDIO = Path(__file__).resolve().parents[2] / "shared" / "data" / "audio"
+"""../shared/data/audio beside the checkout: jfk.flac with its reference transcript."""
+
 
 def test_word_errors_counts_substitutions_deletions_and_insertions() -> None:
     ref = ["ask", "not", "what", "your", "country", "can", "do"]
@@ -86,3 +89,17 @@ def test_eval_asr_scores_synthesized_speech(
     assert report["utterances"] == 2 and report["words"] == 16  # "nine" is normalised to "9"
     assert report["wer"] < 0.25
     assert 0 < report["rtf"] < 1
+
+
+@pytest.mark.models
+@pytest.mark.skipif(
+    not (SHARED_AUDIO / "jfk.flac").exists(),
+    reason=f"{SHARED_AUDIO / 'jfk.flac'} is absent (../shared is not beside this checkout)",
+)
+def test_eval_asr_on_the_shared_recording_is_within_ten_percent_wer(
+    real_models: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["eval", "asr", str(SHARED_AUDIO), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["utterances"] == 1 and report["words"] > 0
+    assert report["wer"] <= 0.1, report["results"]
