@@ -89,9 +89,10 @@ def test_identical_text_reuses_vectors(store: Store) -> None:
     store.add_document(doc, chunks, vectors)
     from localrag.store.store import text_sha256
 
-    found = store.vectors_by_text_hash([text_sha256(chunks[1].text), "nope"])
-    assert list(found) == [text_sha256(chunks[1].text)]
-    assert np.array_equal(found[text_sha256(chunks[1].text)], vectors[1])
+    key = (text_sha256(chunks[1].text), chunks[1].span.heading)
+    found = store.vectors_by_text_and_heading([key, ("nope", None), (key[0], "Other heading")])
+    assert list(found) == [key]
+    assert np.array_equal(found[key], vectors[1])
 
 
 def test_conversations_meta_and_blobs(store: Store) -> None:

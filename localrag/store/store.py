@@ -317,21 +317,6 @@ class Store:
 
     # -- chunks and search -------------------------------------------------------------------
 
-    def vectors_by_text_hash(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
-        """Stored vectors of chunks with these text hashes, so identical text is embedded once."""
-        wanted = list(dict.fromkeys(hashes))
-        found: dict[str, np.ndarray] = {}
-        for start in range(0, len(wanted), 500):
-            part = wanted[start : start + 500]
-            marks = ",".join("?" * len(part))
-            for sha, blob in self._read(
-                "SELECT c.text_sha256, v.vector FROM chunks c"
-                f" JOIN chunk_vectors v ON v.chunk_id = c.id WHERE c.text_sha256 IN ({marks})",
-                part,
-            ):
-                found.setdefault(sha, np.frombuffer(blob, dtype=np.float32).copy())
-        return found
-
     def vectors_by_text_and_heading(
         self, keys: Iterable[tuple[str, str | None]]
     ) -> dict[tuple[str, str | None], np.ndarray]:
