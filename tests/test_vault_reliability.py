@@ -1,4 +1,4 @@
-"""Never lose data (../shared/security.md items 9, 12-14): kills and failed writes.
+"""Never lose data (../shared/security.md items 9, 10, 12-14): kills and failed writes.
 
 The harnesses fork the test process (no interpreter start-up per run) and SIGKILL the child at
 random moments; afterwards the vault must be consistent and hold everything it reported.
@@ -7,6 +7,7 @@ random moments; afterwards the vault must be consistent and hold everything it r
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import random
@@ -23,10 +24,11 @@ import pytest
 
 from localrag.errors import VaultError, WrongPassphrase
 from localrag.settings import Settings
-from localrag.store import Store, change_passphrase, create_vault, keys, open_vault
+from localrag.store import Store, change_passphrase, create_vault, keys, open_vault, rotate_key
+from localrag.store.db import KeyMismatch
 from localrag.store.faults import FaultyVFS
 from localrag.store.sample import sample_document
-from localrag.store.vault import unlock
+from localrag.store.vault import next_key_path, unlock
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the harness forks")
 
@@ -38,6 +40,11 @@ CHUNKS = 8
 def version(seed: int) -> tuple:
     """Document `seed // 1000` in its version `seed`: the same seed always gives the same one."""
     return sample_document(np.random.default_rng(seed), f"doc{seed // 1000}", CHUNKS + seed % 5)
+
+
+def add_version(store: Store, seed: int) -> None:
+    doc, chunks, vectors = version(seed)
+    store.add_document(dataclasses.replace(doc, meta={"seed": seed}), chunks, vectors)
 
 
 def log_line(fd: int, line: str) -> None:
@@ -68,26 +75,21 @@ def churn(path: Path, key_hex: str, log: Path, finish: bool) -> None:
         if delete:
             store.delete_document(present[doc_path].id)
         else:
-            doc, chunks, vectors = version(seed)
-            store.add_document(
-                doc.__class__(**{**doc.__dict__, "meta": {"seed": seed}}), chunks, vectors
-            )
+            add_version(store, seed)
         log_line(fd, f"done {doc_path} {seed}")
     store.close()
 
 
-def run_child(settings: Settings, key_hex: str, kill_after_s: float | None) -> tuple[bool, str]:
-    """Fork a churning child; kill it after `kill_after_s` (None: let it finish the set).
+def in_child(action: Callable[[], object], kill_after_s: float | None = None) -> bool:
+    """Run `action` in a forked child, SIGKILLed after `kill_after_s` unless it is done by then.
 
-    Returns whether it was killed and its log.
+    Returns whether it was killed; a child that fails prints its traceback and fails the test.
     """
-    log = settings.home / "churn.log"
-    log.unlink(missing_ok=True)
     pid = os.fork()
-    if pid == 0:  # the child
+    if pid == 0:
         code = 1
         try:
-            churn(settings.vault_path, key_hex, log, finish=kill_after_s is None)
+            action()
             code = 0
         except BaseException:
             traceback.print_exc()
@@ -97,8 +99,21 @@ def run_child(settings: Settings, key_hex: str, kill_after_s: float | None) -> t
         time.sleep(kill_after_s)
         os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
-    killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
-    assert killed or os.WEXITSTATUS(status) == 0
+    if os.WIFSIGNALED(status):
+        assert os.WTERMSIG(status) == signal.SIGKILL
+        return True
+    assert os.WEXITSTATUS(status) == 0
+    return False
+
+
+def run_child(settings: Settings, key_hex: str, kill_after_s: float | None) -> tuple[bool, str]:
+    """A churning child killed after `kill_after_s` (None: it finishes the set); and its log."""
+    log = settings.home / "churn.log"
+    log.unlink(missing_ok=True)
+    finish = kill_after_s is None
+    killed = in_child(
+        functools.partial(churn, settings.vault_path, key_hex, log, finish), kill_after_s
+    )
     return killed, log.read_text() if log.exists() else ""
 
 
@@ -229,23 +244,12 @@ class DieAtStep:
 
 def killed_at_step(n: int, action: Callable[[], object]) -> bool:
     """Run `action` in a child that dies at key-file step `n`: whether it died or finished."""
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            keys.os = DieAtStep(n)  # type: ignore[assignment]
-            action()
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        assert os.WTERMSIG(status) == signal.SIGKILL
-        return True
-    assert os.WEXITSTATUS(status) == 0
-    return False
+
+    def dying() -> None:
+        keys.os = DieAtStep(n)  # type: ignore[assignment]
+        action()
+
+    return in_child(dying)
 
 
 def test_passwd_killed_at_each_step_of_the_key_file_write(settings: Settings) -> None:
@@ -265,6 +269,75 @@ def test_passwd_killed_at_each_step_of_the_key_file_write(settings: Settings) ->
         assert working_passphrases(settings, current, new) == [expected]
         current = expected
     assert settings.vault_path.read_bytes() == db_bytes
+
+
+def opens_with(settings: Settings, data_key: bytearray) -> bool:
+    try:
+        Store.open(settings.vault_path, bytearray(data_key)).close()
+    except KeyMismatch:
+        return False
+    return True
+
+
+def rotating_to(settings: Settings, new_key: bytearray) -> Callable[[], None]:
+    """What the child runs: `rotate_key`, with `new_key` as its "random" new data key."""
+
+    def rotate() -> None:
+        keys.new_data_key = lambda: bytearray(new_key)
+        rotate_key(settings, bytearray(PASS))
+
+    return rotate
+
+
+def check_rotation(
+    settings: Settings, old: bytearray, new: bytearray, stored: dict[str, int], padding: bytes
+) -> bytearray:
+    """Exactly one of the two data keys opens the vault, the passphrase unlocks that one (after
+    `open` has finished or discarded the rotation), and nothing was lost. Returns that key."""
+    works = [key for key in (old, new) if opens_with(settings, key)]
+    assert len(works) == 1
+    with open_vault(settings, bytearray(PASS)) as store:
+        assert store.integrity_problems() == []  # every page read back, so every page decrypts
+        assert {d.path: d.meta["seed"] for d in store.documents()} == stored
+        assert store.get_blob("padding") == padding
+    assert unlock(settings, bytearray(PASS)) == works[0]
+    assert not next_key_path(settings).exists()
+    return works[0]
+
+
+@pytest.mark.slow
+def test_rekey_is_atomic_under_kills(settings: Settings) -> None:
+    """Killed at each key-file step of a rotation, then at random moments of whole rotations."""
+    stored = {f"/docs/doc{i}.txt": i * 1000 for i in range(N_PATHS)}
+    padding = np.random.default_rng(0).bytes(2 << 20)  # so that re-encrypting takes a while
+    with create_vault(settings, bytearray(PASS), keys.FLOOR) as store:
+        for seed in stored.values():
+            add_version(store, seed)
+        store.put_blob("padding", padding)
+    current = unlock(settings, bytearray(PASS))
+    # Steps: write vault.key.next (torn), fsync it, rename it, fsync the folder; PRAGMA rekey;
+    # rename it over vault.key, fsync the folder.
+    for n in range(7):
+        new = keys.new_data_key()
+        finished = not killed_at_step(n, rotating_to(settings, new))
+        assert finished == (n == 6)
+        works = check_rotation(settings, current, new, stored, padding)
+        assert works == (new if n >= 4 else current)  # the new key from the rekey's commit on
+        current = works
+    started = time.monotonic()
+    new = keys.new_data_key()
+    assert not in_child(rotating_to(settings, new))
+    whole_s = time.monotonic() - started
+    current = check_rotation(settings, current, new, stored, padding)
+    assert current == new
+    rng = random.Random(5)
+    kills = runs = 0
+    while kills < 5 and runs < 20:  # a rotation quicker than the one timed may finish: go on
+        new = keys.new_data_key()
+        kills += in_child(rotating_to(settings, new), rng.uniform(0, whole_s))
+        runs += 1
+        current = check_rotation(settings, current, new, stored, padding)
+    assert kills == 5
 
 
 def test_failed_writes_are_reported_rolled_back_and_retried(settings: Settings) -> None:

@@ -26,6 +26,7 @@ from localrag.settings import Settings
 from localrag.store import Store, change_passphrase, create_vault, keys, open_vault, rotate_key
 from localrag.store import db as db_mod
 from localrag.store import schema as schema_mod
+from localrag.store import vault as vault_mod
 from localrag.store.db import CIPHER, KeyMismatch
 from localrag.store.faults import FaultyVFS
 from localrag.store.sample import sample_document, unit_vectors
@@ -308,10 +309,8 @@ def test_rekey_makes_the_old_data_key_useless(settings: Settings) -> None:
     assert not (settings.home / "vault.key.next").exists()
 
 
-def test_rekey_interrupted_after_reencryption_is_finished_on_open(settings: Settings) -> None:
-    with create_vault(settings, pw(), keys.FLOOR) as store:
-        fill_with_marker(store)
-    # What a crash leaves between `PRAGMA rekey` and replacing the key file.
+def rotation_interrupted_after_rekey(settings: Settings) -> bytearray:
+    """What a crash leaves between `PRAGMA rekey` and replacing the key file; the new key."""
     new_key = keys.new_data_key()
     (settings.home / "vault.key.next").write_bytes(keys.wrap(new_key, pw(), keys.FLOOR))
     old_key = unlock(settings, pw())
@@ -320,6 +319,13 @@ def test_rekey_interrupted_after_reencryption_is_finished_on_open(settings: Sett
     conn.execute(f"PRAGMA key=\"x'{old_key.hex()}'\"")
     conn.execute(f"PRAGMA rekey=\"x'{new_key.hex()}'\"")
     conn.close()
+    return new_key
+
+
+def test_rekey_interrupted_after_reencryption_is_finished_on_open(settings: Settings) -> None:
+    with create_vault(settings, pw(), keys.FLOOR) as store:
+        fill_with_marker(store)
+    new_key = rotation_interrupted_after_rekey(settings)
     with open_vault(settings, pw()) as store:
         assert store.get_meta("note") == MARKER
     assert not (settings.home / "vault.key.next").exists()
@@ -331,6 +337,44 @@ def test_rekey_interrupted_before_reencryption_is_discarded(settings: Settings) 
     (settings.home / "vault.key.next").write_bytes(keys.wrap(keys.new_data_key(), pw(), keys.FLOOR))
     open_vault(settings, pw()).close()
     assert not (settings.home / "vault.key.next").exists()
+
+
+def test_passwd_after_an_interrupted_rotation_wraps_the_key_that_opens_the_vault(
+    settings: Settings,
+) -> None:
+    with create_vault(settings, pw(), keys.FLOOR) as store:
+        fill_with_marker(store)
+    new_key = rotation_interrupted_after_rekey(settings)
+    change_passphrase(settings, pw(), pw(b"new one"), keys.FLOOR)
+    with open_vault(settings, pw(b"new one")) as store:
+        assert store.get_meta("note") == MARKER
+    assert unlock(settings, pw(b"new one")) == new_key
+    assert not (settings.home / "vault.key.next").exists()
+
+
+def test_rotation_locks_out_other_connections(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db_mod, "BUSY_TIMEOUT_MS", 50)
+    create_vault(settings, pw(), keys.FLOOR).close()
+    with open_vault(settings, pw()) as other:  # another localrag has it open
+        key_file = settings.key_path.read_bytes()
+        with pytest.raises(VaultError, match="open in another localrag; nothing was changed"):
+            rotate_key(settings, pw())
+        assert settings.key_path.read_bytes() == key_file
+        change_passphrase(settings, pw(), pw(b"new one"), keys.FLOOR)  # that one may go on
+        assert other.counts()["documents"] == 0
+    # While a rotation holds the lock, opening fails clearly and leaves `.next` alone.
+    with vault_mod._opened(settings, pw(b"new one"), exclusive=True):
+        pending = settings.home / "vault.key.next"
+        pending.write_bytes(keys.wrap(keys.new_data_key(), pw(b"new one"), keys.FLOOR))
+        for attempt in (
+            lambda: open_vault(settings, pw(b"new one")),
+            lambda: change_passphrase(settings, pw(b"new one"), pw(), keys.FLOOR),
+        ):
+            with pytest.raises(VaultError, match="another localrag is re-encrypting the vault"):
+                attempt()
+        assert pending.exists()
 
 
 # 15. Deletion is real.

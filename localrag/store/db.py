@@ -37,6 +37,10 @@ CONNECTION_PRAGMAS = (
 )
 
 
+BUSY_TIMEOUT_MS = 5000
+"""How long a connection waits for another one's lock before it gives up."""
+
+
 class KeyMismatch(VaultError):
     """The data key does not decrypt the database (a different vault, or a damaged first page)."""
 
@@ -62,6 +66,11 @@ def apply_key(conn: apsw.Connection, data_key: bytearray | None, path: Path) -> 
             f"{path}: the vault cannot be decrypted with this key file "
             "(a different vault's key, or a damaged file); restore both from a backup"
         ) from exc
+    except apsw.BusyError:
+        raise VaultError(
+            f"{path}: another localrag is re-encrypting the vault (`localrag rekey`); "
+            "nothing was changed; retry when it is done"
+        ) from None
 
 
 def configure(conn: apsw.Connection, path: Path) -> None:
@@ -98,7 +107,7 @@ def connect(
         else apsw.Connection(str(path), flags=flags)
     )
     try:
-        conn.set_busy_timeout(5000)
+        conn.set_busy_timeout(BUSY_TIMEOUT_MS)
         apply_key(conn, data_key, path)
         configure(conn, path)
         load_vec(conn)
@@ -107,6 +116,20 @@ def connect(
         raise
     log.info("opened %s", path)
     return conn
+
+
+def lock_exclusive(conn: apsw.Connection, path: Path) -> None:
+    """Keep every other connection out of the vault until `conn` closes."""
+    conn.execute("PRAGMA locking_mode=EXCLUSIVE").fetchall()
+    try:
+        # In exclusive locking mode the first write transaction takes the lock and keeps it.
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("COMMIT")
+    except apsw.BusyError:
+        raise VaultError(
+            f"{path}: the vault is open in another localrag; nothing was changed; "
+            "close it and retry"
+        ) from None
 
 
 def rekey(conn: apsw.Connection, new_key: bytearray, path: Path) -> None:

@@ -186,6 +186,12 @@ def write_atomic(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def replace_durably(src: Path, dst: Path) -> None:
+    """`os.replace`, then the folder synced so that the rename survives a power cut."""
+    os.replace(src, dst)
+    fsync_dir(dst.parent)
+
+
 def fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)

@@ -2,17 +2,19 @@
 
     create  -> a random data key, wrapped into the key file, then a new database under it
     open    -> passphrase -> Argon2id -> unwrap the data key -> open the database with it
-    passwd  -> re-wrap the same data key under a new passphrase (the database is not touched)
+    passwd  -> re-wrap the same data key under a new passphrase (the database is not written)
     rekey   -> a new data key; every page re-encrypted (`PRAGMA rekey`)
 
 Rotation writes the new key file as `vault.key.next` before it re-encrypts, so a crash at any
-point leaves one key file that opens the database; `open` finishes or discards a half-done one.
+point leaves one key file that opens the database; `open` finishes or discards a half-done one
+(`rotate_key` explains why that is safe).
 """
 
 from __future__ import annotations
 
 import logging
-import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,31 +80,45 @@ def unlock(settings: Settings, passphrase: bytearray, key_path: Path | None = No
 
 def open_vault(settings: Settings, passphrase: bytearray, *, vfs: str | None = None) -> Store:
     """Unlock and open the vault. The vault's files are not written if the passphrase is wrong."""
+    store, data_key = _open(settings, passphrase, vfs)
+    keys.wipe(data_key)
+    return store
+
+
+def _open(
+    settings: Settings, passphrase: bytearray, vfs: str | None = None
+) -> tuple[Store, bytearray]:
+    """The open vault and the data key that opened it (the caller wipes it), after finishing or
+    discarding a rotation that a crash interrupted."""
     data_key = unlock(settings, passphrase)
     try:
         store = Store.open(settings.vault_path, data_key, vfs=vfs)
     except db.KeyMismatch:
+        keys.wipe(data_key)
         if not next_key_path(settings).exists():
             raise
         return _finish_rotation(settings, passphrase, vfs)
-    finally:
+    except BaseException:
         keys.wipe(data_key)
+        raise
     _discard_stale_rotation(settings)
-    return store
+    return store, data_key
 
 
-def _finish_rotation(settings: Settings, passphrase: bytearray, vfs: str | None) -> Store:
+def _finish_rotation(
+    settings: Settings, passphrase: bytearray, vfs: str | None
+) -> tuple[Store, bytearray]:
     """A rotation re-encrypted the database but stopped before replacing the key file."""
     pending = next_key_path(settings)
     new_key = unlock(settings, passphrase, pending)
     try:
         store = Store.open(settings.vault_path, new_key, vfs=vfs)
-    finally:
+    except BaseException:
         keys.wipe(new_key)
-    os.replace(pending, settings.key_path)
-    keys.fsync_dir(settings.home)
+        raise
+    keys.replace_durably(pending, settings.key_path)
     log.warning("finished an interrupted key rotation of %s", settings.vault_path)
-    return store
+    return store, new_key
 
 
 def _discard_stale_rotation(settings: Settings) -> None:
@@ -113,36 +129,72 @@ def _discard_stale_rotation(settings: Settings) -> None:
         keys.fsync_dir(settings.home)
 
 
+@contextmanager
+def _opened(
+    settings: Settings, passphrase: bytearray, *, exclusive: bool = False
+) -> Iterator[tuple[Store, bytearray]]:
+    """The vault open, and the data key that opens it (wiped after).
+
+    While it is open no rotation can start: a rotation locks every other connection out first
+    (`exclusive`), and holds that lock until it is done. So whoever writes a key file in here
+    cannot race another process that reads the old one or discards a `.next` as stale.
+    """
+    store, data_key = _open(settings, passphrase)
+    try:
+        if exclusive:
+            db.lock_exclusive(store.conn, settings.vault_path)
+        yield store, data_key
+    finally:
+        keys.wipe(data_key)
+        store.close()
+
+
 def change_passphrase(
     settings: Settings,
     old: bytearray,
     new: bytearray,
     kdf: keys.KdfParams = keys.DEFAULT_KDF,
 ) -> None:
-    """Re-wrap the data key under `new`, atomically; the database file is not touched."""
-    data_key = unlock(settings, old)
-    try:
+    """Re-wrap the data key under `new`, atomically; the database file is not written.
+
+    The key re-wrapped is the one that opens the database now (an interrupted rotation is
+    finished first), so the new key file cannot disagree with the database.
+    """
+    with _opened(settings, old) as (_, data_key):
         keys.write_atomic(settings.key_path, keys.wrap(data_key, new, kdf))
-    finally:
-        keys.wipe(data_key)
     log.info("passphrase changed for %s", settings.vault_path)
 
 
 def rotate_key(settings: Settings, passphrase: bytearray) -> None:
-    """Re-encrypt the whole vault under a new random data key (same passphrase)."""
-    store = open_vault(settings, passphrase)
-    params = keys.read_params(keys.read_key_file(settings.key_path), settings.key_path)
-    new_key = keys.new_data_key()
-    pending = next_key_path(settings)
-    try:
-        keys.write_atomic(pending, keys.wrap(new_key, passphrase, params))
-        db.rekey(store.conn, new_key, settings.vault_path)
-        store.close()
-        os.replace(pending, settings.key_path)
-        keys.fsync_dir(settings.home)
-    finally:
-        keys.wipe(new_key)
-        store.close()
+    """Re-encrypt the whole vault under a new random data key (same passphrase).
+
+    Crash-safe because exactly one step switches the key, and a key file for either side of
+    it is always on disk:
+
+    1. Lock every other connection out of the vault (`_opened`) for the whole rotation.
+    2. Write the new key, wrapped, to `vault.key.next` (temp file, fsync, rename, folder fsync).
+    3. `PRAGMA rekey`: one SQLite transaction rewrites every page under the new key. In WAL mode
+       (SQLite3MC 2.4 and later) the new pages go to the WAL and the commit frame, synced by
+       `synchronous=FULL`, is the switch: before it the old key reads every page (uncommitted
+       frames are ignored on recovery), after it the new key does.
+    4. Rename `vault.key.next` over `vault.key` and fsync the folder.
+
+    A crash before 3 commits leaves the old key working: `open` deletes the unused `.next`.
+    A crash after it leaves `vault.key` failing and `.next` working: `open` finishes step 4.
+    Hence the rules `open` follows: `.next` is deleted only once `vault.key` has been proved to
+    open the database, never on an error (a failed commit may still have reached the disk), and
+    the lock keeps another process from applying them while a rotation is under way.
+    """
+    with _opened(settings, passphrase, exclusive=True) as (store, _):
+        params = keys.read_params(keys.read_key_file(settings.key_path), settings.key_path)
+        new_key = keys.new_data_key()
+        pending = next_key_path(settings)
+        try:
+            keys.write_atomic(pending, keys.wrap(new_key, passphrase, params))
+            db.rekey(store.conn, new_key, settings.vault_path)
+            keys.replace_durably(pending, settings.key_path)
+        finally:
+            keys.wipe(new_key)
     log.info("data key rotated for %s", settings.vault_path)
 
 
