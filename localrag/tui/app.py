@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
@@ -104,6 +105,22 @@ class LocalragApp(App[None]):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             self.report(event.worker.error)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Textual's `notify`, with markup off unless asked for.
+
+        Notifications carry file names and the core's messages (`a[/b].md: cannot parse it`);
+        read as markup they would lose their brackets or raise while drawing.
+        """
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def report(self, error: BaseException) -> None:
         if isinstance(error, LocalragError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
@@ -58,7 +59,9 @@ class ContextScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="context-box"):
-            yield Static(f"[{self.source.n}] {Path(self.source.path).name}", id="context-title")
+            # File names and paths are shown as they are, never read as markup.
+            title = f"[{self.source.n}] {Path(self.source.path).name}"
+            yield Static(title, id="context-title", markup=False)
             yield VerticalScroll(Static("loading…"), id="context-body")
         yield Footer()
 
@@ -82,7 +85,7 @@ class ContextScreen(ModalScreen[None]):
         cited = None
         for place, text, is_cited in message.context.passages:
             passage = Static(text, markup=False, classes="passage cited" if is_cited else "passage")
-            passage.border_title = place
+            passage.border_title = Text(place)  # a str title is markup; this names a file
             await body.mount(passage)
             if is_cited and cited is None:
                 cited = passage

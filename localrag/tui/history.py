@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
@@ -21,7 +22,9 @@ class HistoryPane(Vertical):
         self.conversations: list[Conversation] = []
 
     def compose(self) -> ComposeResult:
-        table: DataTable[str] = DataTable(id="conversations", cursor_type="row", zebra_stripes=True)
+        table: DataTable[str | Text] = DataTable(
+            id="conversations", cursor_type="row", zebra_stripes=True
+        )
         table.add_columns("Conversation", "Turns", "Updated")
         yield Static("Enter reopens a conversation to read it or carry on.", classes="hint")
         yield table
@@ -41,7 +44,8 @@ class HistoryPane(Vertical):
         table.clear()
         for c in self.conversations:
             table.add_row(
-                c.title or f"conversation {c.id}",
+                # Titles are the user's questions: a str cell would be read as markup.
+                Text(c.title or f"conversation {c.id}"),
                 str(c.turn_count),
                 short_time(c.updated_at),
                 key=str(c.id),

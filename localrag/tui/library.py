@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
@@ -39,7 +40,9 @@ class LibraryPane(Vertical):
         ingest = VerticalScroll(id="ingest")
         ingest.can_focus = False  # Tab goes from the path straight to the documents
         yield ingest
-        table: DataTable[str] = DataTable(id="documents", cursor_type="row", zebra_stripes=True)
+        table: DataTable[str | Text] = DataTable(
+            id="documents", cursor_type="row", zebra_stripes=True
+        )
         table.add_columns("Name", "Kind", "Size", "Chunks", "Added")
         yield table
 
@@ -63,7 +66,8 @@ class LibraryPane(Vertical):
         table.clear()
         for doc in message.documents:
             table.add_row(
-                Path(doc.path).name,
+                # A str cell is read as markup: `notes [draft].md` would lose `[draft]`.
+                Text(Path(doc.path).name),
                 doc.kind,
                 human_size(doc.size_bytes),
                 str(doc.chunk_count),

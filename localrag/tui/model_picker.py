@@ -50,8 +50,12 @@ class ModelPicker(ModalScreen[ModelChoice | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="picker-box"):
-            yield Static(f"Answer with {self.model or 'the model'} plus… (Enter chooses)")
-            yield OptionList(*(Option(c.label, id=str(i)) for i, c in enumerate(self.choices)))
+            # Model and adapter names are the user's: shown as they are, never read as markup.
+            yield Static(
+                f"Answer with {self.model or 'the model'} plus… (Enter chooses)", markup=False
+            )
+            options = (Option(c.label, id=str(i)) for i, c in enumerate(self.choices))
+            yield OptionList(*options, markup=False)
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)

@@ -88,7 +88,8 @@ class SourcesPanel(OptionList):
             self.source = source
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        # The labels name files: `notes [draft].md` must not be read as markup.
+        super().__init__(markup=False, **kwargs)
         self.sources: list[Source] = []
 
     def show(self, sources: list[Source]) -> None:

@@ -64,3 +64,8 @@ def table(app: App) -> DataTable:
 def names(app: App) -> list[str]:
     t = table(app)
     return [str(t.get_row_at(i)[0]) for i in range(t.row_count)]
+
+
+def screen_text(app: App) -> str:
+    """The characters on the terminal now, line by line: what the user reads, styles aside."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
