@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run setup models test test-fast lint check bench clean
+.PHONY: run setup models system-packages test test-fast lint check bench clean
 
 run: setup models
 	$(BIN)/localrag
@@ -20,10 +20,31 @@ $(STAMP): pyproject.toml
 models: setup
 	$(BIN)/localrag models pull
 
-test: setup models
+# Programs the tests run, each from the Debian package of the same name: espeak-ng speaks the
+# sentences of the audio tests. Installed with apt-get where there is one; elsewhere we say what.
+TEST_PROGRAMS := espeak-ng
+
+system-packages:
+	@missing=""; \
+	for program in $(TEST_PROGRAMS); do \
+		command -v $$program >/dev/null 2>&1 || missing="$$missing $$program"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1; then \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		echo "make: installing$$missing for the tests"; \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else \
+		echo "make: install$$missing first: the tests run it (on macOS: brew install$$missing)"; \
+		exit 1; \
+	fi
+
+test: system-packages setup models
 	$(BIN)/python -m pytest
 
-test-fast: setup
+test-fast: system-packages setup
 	$(BIN)/python -m pytest -m "not models and not slow"
 
 lint: setup
