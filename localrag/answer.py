@@ -36,6 +36,12 @@ _ABSTAIN = re.compile(
     re.I,
 )
 _WORD = re.compile(r"\w+")
+_YES_NO = re.compile(
+    r"\s*(is|are|was|were|am|do|does|did|has|have|had|can|could|will|would|shall|should|may|"
+    r"might|must)\b",
+    re.I,
+)
+_CLAUSE_END = re.compile(r"[.;:?!]")
 _STOP = """a an and are as at be by did do does for from had has have he her his how i in is it its
 of on or she that the their them they this to was were what when where which who whom why will
 with you your can could would should about into than then there these those"""
@@ -50,7 +56,11 @@ MIN_OVERLAP = 0.5
 
 
 def content_words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1}
+    return set(_content_list(text))
+
+
+def _content_list(text: str) -> list[str]:
+    return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1]
 
 
 def coverage(question: str, hits: Sequence[Hit]) -> float:
@@ -170,11 +180,46 @@ def best_supporting(text: str, sources: Sequence[Source]) -> Source | None:
     return best if share >= MIN_OVERLAP else None
 
 
-def is_abstention(text: str, question: str = "") -> bool:
-    """The answer says it cannot answer, or says nothing the question did not already say."""
+def alternatives(question: str) -> list[set[str]]:
+    """The options a choice question offers ("in 1902 or 1903?", "red, green or blue?"), each
+    as its content words; none without an "or".
+
+    Each option is as many words long as the last one: the first item of the list also holds
+    the question's own words ("Did the bridge open in 1902"), so only its tail counts.
+    """
+    head, sep, tail = question.lower().rpartition(" or ")
+    last = _content_list(_CLAUSE_END.split(tail)[0]) if sep else []
+    if not last:
+        return []
+    options = [set(last)]
+    for item in reversed(re.split(r",|\bor\b", _CLAUSE_END.split(head)[-1])):
+        words = _content_list(item)
+        if words:
+            options.append(set(words[-len(last) :]))
+        if len(words) > len(last):
+            break  # the item that starts the list: anything before it is not an option
+    return options
+
+
+def is_abstention(text: str, question: str = "", cited: Sequence[Source] = ()) -> bool:
+    """The answer says it cannot answer, or says nothing the question did not already say.
+
+    An answer made only of the question's words still answers it when it picks some of the
+    options of a choice question ("1902 [1]."), or affirms a yes/no question with a `cited`
+    source that supports it ("The bridge is 212 metres long [1]."). Restating a wh-question
+    never answers it, whatever it cites.
+    """
     if _ABSTAIN.search(text):
         return True
-    return not (content_words(_CITE.sub("", text)) - content_words(question))
+    said = content_words(_CITE.sub("", text))
+    if not said:
+        return True
+    if said - content_words(question):
+        return False
+    options = alternatives(question)
+    if 0 < len([o for o in options if o & said]) < len(options):
+        return False
+    return not (_YES_NO.match(question) and best_supporting(text, cited) is not None)
 
 
 class Answer:
@@ -266,10 +311,6 @@ class Answer:
         text = "".join(self._parts)
         if self.abstained:
             return ""
-        if self.sources and not self.cancelled and is_abstention(text, self.question):
-            self.abstained = True
-            # An empty answer, or one that only restates the question, gets the plain words.
-            return "" if _ABSTAIN.search(text) else ("\n" if text else "") + NOT_FOUND
         by_n = {s.n: s for s in self.sources}
         numbers = [n for n in cited_numbers(text) if n in by_n]
         extra = ""
@@ -279,7 +320,12 @@ class Answer:
             if support is not None:
                 numbers = [support.n]
                 extra = f" [{support.n}]"
-        self.citations = [Citation(n, by_n[n].chunk, by_n[n].hit.score) for n in numbers]
+        cited = [by_n[n] for n in numbers]
+        if self.sources and not self.cancelled and is_abstention(text, self.question, cited):
+            self.abstained = True
+            # An empty answer, or one that only restates the question, gets the plain words.
+            return "" if _ABSTAIN.search(text) else ("\n" if text else "") + NOT_FOUND
+        self.citations = [Citation(s.n, s.chunk, s.hit.score) for s in cited]
         return extra
 
     def _timings(self, first_at: float, end: float) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from localrag.answer import Answer, DisplayFilter, confident
+from localrag.answer import Answer, DisplayFilter, alternatives, confident
 from localrag.embed import HashingEmbedder
 from localrag.errors import UsageError
 from localrag.generate import EchoGenerator
@@ -269,3 +269,63 @@ def test_an_answer_that_only_restates_the_question_abstains() -> None:
     empty = answer([], sources("x"), question=question)
     assert empty.text() == NOT_FOUND
     assert empty.abstained
+
+
+def test_an_answer_that_picks_an_option_of_the_question_is_not_a_restatement() -> None:
+    srcs = sources("Bananas are yellow.", "The bridge opened in 1902.")
+    question = "Did the bridge open in 1902 or 1903?"
+    a = answer(["1902", " [2]."], srcs, question=question)
+    assert a.text() == "1902 [2]."
+    assert not a.abstained
+    assert [c.n for c in a.citations] == [2]
+    # Naming every option (or none of them) still says nothing.
+    both = answer(["1902", " or", " 1903", " [2]."], srcs, question=question)
+    assert both.text() == "1902 or 1903 [2].\n" + NOT_FOUND
+    assert both.abstained and both.citations == []
+
+
+def test_the_options_of_a_choice_question() -> None:
+    assert alternatives("Did the bridge open in 1902 or 1903?") == [{"1903"}, {"1902"}]
+    assert alternatives("Was the door red, green or blue?") == [{"blue"}, {"green"}, {"red"}]
+    assert alternatives("Did it open in early 1902 or late 1903?") == [
+        {"late", "1903"},
+        {"early", "1902"},
+    ]
+    assert alternatives("When did the bridge open?") == []
+    a = answer(["Green."], sources("The door is green."), question="Was it red, green or blue?")
+    assert a.text() == "Green. [1]" and not a.abstained
+
+
+def test_a_yes_no_question_affirmed_by_its_cited_source_is_answered() -> None:
+    srcs = sources("The bridge is 212 metres long and carries two tram tracks.")
+    question = "Is the bridge 212 metres long?"
+    a = answer(
+        ["The", " bridge", " is", " 212", " metres", " long", " [1]."], srcs, question=question
+    )
+    assert a.text() == "The bridge is 212 metres long [1]."
+    assert not a.abstained and [c.n for c in a.citations] == [1]
+    # Uncited, it is cited to the source that says it.
+    uncited = answer(["The bridge is 212 metres long."], srcs, question=question)
+    assert uncited.text() == "The bridge is 212 metres long. [1]" and not uncited.abstained
+
+
+def test_a_restatement_its_source_does_not_support_abstains() -> None:
+    srcs = sources("The bridge opened in 1902.")
+    a = answer(["The bridge did open in 1903 [1]."], srcs, question="Did the bridge open in 1903?")
+    assert a.text() == "The bridge did open in 1903 [1].\n" + NOT_FOUND
+    assert a.abstained and a.citations == []
+    # A wh-question restated answers nothing, even cited to a source with the same words.
+    srcs = sources("Washington was invited to fight by the governor.")
+    question = "Who invited Washington to fight?"
+    a = answer(["Washington was invited to fight [1]."], srcs, question=question)
+    assert a.text().endswith(NOT_FOUND)
+    assert a.abstained and a.citations == []
+
+
+def test_ask_answers_a_choice_question_with_one_option(assistant: Assistant) -> None:
+    assistant.generator.reply = "1902 [1]."
+    a = assistant.ask("Did the Lindqvist Bridge open to traffic in 1902 or 1903?")
+    assert a.text() == "1902 [1]."
+    assert not a.abstained
+    (citation,) = a.citations
+    assert citation.chunk.path.endswith("bridge.txt")
