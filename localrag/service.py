@@ -238,6 +238,9 @@ class Assistant:
         active model of the adapter registry (a merged version, or the base); with `adapter`,
         that merged version, or with `runtime` the base plus that adapter as a runtime LoRA.
         """
+        if runtime and adapter is None:
+            # Checked first: answering with the active model instead would hide the mistake.
+            raise UsageError("a runtime adapter needs a name: --adapter NAME --runtime")
         current = self.generator
         if not isinstance(current, LlamaGenerator):
             if adapter is not None:

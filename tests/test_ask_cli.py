@@ -11,6 +11,7 @@ import pytest
 from localrag import embed, service
 from localrag.cli import main
 from localrag.embed import HashingEmbedder
+from localrag.errors import UsageError
 from localrag.generate import EchoGenerator
 from localrag.prompt import NOT_FOUND
 
@@ -91,6 +92,14 @@ def test_chat_keeps_one_conversation_and_history_shows_it(
     shown = capsys.readouterr().out
     assert "user: How long is it?" in shown
     assert "bridge.txt" in shown
+
+
+@pytest.mark.usefixtures("fakes")
+def test_ask_runtime_without_an_adapter_is_a_usage_error(
+    docs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ask", "--runtime", "When did the bridge open?"]) == UsageError.exit_code
+    assert "a runtime adapter needs a name: --adapter NAME --runtime" in capsys.readouterr().err
 
 
 def test_ask_without_a_vault_says_how_to_make_one(
