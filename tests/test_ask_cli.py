@@ -177,22 +177,43 @@ SQUAD = {
 }
 
 
+def eval_qa(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    generator: EchoGenerator,
+) -> dict:
+    from localrag import generate
+
+    monkeypatch.setattr(generate, "build_generator", lambda settings: generator)
+    squad = tmp_path / "squad.json"
+    squad.write_text(json.dumps(SQUAD), encoding="utf-8")
+    assert main(["eval", "qa", "--squad", str(squad), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
 @pytest.mark.usefixtures("fakes")
 def test_eval_qa_scores_answers_abstaining_and_retrieval(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from localrag import generate
-
-    monkeypatch.setattr(generate, "build_generator", lambda settings: EchoGenerator())
-    squad = tmp_path / "squad.json"
-    squad.write_text(json.dumps(SQUAD), encoding="utf-8")
-    assert main(["eval", "qa", "--squad", str(squad), "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
+    result = eval_qa(tmp_path, capsys, monkeypatch, EchoGenerator())
     assert (result["answerable"], result["unanswerable"]) == (2, 1)
-    assert result["hit_at_k"] == 1.0
+    assert result["hit_at_k"] == result["retrieval_hit_at_k"] == 1.0
     # The echo model repeats the first sentence of the best source: "flour..." is in the text.
     assert result["answer_in_text"] == 1.0
     assert result["abstain_recall"] == 1.0
     assert result["abstain_precision"] == 1.0
     assert 0 < result["f1"] < 1
     assert set(result["latency_ms"]) == {"p50", "p95", "first_token_p50"}
+
+
+@pytest.mark.usefixtures("fakes")
+def test_eval_qa_hit_at_k_counts_only_the_sources_the_model_was_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A context too small for any source once the answer's tokens are set aside: retrieval
+    # finds the paragraph, but the model never sees it.
+    result = eval_qa(tmp_path, capsys, monkeypatch, EchoGenerator(n_ctx=500))
+    assert result["retrieval_hit_at_k"] == 1.0
+    assert result["hit_at_k"] == 0.0
+    assert result["abstained_answerable"] == 1.0
