@@ -31,7 +31,7 @@ def test_add_list_fetch_and_search(store: Store) -> None:
     assert docs[0].chunk_count == 3 and docs[0].id == doc_id
     assert store.document("/docs/beta.txt").id == other
     assert store.document(str(doc_id)).path == "/docs/alpha.txt"
-    assert store.find_by_hash(doc.sha256).id == doc_id
+    assert [d.id for d in store.documents_by_hash(doc.sha256)] == [doc_id]
 
     nearest = store.knn(vectors[1], 2)
     assert nearest[0][1] == pytest.approx(1.0, abs=1e-5)

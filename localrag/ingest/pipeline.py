@@ -215,16 +215,9 @@ def _prepare(
 
 
 def _moved_from(store: Any, sha: str) -> Document | None:
-    """A stored document with this content whose file is gone: the one this file was moved from.
-
-    Identical files share a hash, so any of them may be the one that moved; the store's indexed
-    look-up gives the first only, and the whole list is read just when that one is still there.
-    """
-    first = store.find_by_hash(sha)
-    if first is None or not Path(first.path).exists():
-        return first
-    twins = (d for d in store.documents() if d.sha256 == sha)
-    return next((d for d in twins if not Path(d.path).exists()), None)
+    """A stored document with this content whose file is gone: the one this file was moved from
+    (identical files share a hash, so any of them may be the one that moved)."""
+    return next((d for d in store.documents_by_hash(sha) if not Path(d.path).exists()), None)
 
 
 def _store(store: Any, embedder: Any, pending: list[_Pending]) -> Iterator[IngestEvent]:

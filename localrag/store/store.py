@@ -292,11 +292,12 @@ class Store:
                 raise VaultError(f"{new_path}: another document is stored under this path")
             conn.execute("UPDATE documents SET path = ? WHERE id = ?", (new_path, doc_id))
 
-    def find_by_hash(self, sha256: str) -> Document | None:
+    def documents_by_hash(self, sha256: str) -> list[Document]:
+        """The documents with this content hash (identical files share one), oldest first."""
         rows = self._read(
             f"SELECT {_DOC_COLUMNS} FROM documents WHERE sha256 = ? ORDER BY id", (sha256,)
         )
-        return _document(rows[0]) if rows else None
+        return [_document(r) for r in rows]
 
     def document(self, id_or_path: int | str) -> Document | None:
         """A document by id (an int, or a string of digits) or by path."""
