@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pytest
 from localrag import models
 from localrag.adapter import convert, peft
 from localrag.adapter.sample import ALL_TARGETS, make_peft_adapter
+from localrag.cli import main
+from localrag.errors import UsageError
 from localrag.service import Assistant
 from localrag.settings import Settings
 
@@ -64,12 +67,15 @@ def test_adapter_life_cycle(
         assert (version.alpha, version.rank) == (16.0, 8)
         assert {"gguf", "llama_cpp_python", "numpy", "localrag"} <= set(version.libraries)
 
-        # The merged F16 follows llama.cpp's own runtime LoRA (measured: ~0.2 % of the range).
+        # The merged F16 follows llama.cpp's own runtime LoRA (measured: ~0.2 % of the range),
+        # and the stored Q4_K_M follows the F16 merge (measured: mean 12 % of the range, top-1
+        # 77 %; see verify.STORED_LIMITS).
         report = a.verify_adapter("tone@v1")
         assert report.ok
         assert report.f16_vs_runtime.max_rel_logit_diff < 0.005
         assert report.f16_vs_runtime.top1_agreement == 1.0
-        assert report.quantized_vs_f16 is not None
+        assert report.stored_vs_f16.mean_rel_logit_diff < 0.15
+        assert report.stored_vs_f16.top1_agreement >= 0.7
 
         assert a.use_adapter("tone") == "tone@v1"
         files = a.model_files()
@@ -78,11 +84,14 @@ def test_adapter_life_cycle(
         plain = _complete(base_path)
         assert tuned.strip() and tuned != plain  # the active merged model answers, differently
 
-        # `ask` answers with the active version, or with the base plus the runtime LoRA.
+        # `ask` answers with the active version, or with the base plus the runtime LoRA. The
+        # adapter changes the greedy answer (the base lists rules, the adapted model does not).
         answer = a.ask("Name three rules.", retrieval=False)
         assert answer.text().strip() and answer.adapter == "tone@v1"
         runtime = a.ask("Name three rules.", retrieval=False, adapter="tone", runtime_adapter=True)
-        assert runtime.text().strip() and runtime.adapter and "tone" in runtime.adapter
+        alone = a.ask("Name three rules.", retrieval=False, adapter="base")
+        assert (runtime.adapter, alone.adapter) == ("tone", None)
+        assert runtime.text().strip() and runtime.text() != alone.text()
 
         assert a.rollback_adapter() is None
         assert a.model_files().label is None
@@ -94,3 +103,66 @@ def test_adapter_life_cycle(
     assert list(scratch.iterdir()) == []
     for file in real_models.home.iterdir():
         assert secret not in file.read_bytes(), file
+
+
+@pytest.mark.models
+@pytest.mark.slow
+def test_cli_merge_verify_ask_use_rollback_rm(
+    real_models: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", PASS.decode())
+    base = convert.read_base(models.model_path(real_models, "llm"))
+    folder = make_peft_adapter(base, tmp_path / "tone", rank=8, alpha=16)
+    assert main(["init"]) == 0
+    assert main(["adapter", "import", str(folder), "--name", "tone"]) == 0
+    assert main(["adapter", "merge", "tone", "--quant", "F16"]) == 0
+    assert "tone@v1: F16" in capsys.readouterr().out
+
+    assert main(["adapter", "verify", "tone@v1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["merge_ok"] and report["stored_ok"]
+    assert report["stored_vs_f16"]["max_rel_logit_diff"] == 0.0  # the stored F16 is the merge
+
+    def ask(*argv: str) -> dict[str, object]:
+        assert main(["ask", "--no-retrieval", "--json", *argv, "Name three rules."]) == 0
+        return dict(json.loads(capsys.readouterr().out))
+
+    # Greedy decoding: the merged F16 and the base plus the runtime LoRA write the same answer,
+    # and it is not the base's.
+    merged, runtime, alone = (
+        ask("--adapter", "tone@v1"),
+        ask("--adapter", "tone", "--runtime"),
+        ask(),
+    )
+    assert (merged["adapter"], runtime["adapter"], alone["adapter"]) == ("tone@v1", "tone", None)
+    assert merged["answer"] == runtime["answer"] != alone["answer"]
+
+    assert main(["adapter", "use", "tone"]) == 0
+    assert capsys.readouterr().out == "active: tone@v1\n"
+    assert ask()["answer"] == merged["answer"]
+    runtime_alone = ["ask", "--runtime", "--no-retrieval", "Name three rules."]
+    assert main(runtime_alone) == UsageError.exit_code  # not the active model in silence
+    assert "--adapter NAME --runtime" in capsys.readouterr().err
+    assert main(["adapter", "rollback"]) == 0
+    assert capsys.readouterr().out == "active: base\n"
+
+    # Swap the stored adapter for another one: the merge still matches the runtime LoRA (both
+    # come from the swapped adapter), but the stored version no longer does.
+    other = make_peft_adapter(base, tmp_path / "other", rank=8, alpha=16, seed=1)
+    swapped = tmp_path / "other.gguf"
+    convert.write_lora(convert.peft_to_lora(peft.load_peft(other), base), swapped)
+    with Assistant.open(real_models, bytearray(PASS)) as a:
+        a.store.put_blob_stream(a.adapters().adapters[0].blob, [swapped.read_bytes()])
+    assert main(["adapter", "verify", "tone@v1"]) == 1
+    out = capsys.readouterr().out
+    assert "tone@v1: MISMATCH: the stored F16 model does not match" in out
+
+    assert main(["adapter", "rm", "tone@v1"]) == 0
+    assert capsys.readouterr().out == "removed tone@v1; active: base\n"
+    assert main(["adapter", "rm", "tone"]) == 0
+    capsys.readouterr()
+    assert main(["adapter", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"active": None, "adapters": [], "versions": []}

@@ -140,10 +140,17 @@ def run_verify(args: argparse.Namespace) -> int:
     with common.open_assistant(args) as a:
         report = a.verify_adapter(args.ref)
     if args.json:
-        common.print_json(report)
+        common.print_json(dataclasses.asdict(report) | {"ok": report.ok})
         return 0 if report.ok else 1
     print(_agreement_line("merged F16 vs base + runtime LoRA", report.f16_vs_runtime))
-    if report.quantized_vs_f16 is not None:
-        print(_agreement_line(f"{report.quant} vs merged F16", report.quantized_vs_f16))
-    print(f"{report.ref}: {'OK' if report.ok else 'MISMATCH: the merge does not match'}")
+    print(_agreement_line(f"stored {report.quant} vs merged F16", report.stored_vs_f16))
+    if report.ok:
+        print(f"{report.ref}: OK")
+    elif not report.merge_ok:
+        print(f"{report.ref}: MISMATCH: the merge does not match the adapter applied at run time")
+    else:
+        print(
+            f"{report.ref}: MISMATCH: the stored {report.quant} model does not match a merge of "
+            "this adapter into this base"
+        )
     return 0 if report.ok else 1
