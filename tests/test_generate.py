@@ -74,3 +74,43 @@ def test_a_model_caught_in_a_loop_is_stopped() -> None:
     assert not looping([1, 2, *sorry, *sorry])
     assert not looping(list(range(100)))
     assert not looping([5] * 11)  # a run of 4 needs 12 tokens to be seen three times
+
+
+@pytest.mark.models
+def test_a_second_question_on_the_same_sources_reuses_the_cached_prompt(
+    real_models: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from localrag.prompt import Source, build_messages
+    from localrag.records import Chunk, Hit, Span
+
+    gen = build_generator(real_models)
+    text = "The Lindqvist Bridge opened to traffic in 1902. It is 212 metres long."
+    sources = [
+        Source(
+            1, Hit(Chunk(1, 1, "/docs/bridge.txt", 0, text, Span(line_start=1, line_end=2)), 0.5)
+        )
+    ]
+    first, second = (
+        build_messages(q, sources, retrieval=True)
+        for q in ("When did the bridge open?", "How long is the bridge?")
+    )
+    evaluated: list[int] = []  # tokens per llama.cpp eval: the prompt's part, then one a token
+    real_eval = gen.llm.eval
+
+    def counting_eval(tokens: list[int]) -> None:
+        evaluated.append(len(tokens))
+        real_eval(tokens)
+
+    monkeypatch.setattr(gen.llm, "eval", counting_eval)
+
+    def prompt_tokens_evaluated(messages: list[dict[str, str]]) -> int:
+        evaluated.clear()
+        assert "".join(gen.stream(messages, max_tokens=4)).strip()
+        return evaluated[0]
+
+    gen.reset_cache()
+    a, b = gen.prompt_tokens(first), gen.prompt_tokens(second)
+    shared = next(i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)
+    assert prompt_tokens_evaluated(first) == len(a)  # cold: the whole prompt
+    # Only what follows the system message and the sources is evaluated again.
+    assert prompt_tokens_evaluated(second) == len(b) - shared < len(a) / 4
