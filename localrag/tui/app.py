@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, ClassVar
 
 from textual.app import App, SystemCommand
@@ -25,6 +26,7 @@ from localrag.tui.library import LibraryPane
 from localrag.tui.main_screen import MainScreen
 from localrag.tui.messages import ConversationOpened, StatusLoaded, VaultOpened
 from localrag.tui.model_picker import BASE, ModelChoice, ModelPicker, model_choices
+from localrag.tui.palette import PALETTE
 from localrag.tui.status_bar import StatusBar
 from localrag.tui.unlock_screen import UnlockScreen
 from localrag.tui.vault import ServiceVault, VaultAccess
@@ -185,7 +187,7 @@ class LocalragApp(App[None]):
             self.model = str(answer.model)
         self.refresh_status()
 
-    # Actions (each also in the command palette)
+    # Actions (each also in the command palette: see palette.py)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Before the vault is open, only quitting makes sense."""
@@ -259,12 +261,12 @@ class LocalragApp(App[None]):
     def action_add_files(self) -> None:
         if (main := self.main_screen()) is not None:
             main.show_tab("library")
-            main.query_one(LibraryPane).action_add()
+            main.query_one(LibraryPane).action_add_files()
 
     def action_delete_document(self) -> None:
         if (main := self.main_screen()) is not None:
             main.show_tab("library")
-            main.query_one(LibraryPane).action_delete()
+            main.query_one(LibraryPane).action_delete_document()
 
     def action_focus_sources(self) -> None:
         if (main := self.main_screen()) is not None:
@@ -275,33 +277,10 @@ class LocalragApp(App[None]):
         yield from super().get_system_commands(screen)
         if self.main_screen() is None:
             return
-        commands = [
-            ("Chat", "Ask questions of your documents", lambda: self.action_show_tab("chat")),
-            ("Library", "Documents in the vault", lambda: self.action_show_tab("library")),
-            ("History", "Past conversations", lambda: self.action_show_tab("history")),
-            (
-                "Toggle retrieval",
-                "Answer from your documents, or from the model alone",
-                self.action_toggle_retrieval,
-            ),
-            ("Choose model or adapter", "Which model answers", self.action_choose_model),
-            (
-                "Roll back the model",
-                "Go back to the model that answered before the last switch",
-                self.action_rollback_model,
-            ),
-            ("New conversation", "Start a fresh chat", self.action_new_conversation),
-            ("Cancel the answer", "Stop the model writing", self.action_cancel_answer),
-            ("Add files or a folder", "Index documents and recordings", self.action_add_files),
-            (
-                "Delete the selected document",
-                "Erase it from the vault",
-                self.action_delete_document,
-            ),
-            ("Sources", "Go to the sources of the latest answer", self.action_focus_sources),
-        ]
-        for title, help_text, callback in commands:
-            yield SystemCommand(title, help_text, callback)
+        for command in PALETTE:
+            yield SystemCommand(
+                command.title, command.help, partial(self.run_action, command.action)
+            )
 
     def on_unmount(self) -> None:
         """Stop the workers at their next step, then close the vault (if the app opened it).

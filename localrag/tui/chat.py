@@ -47,7 +47,8 @@ class ChatPane(Vertical):
     """The conversation log, the sources of the latest answer, and the question input."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel_answer", "Cancel answer"),
+        # "Cancel answer" pushed "^n New chat" off an 80-column footer while answering.
+        Binding("escape", "cancel_answer", "Cancel", tooltip="Stop the model writing"),
         Binding("ctrl+s", "focus_sources", "Sources"),
     ]
 

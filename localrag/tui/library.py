@@ -24,8 +24,9 @@ class LibraryPane(Vertical):
     """Documents with kind, size, chunks and date; a path input; a progress row per file."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("a", "add", "Add"),
-        Binding("d,delete", "delete", "Delete"),
+        # Named as the app's actions, so the palette test can match them.
+        Binding("a", "add_files", "Add"),
+        Binding("d,delete", "delete_document", "Delete"),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -85,7 +86,7 @@ class LibraryPane(Vertical):
 
     # Adding
 
-    def action_add(self) -> None:
+    def action_add_files(self) -> None:
         self.query_one("#add-path", Input).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -156,7 +157,7 @@ class LibraryPane(Vertical):
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         return next((d for d in self.documents if str(d.id) == key), None)
 
-    def action_delete(self) -> None:
+    def action_delete_document(self) -> None:
         doc = self.selected()
         if doc is None:
             self.app.notify("No document selected.", severity="warning")

@@ -44,7 +44,7 @@ class FakeAssistant:
         self.convs: dict[int, list[Turn]] = {}
         self.asked: list[dict[str, Any]] = []
         self.slow = False
-        """Stream an endless answer, slowly, until cancelled."""
+        """Stream an endless answer, slowly, until cancelled (or `slow` is set back)."""
         self.fail_ask: LocalragError | None = None
         self.reply: str | None = None
         self.release_ingest = threading.Event()
@@ -138,10 +138,10 @@ class FakeAssistant:
         )
 
         def tokens() -> Iterator[str]:
-            if self.slow:
-                while True:
-                    time.sleep(0.02)
-                    yield "more "
+            # Ends once `slow` is False again, so a failing test does not leave it running.
+            while self.slow:
+                time.sleep(0.02)
+                yield "more "
             for word in reply.split(" "):
                 yield word + " "
 

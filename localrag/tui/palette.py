@@ -1,0 +1,40 @@
+"""The app's commands in the command palette (Ctrl+P): a title, a line of help, the app action.
+
+Kept as data so that a test can hold it against the app's bindings and action methods: an
+action with no line here is an action a keyboard user cannot find.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PaletteCommand:
+    title: str
+    help: str
+    action: str
+    """An app action as a binding names it: `toggle_retrieval`, `show_tab('chat')`."""
+
+
+PALETTE: tuple[PaletteCommand, ...] = (
+    PaletteCommand("Chat", "Ask questions of your documents", "show_tab('chat')"),
+    PaletteCommand("Library", "Documents in the vault", "show_tab('library')"),
+    PaletteCommand("History", "Past conversations", "show_tab('history')"),
+    PaletteCommand(
+        "Toggle retrieval",
+        "Answer from your documents, or from the model alone",
+        "toggle_retrieval",
+    ),
+    PaletteCommand("Choose model or adapter", "Which model answers", "choose_model"),
+    PaletteCommand(
+        "Roll back the model",
+        "Go back to the model that answered before the last switch",
+        "rollback_model",
+    ),
+    PaletteCommand("New conversation", "Start a fresh chat", "new_conversation"),
+    PaletteCommand("Cancel the answer", "Stop the model writing", "cancel_answer"),
+    PaletteCommand("Add files or a folder", "Index documents and recordings", "add_files"),
+    PaletteCommand("Delete the selected document", "Erase it from the vault", "delete_document"),
+    PaletteCommand("Sources", "Go to the sources of the latest answer", "focus_sources"),
+)
