@@ -11,6 +11,10 @@ from textual.widgets import Label, ProgressBar
 from localrag.records import IngestEvent
 
 
+def percent(fraction: float | None) -> str:
+    return f"{100 * (fraction or 0.0):.0f} %"
+
+
 def describe(event: IngestEvent) -> str:
     """What the status column says for an event."""
     if event.status == "started":
@@ -18,6 +22,10 @@ def describe(event: IngestEvent) -> str:
     if event.status == "progress":
         if event.chunks_total:
             return f"{event.chunks_done}/{event.chunks_total} chunks"
+        if event.rtf is not None:  # only a recording being transcribed has a real-time factor
+            return f"transcribing {percent(event.fraction)} · RTF {event.rtf:.2f}"
+        if event.fraction is not None:
+            return f"reading {percent(event.fraction)}"
         return "reading…"
     text = event.status
     if event.status in ("added", "updated") and event.chunks_total:
@@ -43,10 +51,15 @@ class FileProgress(Horizontal):
     def update_from(self, event: IngestEvent) -> None:
         self.status = event.status
         bar = self.query_one(ProgressBar)
+        done = None
         if event.fraction is not None:
-            bar.update(progress=100 * event.fraction)
+            done = 100 * event.fraction
         elif event.chunks_total:
-            bar.update(progress=100 * event.chunks_done / event.chunks_total)
+            done = 100 * event.chunks_done / event.chunks_total
+        if done is not None:
+            # Embedding starts again from 0 after reading or transcribing reached 100: the bar
+            # holds, the status says which step it is in.
+            bar.update(progress=max(done, bar.progress))
         if event.final:
             bar.update(progress=100)
             self.set_class(event.status == "failed", "failed")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import ProgressBar
 from tui_fakes import FakeAssistant
-from tui_helpers import SIZE, names, notifications, table, wait_until
+from tui_helpers import SIZE, names, notifications, screen_text, table, wait_until
 
 from localrag.tui.confirm_screen import ConfirmScreen
 from localrag.tui.file_progress import FileProgress
@@ -53,6 +53,28 @@ async def test_adding_a_file_shows_its_progress_then_the_document(
         assert row.query_one(ProgressBar).progress == 100
 
 
+async def test_a_recording_shows_its_transcription_and_real_time_factor(
+    app, assistant: FakeAssistant, tmp_path: Path
+) -> None:
+    (tmp_path / "meeting.flac").write_bytes(b"fLaC")
+    assistant.release_ingest.clear()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_library(pilot)
+        app.screen.query_one(LibraryPane).add([tmp_path / "meeting.flac"])
+        await wait_until(pilot, lambda: app.screen.query(FileProgress))
+        row = app.screen.query_one(FileProgress)
+        status = row.query_one(".file-status")
+        await wait_until(pilot, lambda: "transcribing" in str(status.render()))
+        assert str(status.render()) == "transcribing 42 % · RTF 0.06"
+        assert row.query_one(ProgressBar).progress == 42
+        await pilot.pause()
+        assert "transcribing 42 % · RTF 0.06" in screen_text(app)  # not cut off at 80 columns
+        assistant.release_ingest.set()
+        await wait_until(pilot, lambda: "meeting.flac" in names(app), "the recording is listed")
+        assert str(status.render()) == "added, 3 chunks"
+        assert row.query_one(ProgressBar).progress == 100
+
+
 async def test_a_file_that_fails_is_reported_and_the_rest_goes_on(app, tmp_path: Path) -> None:
     (tmp_path / "broken.bad").write_bytes(b"\x00\x01")
     async with app.run_test(size=SIZE) as pilot:
@@ -93,3 +115,15 @@ async def test_tab_from_the_path_reaches_the_documents(app) -> None:
         await pilot.press("a", "tab", "down", "d")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         assert "Delete standup.flac" in app.screen.question
+
+
+def test_the_status_names_the_step_a_file_is_in() -> None:
+    from localrag.records import IngestEvent
+    from localrag.tui.file_progress import describe
+
+    assert describe(IngestEvent("/d/a.pdf", "progress", fraction=0.25)) == "reading 25 %"
+    assert describe(IngestEvent("/d/a.pdf", "progress", chunks_done=2, chunks_total=9)) == (
+        "2/9 chunks"
+    )
+    talk = IngestEvent("/d/talk.m4a", "progress", fraction=0.5, rtf=0.06)
+    assert describe(talk) == "transcribing 50 % · RTF 0.06"

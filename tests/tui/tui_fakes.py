@@ -65,8 +65,13 @@ class FakeAssistant:
             if path.suffix == ".bad":
                 yield IngestEvent(p, "failed", detail="not a document this version can read")
                 continue
-            yield IngestEvent(p, "progress", chunks_done=1, chunks_total=3, fraction=0.4)
-            self.release_ingest.wait(10)
+            if path.suffix == ".flac":  # transcribed first, as the pipeline reports it
+                yield IngestEvent(p, "progress", fraction=0.42, rtf=0.06)
+                self.release_ingest.wait(10)
+                yield IngestEvent(p, "progress", chunks_done=1, chunks_total=3)
+            else:
+                yield IngestEvent(p, "progress", chunks_done=1, chunks_total=3, fraction=0.4)
+                self.release_ingest.wait(10)
             doc = Document(
                 id=len(self.docs) + 1,
                 path=p,
