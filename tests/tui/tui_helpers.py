@@ -45,12 +45,15 @@ def context_shown(app: App) -> bool:
 async def ask(pilot: Pilot, question: str, timeout_s: float = TIMEOUT_S) -> None:
     await pilot.press(*question, "enter")
     app = pilot.app
-    await wait_until(
-        pilot,
-        lambda: app.screen.query(AnswerView) and not chat(app).answering,
-        f"an answer to {question!r}",
-        timeout_s,
-    )
+
+    def answered() -> bool:
+        views = app.screen.query(AnswerView)
+        # The pane stops answering before the view has written its line of timings.
+        return (
+            bool(views) and not chat(app).answering and not views.last().meta.startswith("thinking")
+        )
+
+    await wait_until(pilot, answered, f"an answer to {question!r}", timeout_s)
 
 
 def status(app: App) -> str:
