@@ -21,6 +21,7 @@ from textual.worker import Worker, WorkerState
 
 from localrag.errors import LocalragError
 from localrag.settings import Settings
+from localrag.tui.adapters import AdaptersPane
 from localrag.tui.chat import ChatPane
 from localrag.tui.library import LibraryPane
 from localrag.tui.main_screen import MainScreen
@@ -50,6 +51,7 @@ class LocalragApp(App[None]):
         Binding("f1", "show_tab('chat')", "Chat", show=False),
         Binding("f2", "show_tab('library')", "Library", show=False),
         Binding("f3", "show_tab('history')", "History", show=False),
+        Binding("f4", "show_tab('adapters')", "Adapters", show=False),
         Binding("ctrl+r", "toggle_retrieval", "Retrieval"),
         Binding("ctrl+o", "choose_model", "Model"),
         Binding("ctrl+n", "new_conversation", "New chat"),
@@ -73,6 +75,8 @@ class LocalragApp(App[None]):
         """The adapter version the vault's registry makes active (None: the base model)."""
         self.model = ""
         self.choices: list[ModelChoice] = []
+        self.listing: Any = None
+        """`Assistant.adapters()` as last loaded: what the adapters view shows."""
         self.threads: set[threading.Thread] = set()
         """The worker threads running now."""
         self.stopping = threading.Event()
@@ -163,6 +167,7 @@ class LocalragApp(App[None]):
         listing = message.adapters
         self.active_ref = getattr(listing, "active", None) or message.status.get("adapter")
         self.choices = model_choices(listing)
+        self.listing = listing
         self.refresh_status()
 
     @property
@@ -181,6 +186,8 @@ class LocalragApp(App[None]):
     def refresh_status(self) -> None:
         for bar in self.screen.query(StatusBar):
             bar.show(retrieval=self.retrieval, model=self.model, adapter=self.adapter_label)
+        if (main := self.main_screen()) is not None and self.listing is not None:
+            main.query_one(AdaptersPane).show(self.listing, self.runtime_adapter)
 
     def answer_finished(self, answer: Any) -> None:
         if getattr(answer, "model", None):
@@ -212,21 +219,21 @@ class LocalragApp(App[None]):
     def action_choose_model(self) -> None:
         if self.main_screen() is None:
             return
-
-        def chosen(choice: ModelChoice | None) -> None:
-            if choice is None:
-                return
-            if choice.runtime:
-                self.runtime_adapter = choice.ref
-                self.refresh_status()
-                return
-            self.runtime_adapter = None
-            assistant = self.assistant
-
-            self.switch_model(lambda: assistant.use_adapter(choice.ref))
-
         current = self.runtime_adapter or self.active_ref or BASE
-        self.push_screen(ModelPicker(self.model, self.choices, current), chosen)
+        self.push_screen(ModelPicker(self.model, self.choices, current), self.apply_choice)
+
+    def apply_choice(self, choice: ModelChoice | None) -> None:
+        """Answer with `choice` (from the model picker or the adapters view) from now on."""
+        if choice is None:
+            return
+        if choice.runtime:  # nothing changes in the vault: each question applies it
+            self.runtime_adapter = choice.ref
+            self.refresh_status()
+            self.notify(f"Answers now come from the base with {choice.ref} applied at run time.")
+            return
+        self.runtime_adapter = None
+        assistant = self.assistant
+        self.switch_model(lambda: assistant.use_adapter(choice.ref))
 
     def switch_model(self, change: Callable[[], str | None]) -> None:
         """Run `change` (use or roll back an adapter version) in a worker, then say what answers."""
@@ -243,6 +250,13 @@ class LocalragApp(App[None]):
             self.runtime_adapter = None
             assistant = self.assistant
             self.switch_model(lambda: assistant.rollback_adapter())
+
+    def adapter_removed(self, removed: list[str]) -> None:
+        """After the adapters view deleted a version or an adapter (and its versions)."""
+        if self.runtime_adapter in removed:
+            self.runtime_adapter = None
+        self.notify(f"Deleted {', '.join(removed)}.")
+        self.load_status()
 
     async def action_new_conversation(self) -> None:
         if (main := self.main_screen()) is not None:
@@ -272,6 +286,33 @@ class LocalragApp(App[None]):
         if (main := self.main_screen()) is not None:
             main.show_tab("chat")
             main.query_one(ChatPane).action_focus_sources()
+
+    def adapters_pane(self) -> AdaptersPane | None:
+        """The adapters view, brought to the front (for its actions run from the palette)."""
+        if (main := self.main_screen()) is None:
+            return None
+        main.show_tab("adapters")
+        return main.query_one(AdaptersPane)
+
+    def action_use_model(self) -> None:
+        if (pane := self.adapters_pane()) is not None:
+            pane.action_use_model()
+
+    def action_merge_adapter(self) -> None:
+        if (pane := self.adapters_pane()) is not None:
+            pane.action_merge_adapter()
+
+    def action_delete_version(self) -> None:
+        if (pane := self.adapters_pane()) is not None:
+            pane.action_delete_version()
+
+    def action_verify_version(self) -> None:
+        if (pane := self.adapters_pane()) is not None:
+            pane.action_verify_version()
+
+    def action_cancel_merge(self) -> None:
+        if (pane := self.adapters_pane()) is not None:
+            pane.action_cancel_merge()
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

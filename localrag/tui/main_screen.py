@@ -1,4 +1,5 @@
-"""The main screen after unlocking: Chat, Library and History tabs, a status bar, the footer."""
+"""The main screen after unlocking: Chat, Library, History and Adapters tabs, a status bar, the
+footer."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 
+from localrag.tui.adapters import AdaptersPane
 from localrag.tui.chat import ChatPane
 from localrag.tui.history import HistoryPane
 from localrag.tui.library import LibraryPane
@@ -21,6 +23,8 @@ class MainScreen(Screen[None]):
                 yield LibraryPane()
             with TabPane("History (F3)", id="history"):
                 yield HistoryPane()
+            with TabPane("Adapters (F4)", id="adapters"):
+                yield AdaptersPane()
         yield StatusBar(id="status")
         yield Footer(compact=True)
 
@@ -32,6 +36,8 @@ class MainScreen(Screen[None]):
         pane = event.pane.id
         if pane == "history":
             self.query_one(HistoryPane).reload()
+        elif pane == "adapters":
+            self.app.load_status()  # type: ignore[attr-defined]
         self.call_after_refresh(self.focus_tab, pane)
 
     def show_tab(self, pane: str) -> None:
@@ -41,5 +47,7 @@ class MainScreen(Screen[None]):
     def focus_tab(self, pane: str | None) -> None:
         if pane == "library":
             self.query_one(LibraryPane).focus_default()
+        elif pane == "adapters":
+            self.query_one(AdaptersPane).focus_default()
         elif pane in ("chat", "history"):
             self.query_one("#question" if pane == "chat" else "#conversations").focus()

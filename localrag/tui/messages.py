@@ -102,3 +102,19 @@ class ContextText:
 @dataclass
 class ContextLoaded(Message):
     context: ContextText
+
+
+@dataclass
+class MergeStepped(Message):
+    """One `MergeProgress` of `Assistant.merge_adapter()`: merge, quantize, store or done."""
+
+    event: Any
+
+
+@dataclass
+class AdapterJobEnded(Message):
+    """A merge or a verification ended; `text` says how (empty if it failed: the error is
+    shown as a notification)."""
+
+    text: str
+    severity: str = "information"

@@ -22,6 +22,11 @@ PALETTE: tuple[PaletteCommand, ...] = (
     PaletteCommand("Library", "Documents in the vault", "show_tab('library')"),
     PaletteCommand("History", "Past conversations", "show_tab('history')"),
     PaletteCommand(
+        "Adapters",
+        "Imported adapters, their merged versions and provenance",
+        "show_tab('adapters')",
+    ),
+    PaletteCommand(
         "Toggle retrieval",
         "Answer from your documents, or from the model alone",
         "toggle_retrieval",
@@ -37,4 +42,21 @@ PALETTE: tuple[PaletteCommand, ...] = (
     PaletteCommand("Add files or a folder", "Index documents and recordings", "add_files"),
     PaletteCommand("Delete the selected document", "Erase it from the vault", "delete_document"),
     PaletteCommand("Sources", "Go to the sources of the latest answer", "focus_sources"),
+    PaletteCommand(
+        "Use the selected model", "The adapters view's version, adapter or base", "use_model"
+    ),
+    PaletteCommand(
+        "Merge an adapter", "Into the base model, as a new quantized version", "merge_adapter"
+    ),
+    PaletteCommand(
+        "Cancel the merge", "Stop it at the next step; nothing is stored", "cancel_merge"
+    ),
+    PaletteCommand(
+        "Delete the selected version", "Erase a merged version or an adapter", "delete_version"
+    ),
+    PaletteCommand(
+        "Verify the selected version",
+        "Compare the merge with the base and its runtime LoRA",
+        "verify_version",
+    ),
 )

@@ -85,7 +85,7 @@ async def test_the_footer_shows_every_key_in_80_columns(assistant: FakeAssistant
 
     app = build_app(assistant=assistant)
     async with app.run_test(size=SIZE) as pilot:
-        for key, tab in (("f2", "library"), ("f3", "history"), ("f1", "chat")):
+        for key, tab in (("f2", "library"), ("f3", "history"), ("f4", "adapters"), ("f1", "chat")):
             await pilot.press(key)
             await assert_footer_fits(pilot, tab)
         # While an answer is written, Esc joins the chat's keys.

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from tui_fakes import FakeAssistant, FakeVault, document
+from tui_fakes import FakeAssistant, FakeVault, document, version
 from tui_helpers import SIZE, ask, context_shown, wait_until
 
 from localrag.tui import build_app
+from localrag.tui.adapters import AdaptersPane
 
 
 def fake() -> FakeAssistant:
@@ -50,3 +51,17 @@ def test_history(snap_compare) -> None:
         await wait_until(pilot, lambda: pilot.app.screen.query_one("#conversations").row_count == 2)
 
     assert snap_compare(build_app(assistant=fake()), run_before=run_before, terminal_size=SIZE)
+
+
+def test_adapters(snap_compare) -> None:
+    assistant = fake()
+    assistant.versions.append(version("legal", 2, "Q8_0"))
+    assistant.active = "legal@v2"
+
+    async def run_before(pilot) -> None:
+        await pilot.press("f4")
+        pane = pilot.app.screen.query_one(AdaptersPane)
+        await wait_until(pilot, lambda: len(pane.rows) == 4 and pane.table.has_focus)
+        await pilot.press("down", "down")  # legal@v1, its provenance under the table
+
+    assert snap_compare(build_app(assistant=assistant), run_before=run_before, terminal_size=SIZE)

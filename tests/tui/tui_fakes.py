@@ -12,13 +12,17 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from localrag.adapter.merge import MergeProgress
+from localrag.adapter.registry import AdapterInfo, Listing, Version
 from localrag.answer import Answer, citation_dict
-from localrag.errors import LocalragError, UsageError, WrongPassphrase
+from localrag.errors import AdapterError, LocalragError, UsageError, WrongPassphrase
 from localrag.prompt import Source
 from localrag.records import Chunk, Conversation, Document, Hit, IngestEvent, Segment, Span, Turn
 
 PASSPHRASE = "correct horse battery"
 DATE = "2026-11-25T09:00:00+00:00"
+BASE_SHA = "1a2b3c4d5e6f" + "0" * 52
+ADAPTER_SHA = "9f8e7d6c5b4a" + "0" * 52
 
 
 def chunk(doc: Document, ordinal: int) -> Chunk:
@@ -52,6 +56,12 @@ class FakeAssistant:
         self.closed = False
         self.active: str | None = None
         self.previous: list[str | None] = []
+        self.adapter_list = [adapter_info("legal")]
+        self.versions = [version("legal", 1, "Q4_K_M")]
+        self.merges: list[tuple[str, str]] = []
+        self.verified: list[str] = []
+        self.release_merge = threading.Event()
+        self.release_merge.set()
 
     # Library
 
@@ -184,22 +194,72 @@ class FakeAssistant:
     def status(self) -> dict[str, Any]:
         return {"model": "fake-model", "adapter": None, "retrieval": True}
 
-    def adapters(self) -> SimpleNamespace:
-        """Shaped like `localrag.adapter.registry.Listing`."""
-        return SimpleNamespace(
-            adapters=[SimpleNamespace(name="legal")],
-            versions=[SimpleNamespace(ref="legal@v1", quant="Q4_K_M")],
-            active=self.active,
-        )
+    # Adapters
+
+    def adapters(self) -> Listing:
+        return Listing(list(self.adapter_list), list(self.versions), self.active)
+
+    def _adapter(self, name: str) -> AdapterInfo:
+        found = next((a for a in self.adapter_list if a.name == name), None)
+        if found is None:
+            raise AdapterError(f"no adapter named {name!r}")
+        return found
+
+    def _version_ref(self, ref: str) -> str | None:
+        if ref == "base":
+            return None
+        name, _, n = ref.partition("@v")
+        self._adapter(name)
+        refs = [v.ref for v in self.versions if v.name == name and (not n or v.n == int(n))]
+        if not refs:
+            raise AdapterError(f"{name} has no merged version yet; merge it first")
+        return refs[-1]
 
     def use_adapter(self, ref: str) -> str | None:
+        target = self._version_ref(ref)
         self.previous.append(self.active)
-        self.active = None if ref == "base" else ref
+        self.active = target
         return self.active
 
     def rollback_adapter(self) -> str | None:
+        if not self.previous:
+            raise AdapterError("nothing to roll back to: the active model was never changed")
         self.active = self.previous.pop()
         return self.active
+
+    def merge_adapter(self, name: str, quant: str = "Q4_K_M") -> Iterator[MergeProgress]:
+        """Four weights; waits after the second for `release_merge`, so a test sees it run."""
+        self._adapter(name)
+        self.merges.append((name, quant))
+        for i in range(4):
+            yield MergeProgress("merge", i + 1, 4, f"blk.{i}.attn_q.weight")
+            if i == 1:
+                self.release_merge.wait(10)
+        yield MergeProgress("quantize", detail=quant)
+        n = max((v.n for v in self.versions if v.name == name), default=0) + 1
+        yield MergeProgress("store", detail=f"adapter/{name}@v{n}/model.gguf")
+        self.versions.append(version(name, n, quant))
+        yield MergeProgress("done", detail=f"{name}@v{n}")
+
+    def remove_adapter(self, ref: str) -> list[str]:
+        name, _, n = ref.partition("@v")
+        self._adapter(name)
+        if n:
+            gone = [self._version_ref(ref)]
+        else:
+            gone = [name, *(v.ref for v in self.versions if v.name == name)]
+            self.adapter_list = [a for a in self.adapter_list if a.name != name]
+        self.versions = [v for v in self.versions if v.ref not in gone]
+        self.previous = [p for p in self.previous if p not in gone]
+        if self.active in gone:
+            self.active = None
+        return [g for g in gone if g is not None]
+
+    def verify_adapter(self, ref: str) -> SimpleNamespace:
+        """Shaped like `localrag.adapter.verify.VerifyReport`, as far as the app reads it."""
+        self.verified.append(ref)
+        agreement = SimpleNamespace(max_rel_logit_diff=0.002, top1_agreement=1.0)
+        return SimpleNamespace(ref=self._version_ref(ref), ok=True, f16_vs_runtime=agreement)
 
     def close(self) -> None:
         self.closed = True
@@ -232,3 +292,35 @@ class FakeVault:
 
 def document(doc_id: int, name: str, kind: str = "txt", size_bytes: int = 12_345) -> Document:
     return Document(doc_id, f"/docs/{name}", "0" * 64, kind, size_bytes, name, 3, DATE)
+
+
+def adapter_info(name: str) -> AdapterInfo:
+    return AdapterInfo(
+        name=name,
+        source=f"/adapters/{name}",
+        source_format="peft",
+        sha256=ADAPTER_SHA,
+        rank=8,
+        alpha=16.0,
+        targets=["attn_q", "attn_v"],
+        tensor_count=60,
+        base_sha256=BASE_SHA,
+        imported_at=DATE,
+    )
+
+
+def version(name: str, n: int, quant: str) -> Version:
+    return Version(
+        name=name,
+        n=n,
+        quant=quant,
+        base_model="SmolLM2-135M-Instruct",
+        base_sha256=BASE_SHA,
+        adapter_sha256=ADAPTER_SHA,
+        alpha=16.0,
+        rank=8,
+        size_bytes=98_100_000,
+        sha256=f"{n:x}" * 64,
+        created_at=f"2026-11-25T1{n}:00:00+00:00",
+        merge_s=12.5,
+    )
