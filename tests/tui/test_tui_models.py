@@ -12,6 +12,7 @@ from tui_helpers import SIZE, ask, context_shown, names, notifications, wait_unt
 from localrag.settings import Settings
 from localrag.tui import build_app
 from localrag.tui.answer_view import AnswerView
+from localrag.tui.confirm_screen import ConfirmScreen
 from localrag.tui.main_screen import MainScreen
 from localrag.tui.sources import SourcesPanel
 from localrag.tui.vault import ServiceVault
@@ -76,4 +77,47 @@ async def test_real_models_answer_with_sources_and_open_them(
             await wait_until(pilot, lambda: context_shown(app))
             transcript = " ".join(str(p.render()) for p in app.screen.query(".passage"))
             assert "your country" in transcript.lower()
+    assert no_network == []
+
+
+async def test_real_merge_from_the_adapters_view(
+    real_models: Settings, tmp_path: Path, no_network: list[object]
+) -> None:
+    from localrag import models
+    from localrag.adapter import convert
+    from localrag.adapter.sample import make_peft_adapter
+    from localrag.service import Assistant
+    from localrag.tui.adapters import AdaptersPane
+
+    base_path = models.model_path(real_models, "llm")
+    base = convert.read_base(base_path)
+    folder = make_peft_adapter(base, tmp_path / "tone", rank=8, alpha=16, targets=("q_proj",))
+    with Assistant.create(real_models, bytearray(PASSPHRASE.encode())) as assistant:
+        assistant.import_adapter(folder, "tone")  # importing is the CLI's: `adapter import`
+        app = build_app(assistant=assistant)
+        async with app.run_test(size=SIZE) as pilot:
+            pane = app.screen.query_one(AdaptersPane)
+            await pilot.press("f4")
+            await wait_until(pilot, lambda: [r.ref for r in pane.rows] == ["base", "tone"])
+            await pilot.press("down", "m")
+            await pilot.pause()
+            await pilot.press("enter")  # Q4_K_M: merged, then quantized by llama.cpp
+            await wait_until(
+                pilot, lambda: "tone@v1" in [r.ref for r in pane.rows], "merged", ANSWER_TIMEOUT_S
+            )
+            assert pane.selected().ref == "tone@v1"
+            assert models.sha256_file(base_path)[:12] in pane.selected().detail
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: [r.ref for r in pane.rows if r.active] == ["tone@v1"])
+            assert assistant.adapters().active == "tone@v1"
+            await pilot.press("d")
+            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")
+            await wait_until(pilot, lambda: [r.ref for r in pane.rows] == ["base", "tone"])
+            assert assistant.adapters().active is None
+            assert notifications(pilot) == [
+                "Merged tone@v1 (Q4_K_M): u answers with it.",
+                "Answers now come from tone@v1.",
+                "Deleted tone@v1.",
+            ]
     assert no_network == []
