@@ -68,19 +68,23 @@ async def through_the_app(assistant: Any, runs: int) -> list[dict[str, float]]:
     app.retrieval = False
     finished: list[Any] = []
     show = app.answer_finished
+    done = asyncio.Event()
 
     def record(answer: Any) -> None:
         finished.append(answer)
         show(answer)
+        done.set()
 
     app.answer_finished = record  # type: ignore[method-assign]
-    async with app.run_test(size=(80, 24)) as pilot:
+    # Waiting on an event, not polling with `pilot.pause`: each pause makes the app process
+    # and redraw, work that a real terminal session does not do.
+    async with app.run_test(size=(80, 24)):
         for _ in range(runs):
             chat = app.screen.query_one(ChatPane)
             await chat.new_conversation()
+            done.clear()
             await chat.ask(QUESTION)
-            while chat.answering:
-                await pilot.pause(0.05)
+            await done.wait()
     return [figures(a) for a in finished]
 
 
@@ -124,5 +128,5 @@ def run(args: argparse.Namespace) -> int:
             f"  {side:<4} {r['tokens_per_s']:8.1f} tokens/s  first token {r['first_token_ms']} ms"
             f"  ({r['tokens']} tokens)"
         )
-    print(f"  ratio {result['ratio']:.3f} (the app should cost nothing: goal >= 0.95)")
+    print(f"  ratio {result['ratio']:.3f} (1.0: the app costs the model nothing)")
     return 0

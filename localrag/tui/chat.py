@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 
 from textual.app import ComposeResult
@@ -19,28 +19,50 @@ from localrag.tui.messages import AnswerEnded, AnswerStarted, AnswerToken, Conve
 from localrag.tui.sources import Source, SourcesPanel, answer_sources
 
 SHOW_EVERY_S = 0.1
-"""How often a streaming answer is redrawn, in seconds."""
+"""How often a streaming answer is redrawn at most, in seconds."""
+UI_SHARE = 0.1
+"""The share of one core that redrawing a streaming answer may take. Each redraw lays out the
+screen again (20-30 ms here), and on two cores that time is taken from llama.cpp's threads: at
+ten redraws a second the app wrote 0.6-0.75 of the tokens per second of `ask` alone."""
 WELCOME = (
     "Ask a question about your documents and recordings. Answers cite their sources as [n]:"
     " Ctrl+S goes to the sources (* cited), Enter opens one in its context."
 )
 
 
-def batched(tokens: Iterable[str], every_s: float = SHOW_EVERY_S) -> Iterator[str]:
-    """The tokens joined into one piece per `every_s`, so showing them costs the model little.
-
-    llama.cpp wants every core; redrawing the answer for each token took half of one here.
-    """
+def batched(tokens: Iterable[str], every_s: Callable[[], float]) -> Iterator[str]:
+    """The tokens joined into one piece per `every_s()` seconds, so showing them costs the model
+    little."""
     pending: list[str] = []
     shown_at = time.monotonic()
     for token in tokens:
         pending.append(token)
-        if time.monotonic() - shown_at >= every_s:
+        if time.monotonic() - shown_at >= every_s():
             yield "".join(pending)
             pending.clear()
             shown_at = time.monotonic()
     if pending:
         yield "".join(pending)
+
+
+class RedrawPace:
+    """How long to wait between redraws so that they take about `UI_SHARE` of the UI's core.
+
+    The UI thread's CPU time between two redraws is what drawing the last one cost (the app
+    does next to nothing else while an answer streams), so the wait follows the answer's cost
+    as it grows.
+    """
+
+    def __init__(self) -> None:
+        self.every_s = SHOW_EVERY_S
+        self._cpu_s: float | None = None
+
+    def drawn(self) -> None:
+        """Called on the UI thread as each piece of the answer is shown."""
+        now = time.thread_time()
+        if self._cpu_s is not None:
+            self.every_s = min(1.0, max(SHOW_EVERY_S, (now - self._cpu_s) / UI_SHARE))
+        self._cpu_s = now
 
 
 class ChatPane(Vertical):
@@ -60,6 +82,7 @@ class ChatPane(Vertical):
         """Where the answer being written goes; None once the user left that conversation."""
         self.answering = False
         self.cancel_requested = False
+        self.pace = RedrawPace()
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="chat-main"):
@@ -105,13 +128,14 @@ class ChatPane(Vertical):
         self.answering, self.cancel_requested, self.answer, self.view = True, False, None, view
         self.refresh_bindings()
         assistant, conversation_id, options = app.assistant, self.conversation_id, app.ask_options()
+        pace = self.pace = RedrawPace()
 
         def work() -> None:
             answer = None
             try:
                 answer = assistant.ask(question, conversation_id=conversation_id, **options)
                 self.post_message(AnswerStarted(answer))
-                for text in batched(answer):
+                for text in batched(answer, lambda: pace.every_s):
                     self.post_message(AnswerToken(text))
             finally:
                 self.post_message(AnswerEnded(answer, cancelled=self.cancel_requested))
@@ -125,6 +149,7 @@ class ChatPane(Vertical):
 
     async def on_answer_token(self, message: AnswerToken) -> None:
         if self.view is not None:
+            self.pace.drawn()
             await self.view.write(message.text)
             self.log_view.scroll_end(animate=False)
 

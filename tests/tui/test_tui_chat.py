@@ -181,5 +181,23 @@ def test_batching_the_stream_loses_no_text() -> None:
     from localrag.tui.chat import batched
 
     tokens = [f"w{i} " for i in range(50)]
-    assert "".join(batched(iter(tokens), every_s=0.0)) == "".join(tokens)
-    assert list(batched(iter(tokens), every_s=3600.0)) == ["".join(tokens)]
+    assert "".join(batched(iter(tokens), lambda: 0.0)) == "".join(tokens)
+    assert list(batched(iter(tokens), lambda: 3600.0)) == ["".join(tokens)]
+
+
+def test_redraws_slow_down_to_a_tenth_of_the_ui_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A redraw that cost the UI thread 30 ms of CPU waits 0.3 s before the next; a cheap one
+    keeps the fastest pace, and no wait passes a second."""
+    from localrag.tui import chat
+
+    cpu = iter([0.0, 0.03, 0.031, 0.531])
+    monkeypatch.setattr(chat.time, "thread_time", lambda: next(cpu))
+    pace = chat.RedrawPace()
+    pace.drawn()
+    assert pace.every_s == chat.SHOW_EVERY_S
+    pace.drawn()
+    assert pace.every_s == pytest.approx(0.3)
+    pace.drawn()
+    assert pace.every_s == chat.SHOW_EVERY_S
+    pace.drawn()
+    assert pace.every_s == 1.0
