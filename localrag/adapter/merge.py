@@ -16,12 +16,12 @@ from pathlib import Path
 import gguf
 import numpy as np
 
+from localrag.adapter import QUANTS
 from localrag.adapter.convert import GgufLora
 from localrag.errors import AdapterError
 
 log = logging.getLogger(__name__)
 
-QUANTS = ("Q4_K_M", "Q5_K_M", "Q8_0", "F16")
 _FTYPES = {"Q4_K_M": 15, "Q5_K_M": 17, "Q8_0": 7, "F16": 1}
 _F16_FTYPE = 1
 

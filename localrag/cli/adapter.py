@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from localrag.adapter.merge import QUANTS
+from localrag.adapter import QUANTS
 from localrag.adapter.registry import Listing
 from localrag.adapter.verify import Agreement
 from localrag.cli import common

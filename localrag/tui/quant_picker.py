@@ -11,15 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-QUANTS: tuple[tuple[str, str], ...] = (
-    ("Q4_K_M", "smallest and fastest; the default"),
-    ("Q5_K_M", "a little larger, closer to the merge"),
-    ("Q8_0", "about twice Q4's size, close to the merge"),
-    ("F16", "the merge itself, unquantized; the largest"),
-)
-"""What `Assistant.merge_adapter` accepts, with a word for the user. Listed here because
-importing the merge module for its names would load gguf and numpy into the app; a test holds
-this list against `localrag.adapter.merge.QUANTS`."""
+from localrag.adapter import QUANTS
 
 
 class QuantPicker(ModalScreen[str | None]):
@@ -37,7 +29,9 @@ class QuantPicker(ModalScreen[str | None]):
                 f"Merge {self.adapter} into the base model as a new version, quantized to…",
                 markup=False,
             )
-            yield OptionList(*(Option(f"{q:<7} {text}", id=q) for q, text in QUANTS), markup=False)
+            yield OptionList(
+                *(Option(f"{q:<7} {text}", id=q) for q, text in QUANTS.items()), markup=False
+            )
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)

@@ -209,10 +209,3 @@ async def test_the_active_version_is_marked_when_the_view_opens(
         await open_adapters(pilot)
         assert marked(app) == ["legal@v2"]
         assert refs(app) == [*ROWS, "legal@v2"]
-
-
-def test_the_quantizations_offered_are_the_ones_the_merge_takes() -> None:
-    from localrag.adapter.merge import QUANTS
-    from localrag.tui.quant_picker import QUANTS as OFFERED
-
-    assert tuple(q for q, _ in OFFERED) == QUANTS
