@@ -115,3 +115,14 @@ def test_open_assistant_reads_the_passphrase_the_standard_way(
     monkeypatch.setenv("LOCALRAG_PASSPHRASE", "nope")
     with pytest.raises(WrongPassphrase):
         open_assistant(args)
+
+
+def test_bench_vault_runs_both_sides_and_reports_the_ratio(capsys) -> None:
+    code, out, _ = run(capsys, "bench", "vault", "--n", "300", "--queries", "5", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["chunks"] == 300
+    for side in ("plain", "encrypted"):
+        assert report[side]["insert_s"] > 0 and report[side]["knn"]["p95_ms"] > 0
+    ratio = report["encrypted"]["insert_s"] / report["plain"]["insert_s"]
+    assert report["encrypted_over_plain"]["insert"] == pytest.approx(ratio, rel=0.01)
+    assert report["knn_recall_at_10"] >= 0.95 and report["unlock_s"] > 0

@@ -3,8 +3,10 @@
 Both sides are a `Store` (same schema, pragmas, sqlite-vec and FTS5); only the key differs: the
 encrypted side is opened with a random data key (AEGIS-256 pages), the plain side with
 none. Each side inserts N chunks with vectors and FTS rows (documents of 50 chunks, one
-transaction each), then runs the same KNN and keyword queries. It also measures the unlock
-(Argon2id + key check + open) and the KNN's recall@10 against exact float search.
+transaction each), then runs the same KNN and keyword queries; both are open at once and every
+insert and query runs on one side then the other, so the ratio is side by side. It also
+measures the unlock (Argon2id + key check + open) and the KNN's recall@10 against exact float
+search.
 
 Vectors are synthetic unit vectors shaped like sentence embeddings (a shared direction plus one
 of many topics plus noise) unless `--vectors FILE.npy` gives real ones (and `--query-vectors`
@@ -44,7 +46,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dim", type=int, default=384, help="vector dimensions (default 384)")
     p.add_argument("--vectors", type=Path, help="real chunk vectors (.npy, float32, n x dim)")
     p.add_argument("--query-vectors", type=Path, help="real query vectors for --vectors (.npy)")
-    p.add_argument("--rounds", type=int, default=2, help="alternating rounds (best insert kept)")
     p.add_argument("--seed", type=int, default=0)
     common.add_json(p)
     p.set_defaults(func=run)
@@ -77,50 +78,78 @@ def _percentiles_ms(seconds: list[float]) -> dict[str, float]:
     }
 
 
-def run_side(
-    folder: Path,
-    encrypted: bool,
-    docs: list,
-    queries: np.ndarray,
-    keywords: list[list[str]],
-    k: int = 10,
-) -> dict[str, Any]:
-    from localrag.store import Store
-    from localrag.store.keys import new_data_key
+class Side:
+    """One store of the pair, with the time each of its operations took."""
 
-    key = new_data_key() if encrypted else None
-    store = Store.open(folder / "bench.db", key, create=True)
-    try:
+    def __init__(self, folder: Path, encrypted: bool) -> None:
+        from localrag.store import Store
+        from localrag.store.keys import new_data_key
+
+        self.encrypted = encrypted
+        self.path = folder / ("encrypted.db" if encrypted else "plain.db")
+        self.store = Store.open(self.path, new_data_key() if encrypted else None, create=True)
+        self.insert_s = 0.0
+        self.knn_times: list[float] = []
+        self.keyword_times: list[float] = []
+        self.results: list = []
+
+    def insert(self, doc: NewDocument, chunks: list[NewChunk], vectors: np.ndarray) -> None:
         started = time.perf_counter()
-        for doc, chunks, vectors in docs:
-            store.add_document(doc, chunks, vectors)
-        insert_s = time.perf_counter() - started
-        n = sum(len(c) for _, c, _ in docs)
-        knn_times, keyword_times, results = [], [], []
-        for query in queries:
-            t = time.perf_counter()
-            results.append(store.knn(query, k))
-            knn_times.append(time.perf_counter() - t)
-        for words in keywords:
-            t = time.perf_counter()
-            store.keyword(words, k)
-            keyword_times.append(time.perf_counter() - t)
-        size = (folder / "bench.db").stat().st_size
-        with open(folder / "bench.db", "rb") as f:
+        self.store.add_document(doc, chunks, vectors)
+        self.insert_s += time.perf_counter() - started
+
+    def knn(self, query: np.ndarray, k: int) -> None:
+        started = time.perf_counter()
+        self.results.append(self.store.knn(query, k))
+        self.knn_times.append(time.perf_counter() - started)
+
+    def keyword(self, words: list[str], k: int) -> None:
+        started = time.perf_counter()
+        self.store.keyword(words, k)
+        self.keyword_times.append(time.perf_counter() - started)
+
+    def close(self, chunks: int) -> dict[str, Any]:
+        self.store.close()
+        with open(self.path, "rb") as f:
             plaintext = f.read(16) == b"SQLite format 3\0"
-        if plaintext == encrypted:
-            raise AssertionError(f"the {'encrypted' if encrypted else 'plain'} side is not")
-    finally:
-        store.close()
-    return {
-        "insert_s": round(insert_s, 3),
-        "insert_chunks_per_s": round(n / insert_s),
-        "knn": _percentiles_ms(knn_times[1:] or knn_times),
-        "knn_first_ms": round(knn_times[0] * 1000, 1),
-        "keyword": _percentiles_ms(keyword_times),
-        "file_mb": round(size / 1e6, 1),
-        "_results": results,
-    }
+        if plaintext == self.encrypted:
+            raise AssertionError(f"the {'encrypted' if self.encrypted else 'plain'} side is not")
+        return {
+            "insert_s": round(self.insert_s, 3),
+            "insert_chunks_per_s": round(chunks / self.insert_s),
+            "knn": _percentiles_ms(self.knn_times[1:] or self.knn_times),
+            "knn_first_ms": round(self.knn_times[0] * 1000, 1),
+            "keyword": _percentiles_ms(self.keyword_times),
+            "file_mb": round(self.path.stat().st_size / 1e6, 1),
+        }
+
+
+def run_pair(
+    folder: Path, docs: list, queries: np.ndarray, keywords: list[list[str]], k: int = 10
+) -> tuple[dict[str, dict[str, Any]], list]:
+    """Both sides at once, each operation on one then the other, the first side alternating.
+
+    On a shared 2-core machine the speed drifts by 20 % within a minute; interleaving puts both
+    sides through the same drift, where whole runs one after the other measured it instead.
+    """
+    pair = [Side(folder, encrypted=False), Side(folder, encrypted=True)]
+    try:
+        for i, (doc, chunks, vectors) in enumerate(docs):
+            for side in pair[:: 1 - 2 * (i % 2)]:
+                side.insert(doc, chunks, vectors)
+        for i, query in enumerate(queries):
+            for side in pair[:: 1 - 2 * (i % 2)]:
+                side.knn(query, k)
+        for i, words in enumerate(keywords):
+            for side in pair[:: 1 - 2 * (i % 2)]:
+                side.keyword(words, k)
+    except BaseException:
+        for side in pair:
+            side.store.close()
+        raise
+    n = sum(len(c) for _, c, _ in docs)
+    results = pair[1].results
+    return {"plain": pair[0].close(n), "encrypted": pair[1].close(n)}, results
 
 
 def unlock_seconds(runs: int = 3) -> float:
@@ -159,8 +188,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         n, dim = args.n, args.dim
         corpus = embedding_like_vectors(rng, n, dim)
-    if n < 1 or args.queries < 1 or args.rounds < 1:
-        raise UsageError("--n, --queries and --rounds must be at least 1")
+    if n < 1 or args.queries < 1:
+        raise UsageError("--n and --queries must be at least 1")
     if args.query_vectors:
         queries = np.load(args.query_vectors).astype(np.float32)[: args.queries]
     else:
@@ -173,18 +202,10 @@ def run(args: argparse.Namespace) -> int:
     ]
     docs = _batches(texts, corpus)
 
-    sides: dict[str, dict[str, Any]] = {}
-    for _ in range(args.rounds):  # alternating rounds; each side keeps its fastest insert
-        for name in ("plain", "encrypted"):
-            with tempfile.TemporaryDirectory(prefix="localrag-bench-") as folder:
-                side = run_side(Path(folder), name == "encrypted", docs, queries, keywords)
-            if name not in sides or side["insert_s"] < sides[name]["insert_s"]:
-                sides[name] = side
+    with tempfile.TemporaryDirectory(prefix="localrag-bench-") as folder:
+        sides, results = run_pair(Path(folder), docs, queries, keywords)
     # Chunk ids are 1..n in insert order on a fresh vault.
-    recall = recall_at_k(
-        corpus, queries, sides["encrypted"].pop("_results"), np.arange(1, n + 1), 10
-    )
-    sides["plain"].pop("_results")
+    recall = recall_at_k(corpus, queries, results, np.arange(1, n + 1), 10)
     plain, enc = sides["plain"], sides["encrypted"]
     ratios = {
         "insert": round(enc["insert_s"] / plain["insert_s"], 3),
