@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import apsw
@@ -126,3 +129,54 @@ def test_bench_vault_runs_both_sides_and_reports_the_ratio(capsys) -> None:
     ratio = report["encrypted"]["insert_s"] / report["plain"]["insert_s"]
     assert report["encrypted_over_plain"]["insert"] == pytest.approx(ratio, rel=0.01)
     assert report["knn_recall_at_10"] >= 0.95 and report["unlock_s"] > 0
+
+
+KILLED_INIT = """
+import os, signal, sys
+from pathlib import Path
+from localrag.settings import Settings
+from localrag.store import create_vault, schema, vault
+kill = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+if sys.argv[2] == "after the key file":
+    vault.Store.open = kill
+else:
+    schema.migrate = kill
+create_vault(Settings(Path(sys.argv[1]), Path(sys.argv[1])), bytearray(b"first secret"))
+"""
+
+
+def _kill_init(settings: Settings, when: str) -> bytes:
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_INIT, str(settings.home), when], check=False
+    )
+    assert child.returncode == -signal.SIGKILL
+    return settings.key_path.read_bytes()
+
+
+def test_init_killed_after_the_key_file_is_finished_by_rerunning_it(
+    settings: Settings, capsys, monkeypatch
+) -> None:
+    key_file = _kill_init(settings, "after the key file")
+    assert not settings.vault_path.exists()
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", "first secret")
+    code, _, err = run(capsys, "vault", "info")
+    assert code != 0 and "create one with `localrag init`" in err
+
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", "another secret")
+    code, _, err = run(capsys, "init")
+    assert code == VaultError.exit_code and "key file without its vault.db" in err
+    assert settings.key_path.read_bytes() == key_file and not settings.vault_path.exists()
+
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", "first secret")
+    assert run(capsys, "init")[0] == 0 and settings.key_path.read_bytes() == key_file
+    assert run(capsys, "vault", "info")[0] == 0
+
+
+def test_init_killed_before_the_schema_leaves_a_vault_that_opens(
+    settings: Settings, capsys, monkeypatch
+) -> None:
+    key_file = _kill_init(settings, "before the schema")
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", "first secret")
+    code, out, _ = run(capsys, "vault", "info", "--json")  # the migrations run on open
+    assert code == 0 and json.loads(out)["schema_version"] == schema.LATEST
+    assert settings.key_path.read_bytes() == key_file

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from localrag.errors import VaultError
+from localrag.errors import VaultError, WrongPassphrase
 from localrag.settings import Settings
 from localrag.store import db, keys
 from localrag.store.store import Store
@@ -31,7 +31,8 @@ def next_key_path(settings: Settings) -> Path:
 
 
 def vault_exists(settings: Settings) -> bool:
-    return settings.vault_path.exists() or settings.key_path.exists()
+    """The database is the vault; a key file alone is an init that did not finish."""
+    return settings.vault_path.exists()
 
 
 def _vault_files(settings: Settings) -> list[Path]:
@@ -47,27 +48,46 @@ def create_vault(
     """A new, empty vault under `passphrase`; refuses to overwrite an existing one.
 
     All or nothing: if it fails, the files it made are removed, so `init` can simply be rerun.
+    A kill between writing the key file and the database leaves only the key: rerunning `init`
+    with the same passphrase finishes the vault with that key.
     """
-    if vault_exists(settings):
+    if settings.vault_path.exists():
         raise VaultError(
             f"{settings.home}: a vault already exists here; nothing was changed "
             "(use another --home, or delete vault.db and vault.key yourself)"
         )
     settings.home.mkdir(parents=True, exist_ok=True)
     made = [path for path in _vault_files(settings) if not path.exists()]
-    data_key = keys.new_data_key()
     try:
-        keys.write_atomic(settings.key_path, keys.wrap(data_key, passphrase, kdf))
-        store = Store.open(settings.vault_path, data_key, create=True)
+        data_key = _interrupted_init_key(settings, passphrase)
+        if data_key is None:
+            data_key = keys.new_data_key()
+            keys.write_atomic(settings.key_path, keys.wrap(data_key, passphrase, kdf))
+        try:
+            store = Store.open(settings.vault_path, data_key, create=True)
+        finally:
+            keys.wipe(data_key)
     except BaseException:
         # Half a vault is worse than none: `init` would call it existing, the rest "run init".
         for path in made:
             path.unlink(missing_ok=True)
         raise
-    finally:
-        keys.wipe(data_key)
     log.info("created vault %s", settings.vault_path)
     return store
+
+
+def _interrupted_init_key(settings: Settings, passphrase: bytearray) -> bytearray | None:
+    """The data key of a key file left without its database, if `passphrase` opens it."""
+    if not settings.key_path.exists():
+        return None
+    try:
+        return keys.unwrap(keys.read_key_file(settings.key_path), passphrase, settings.key_path)
+    except WrongPassphrase:
+        raise VaultError(
+            f"{settings.key_path}: a key file without its vault.db (an interrupted init, or half "
+            "a restore); nothing was changed; run init with the passphrase it was made with, "
+            "restore vault.db, or delete vault.key"
+        ) from None
 
 
 def unlock(settings: Settings, passphrase: bytearray, key_path: Path | None = None) -> bytearray:
