@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from audio_synth import encode, speak
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]
 
@@ -28,11 +29,7 @@ def test_init_add_search_ask_with_no_network(real_models, home: Path, tmp_path: 
         "# Travel policy\n\nTrain tickets are booked through the Nordlys desk.\n"
         "Flights need approval from the finance lead.\n"
     )
-    if shutil.which("espeak-ng"):
-        subprocess.run(
-            ["espeak-ng", "-w", str(docs / "memo.wav"), "The harbour crane arrives on Thursday."],
-            check=True,
-        )
+    (docs / "memo.wav").write_bytes(encode(speak("The harbour crane arrives on Thursday."), ".wav"))
     env = {**os.environ, "LOCALRAG_HOME": str(home), "LOCALRAG_PASSPHRASE": "offline passphrase"}
     env.pop("HF_HUB_OFFLINE", None)  # localrag must set what it needs itself
 
@@ -47,9 +44,8 @@ def test_init_add_search_ask_with_no_network(real_models, home: Path, tmp_path: 
     assert not added["failed"]
     hits = json.loads(localrag("search", "who books train tickets", "--json").stdout)
     assert hits[0]["path"].endswith("travel.md")
-    if (docs / "memo.wav").exists():
-        hits = json.loads(localrag("search", "harbour crane", "--json").stdout)
-        assert hits[0]["path"].endswith("memo.wav") and hits[0]["end_s"] > hits[0]["start_s"]
+    hits = json.loads(localrag("search", "harbour crane", "--json").stdout)
+    assert hits[0]["path"].endswith("memo.wav") and hits[0]["end_s"] > hits[0]["start_s"]
     answer = json.loads(localrag("ask", "Where are train tickets booked?", "--json").stdout)
     assert answer["answer"].strip()
     assert answer["tokens"] > 0 and answer["model"] == "smollm2-135m-instruct-q4_1"
