@@ -175,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
     from localrag import embed
     from localrag.chunk import ChunkSettings
     from localrag.cli.common import print_json, settings
+    from localrag.evaluate.progress import progress_bar
     from localrag.generate import build_generator
     from localrag.service import Assistant
     from localrag.store import Store
@@ -190,10 +191,17 @@ def run(args: argparse.Namespace) -> int:
     key = new_data_key()
     try:
         store = Store.open(folder / "eval.db", key, create=True)
-        for _ in build(store, embedder, BeirSet(paragraphs, {}, {}), ChunkSettings()):
-            pass
-        with Assistant(s.with_changes(home=folder), store, embedder, generator) as assistant:
-            records = list(evaluate(assistant, chosen, k, args.retrieval))
+        with progress_bar("indexing", len(paragraphs)) as update:
+            for done in build(store, embedder, BeirSet(paragraphs, {}, {}), ChunkSettings()):
+                update(done)
+        records = []
+        with (
+            Assistant(s.with_changes(home=folder), store, embedder, generator) as assistant,
+            progress_bar("asking", len(chosen)) as update,
+        ):
+            for record in evaluate(assistant, chosen, k, args.retrieval):
+                records.append(record)
+                update(len(records))
     finally:
         wipe(key)
         shutil.rmtree(folder, ignore_errors=True)

@@ -155,11 +155,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from localrag import embed
     from localrag.cli.common import print_json, settings
+    from localrag.evaluate.progress import progress_bar
     from localrag.store import Store
     from localrag.store.keys import new_data_key, wipe
 
@@ -168,15 +166,12 @@ def run(args: argparse.Namespace) -> int:
     embedder = embed.from_settings(s)
     folder = Path(tempfile.mkdtemp(prefix="localrag-eval-"))
     key = new_data_key()
-    console = Console(stderr=True)
     try:
         store = Store.open(folder / "eval.db", key, create=True)
         t0 = time.perf_counter()
-        columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=True) as bar:
-            task = bar.add_task("indexing", total=len(data.corpus))
+        with progress_bar("indexing", len(data.corpus)) as update:
             for done in build(store, embedder, data, ChunkSettings()):
-                bar.update(task, completed=done)
+                update(done)
         index_s = time.perf_counter() - t0
         result = score(store, embedder, data, args.mode)
         store.close()
