@@ -1,5 +1,5 @@
-"""The adapters view: imported adapters and their merged versions with provenance; use one, roll
-back, delete a version, merge an adapter into a new version, verify a merge.
+"""The adapters view: imported adapters and their merged versions with provenance; import an
+adapter, use one, roll back, delete a version, merge an adapter into a new version, verify a merge.
 
 Every call to the core runs in a thread worker; a merge reports each step to the job row and can
 be cancelled between steps (nothing is stored until its last step).
@@ -8,6 +8,7 @@ be cancelled between steps (nothing is stored until its last step).
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -18,13 +19,14 @@ from textual.widgets import DataTable, Static
 
 from localrag.tui.adapter_rows import COLUMNS, AdapterRow, adapter_rows
 from localrag.tui.confirm_screen import ConfirmScreen
+from localrag.tui.import_screen import ImportScreen, default_name
 from localrag.tui.job_progress import JobProgress
 from localrag.tui.messages import AdapterJobEnded, MergeStepped
 from localrag.tui.model_picker import ModelChoice
 from localrag.tui.quant_picker import QuantPicker
 
-HINT = "Enter/u use · b roll back · m merge a new version · d delete · v verify"
-"""Names every key: the footer leaves out Delete and Verify to fit 80 columns."""
+HINT = "Enter/u use · i import · m merge · b roll back · d delete · v verify"
+"""Names every key: the footer leaves out Roll back, Delete and Verify to fit 80 columns."""
 
 
 class AdaptersPane(Vertical):
@@ -33,8 +35,9 @@ class AdaptersPane(Vertical):
     BINDINGS: ClassVar[list[BindingType]] = [
         # Named as the app's actions, so the palette test can match them.
         Binding("u", "use_model", "Use"),
+        Binding("i", "import_adapter", "Import"),
         Binding("m", "merge_adapter", "Merge"),
-        Binding("b", "app.rollback_model", "Roll back"),
+        Binding("b", "app.rollback_model", "Roll back", show=False),
         Binding("d,delete", "delete_version", "Delete", show=False),
         Binding("v", "verify_version", "Verify", show=False),
         Binding("escape", "cancel_merge", "Cancel", show=False),
@@ -44,10 +47,13 @@ class AdaptersPane(Vertical):
         super().__init__(**kwargs)
         self.rows: list[AdapterRow] = []
         self.job: str | None = None
-        """What runs now (`merging legal`, `verifying legal@v1`), or None."""
+        """What runs now (`importing tone`, `merging legal`, `verifying legal@v1`), or None."""
         self.cancel = threading.Event()
-        self.merged: str | None = None
-        """The version the running merge made, once its last step is done."""
+        self.made: str | None = None
+        """The adapter or version the last job made: the cursor goes to it once it is listed."""
+        self.typed = ("", "")
+        """The import box's path and name (empty: the default) when it was last submitted, until
+        that import succeeds: after a refusal the box opens with them, to fix, not retype."""
 
     def compose(self) -> ComposeResult:
         yield Static(HINT, classes="hint", markup=False)
@@ -69,8 +75,8 @@ class AdaptersPane(Vertical):
         keep = self.selected().ref if self.rows and table.row_count else None
         self.rows = adapter_rows(listing, runtime)
         refs = [r.ref for r in self.rows]
-        if self.merged in refs:  # a merge just ended: show its new version
-            keep, self.merged = self.merged, None
+        if self.made in refs:  # an import or a merge just ended: show what it made
+            keep, self.made = self.made, None
         table.clear()
         for row in self.rows:
             style = "bold" if row.active else ""
@@ -144,12 +150,42 @@ class AdaptersPane(Vertical):
 
         app.background(work, name="remove-adapter")
 
-    # Merging and verifying
+    # Importing, merging and verifying: one job at a time
 
     def busy(self) -> bool:
         if self.job is not None:
             self.app.notify(f"Wait: {self.job} is running (Esc cancels a merge).")
         return self.job is not None
+
+    def action_import_adapter(self) -> None:
+        if self.busy():
+            return
+
+        def chosen(choice: tuple[Path, str] | None) -> None:
+            if choice is not None:
+                self.import_adapter(*choice)
+
+        self.app.push_screen(ImportScreen(*self.typed), chosen)
+
+    def import_adapter(self, path: Path, name: str) -> None:
+        app: Any = self.app
+        assistant = app.assistant
+        # A default name is left out: the box would give it to the next path too.
+        self.typed = (str(path), "" if name == default_name(str(path)) else name)
+        self.job, self.made = f"importing {name}", None
+        self.query_one(JobProgress).start(self.job, "checking it against the base model…")
+        self.refresh_bindings()
+
+        def work() -> None:
+            ended, made = "", None
+            try:
+                # A refusal (pickle, shapes, truncated) raises before anything is stored.
+                info = assistant.import_adapter(path, name)
+                ended, made = imported(info), info.name
+            finally:
+                self.post_message(AdapterJobEnded(ended, made=made))
+
+        app.background(work, name="import-adapter")
 
     def action_merge_adapter(self) -> None:
         if not self.rows or self.busy():
@@ -169,7 +205,7 @@ class AdaptersPane(Vertical):
         app: Any = self.app
         assistant, stopping, cancel = app.assistant, app.stopping, self.cancel
         cancel.clear()
-        self.job, self.merged = f"merging {name}", None
+        self.job, self.made = f"merging {name}", None
         self.query_one(JobProgress).start(f"merging {name}", f"reading {name}… (Esc cancels)")
         self.refresh_bindings()
 
@@ -201,7 +237,7 @@ class AdaptersPane(Vertical):
         elif event.step == "store":
             job.busy("storing in the vault…")
         elif event.step == "done":
-            self.merged = event.detail
+            self.made = event.detail
 
     def action_cancel_merge(self) -> None:
         if self.job is not None and self.job.startswith("merging"):
@@ -232,6 +268,8 @@ class AdaptersPane(Vertical):
         app.background(work, name="verify-adapter")
 
     def on_adapter_job_ended(self, message: AdapterJobEnded) -> None:
+        if message.made is not None:  # an import succeeded: the next box starts empty
+            self.made, self.typed = message.made, ("", "")
         self.job = None
         self.query_one(JobProgress).stop()
         self.refresh_bindings()
@@ -241,6 +279,14 @@ class AdaptersPane(Vertical):
 
     def focus_default(self) -> None:
         self.table.focus()
+
+
+def imported(info: Any) -> str:
+    """The notification for an `AdapterInfo` just imported."""
+    return (
+        f"Imported {info.name} ({info.source_format}, rank {info.rank}, {info.tensor_count}"
+        " weights): m merges it, u applies it at run time."
+    )
 
 
 def verdict(report: Any) -> tuple[str, str]:

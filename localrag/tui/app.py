@@ -298,6 +298,10 @@ class LocalragApp(App[None]):
         if (pane := self.adapters_pane()) is not None:
             pane.action_use_model()
 
+    def action_import_adapter(self) -> None:
+        if (pane := self.adapters_pane()) is not None:
+            pane.action_import_adapter()
+
     def action_merge_adapter(self) -> None:
         if (pane := self.adapters_pane()) is not None:
             pane.action_merge_adapter()

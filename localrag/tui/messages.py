@@ -113,8 +113,10 @@ class MergeStepped(Message):
 
 @dataclass
 class AdapterJobEnded(Message):
-    """A merge or a verification ended; `text` says how (empty if it failed: the error is
-    shown as a notification)."""
+    """An import, a merge or a verification ended; `text` says how (empty if it failed: the
+    error is shown as a notification)."""
 
     text: str
     severity: str = "information"
+    made: str | None = None
+    """The adapter an import stored, for the cursor to go to."""

@@ -46,6 +46,11 @@ PALETTE: tuple[PaletteCommand, ...] = (
         "Use the selected model", "The adapters view's version, adapter or base", "use_model"
     ),
     PaletteCommand(
+        "Import an adapter",
+        "A PEFT folder or GGUF LoRA file, checked against the base model",
+        "import_adapter",
+    ),
+    PaletteCommand(
         "Merge an adapter", "Into the base model, as a new quantized version", "merge_adapter"
     ),
     PaletteCommand(

@@ -1,15 +1,21 @@
-"""Adapters (F4): adapters and merged versions with provenance, the active one marked; use, roll
-back, delete after confirming, merge with a progress bar (cancellable), verify."""
+"""Adapters (F4): adapters and merged versions with provenance, the active one marked; import,
+use, roll back, delete after confirming, merge with a progress bar (cancellable), verify."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from textual.widgets import DataTable, ProgressBar, Static
-from tui_fakes import FakeAssistant, version
+from textual.widgets import DataTable, Input, ProgressBar, Static
+from tui_fakes import TINY_BASE, FakeAssistant, version
 from tui_helpers import SIZE, ask, notifications, screen_text, status, wait_until
 
+from localrag.adapter.convert import BaseShape
+from localrag.adapter.peft import WEIGHTS
+from localrag.adapter.sample import make_peft_adapter
 from localrag.tui.adapters import AdaptersPane
 from localrag.tui.confirm_screen import ConfirmScreen
+from localrag.tui.import_screen import ImportScreen
 from localrag.tui.job_progress import JobProgress
 from localrag.tui.main_screen import MainScreen
 from localrag.tui.quant_picker import QuantPicker
@@ -128,6 +134,117 @@ async def test_deleting_an_adapter_names_its_versions(app, assistant: FakeAssist
         await pilot.press("y")
         await wait_until(pilot, lambda: refs(app) == ["base"])
         assert assistant.adapter_list == [] and assistant.versions == []
+
+
+def tiny_adapter(folder: Path, base: BaseShape = TINY_BASE) -> Path:
+    """A PEFT folder (config + safetensors) that fits the fake's base, unless given another."""
+    return make_peft_adapter(base, folder, rank=4, alpha=8, targets=("q_proj", "v_proj"))
+
+
+async def import_box(pilot) -> ImportScreen:
+    await pilot.press("i")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, ImportScreen), "the import box")
+    return pilot.app.screen
+
+
+async def import_adapter(pilot, path: Path, *name_keys: str) -> None:
+    """i, the path, Enter, then the name (none: the default), Enter."""
+    await import_box(pilot)
+    await pilot.press(*str(path), "enter", *name_keys, "enter")
+
+
+async def test_import_an_adapter_lists_it_under_its_folder_name(
+    app, assistant: FakeAssistant, tmp_path: Path
+) -> None:
+    folder = tiny_adapter(tmp_path / "tone")
+    async with app.run_test(size=SIZE) as pilot:
+        await open_adapters(pilot)
+        await import_adapter(pilot, folder)
+        await wait_until(pilot, lambda: "tone" in refs(app), "tone is listed")
+        assert isinstance(app.screen, MainScreen) and not pane(app).job
+        assert pane(app).selected().ref == "tone"  # the cursor goes to it
+        assert cells(app, "tone")[1:4] == ["tone", "LoRA", "4"]
+        assert f"peft LoRA from {folder}, 2 weights (attn_q, attn_v)" in pane(app).selected().detail
+        assert notifications(pilot) == [
+            "Imported tone (peft, rank 4, 2 weights): m merges it, u applies it at run time."
+        ]
+
+        # The box opens empty again; a typed name replaces the default.
+        box = await import_box(pilot)
+        assert box.query_one("#import-path", Input).value == ""
+        await pilot.press(*str(folder), "enter")
+        assert box.query_one("#import-name", Input).placeholder.startswith("Name: tone ")
+        await pilot.press(*"tone-2", "enter")
+        await wait_until(pilot, lambda: "tone-2" in refs(app), "tone-2 is listed")
+        assert refs(app) == [*ROWS, "tone", "tone-2"]
+        assert [a.name for a in assistant.adapter_list] == ["legal", "tone", "tone-2"]
+
+
+def pickled(tmp_path: Path) -> Path:
+    path = tmp_path / "adapter_model.bin"
+    path.write_bytes(b"\x80\x04not really")
+    return path
+
+
+def truncated(tmp_path: Path) -> Path:
+    folder = tiny_adapter(tmp_path / "cut")
+    weights = folder / WEIGHTS
+    weights.write_bytes(weights.read_bytes()[:-100])
+    return folder
+
+
+def misshapen(tmp_path: Path) -> Path:
+    wider = BaseShape(
+        "llama", 1, 4, 2, {"blk.0.attn_q.weight": (32, 32), "blk.0.attn_v.weight": (16, 32)}
+    )
+    return tiny_adapter(tmp_path / "wide", wider)
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (pickled, "adapter_model.bin: pickle formats"),
+        (truncated, "adapter_model.safetensors: truncated"),
+        (misshapen, "B·A is 32×32 but the base's blk.0.attn_q.weight is 16×16"),
+    ],
+    ids=["pickle", "truncated", "wrong shapes"],
+)
+async def test_a_refused_adapter_is_one_notification_and_nothing_is_registered(
+    app, assistant: FakeAssistant, tmp_path: Path, bad, reason: str
+) -> None:
+    path = bad(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_adapters(pilot)
+        await import_adapter(pilot, path)
+        await wait_until(pilot, lambda: notifications(pilot), "the refusal")
+        await wait_until(pilot, lambda: not pane(app).job, "the job row is gone")
+        [shown] = app._notifications
+        assert reason in shown.message and "\n" not in shown.message
+        assert (shown.title, shown.severity) == ("Adapter", "error")
+        assert [a.name for a in assistant.adapter_list] == ["legal"]
+        assert refs(app) == ROWS and app.is_running
+
+        # i again: the box holds the path, to fix rather than retype; the name is still the
+        # default (empty), so it follows the path.
+        box = await import_box(pilot)
+        assert box.query_one("#import-path", Input).value == str(path)
+        assert box.query_one("#import-name", Input).value == ""
+
+
+async def test_a_missing_path_keeps_the_box_open_and_esc_cancels(
+    app, assistant: FakeAssistant, tmp_path: Path
+) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await open_adapters(pilot)
+        box = await import_box(pilot)
+        await pilot.press("enter")
+        assert notifications(pilot) == ["Type the adapter's path."]
+        await pilot.press(*str(tmp_path / "nothing"), "enter")
+        assert notifications(pilot)[-1] == f"{tmp_path / 'nothing'}: no such file or folder"
+        assert app.screen is box and box.query_one("#import-path", Input).has_focus
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen) and not pane(app).job
+        assert [a.name for a in assistant.adapter_list] == ["legal"] and refs(app) == ROWS
 
 
 async def merge(pilot, *quant_keys: str) -> JobProgress:

@@ -80,7 +80,7 @@ async def test_real_models_answer_with_sources_and_open_them(
     assert no_network == []
 
 
-async def test_real_merge_from_the_adapters_view(
+async def test_real_import_and_merge_from_the_adapters_view(
     real_models: Settings, tmp_path: Path, no_network: list[object]
 ) -> None:
     from localrag import models
@@ -88,18 +88,38 @@ async def test_real_merge_from_the_adapters_view(
     from localrag.adapter.sample import make_peft_adapter
     from localrag.service import Assistant
     from localrag.tui.adapters import AdaptersPane
+    from localrag.tui.import_screen import ImportScreen
 
     base_path = models.model_path(real_models, "llm")
     base = convert.read_base(base_path)
     folder = make_peft_adapter(base, tmp_path / "tone", rank=8, alpha=16, targets=("q_proj",))
+    pickled = tmp_path / "adapter_model.bin"
+    pickled.write_bytes(b"\x80\x04")
     with Assistant.create(real_models, bytearray(PASSPHRASE.encode())) as assistant:
-        assistant.import_adapter(folder, "tone")  # importing is the CLI's: `adapter import`
         app = build_app(assistant=assistant)
         async with app.run_test(size=SIZE) as pilot:
             pane = app.screen.query_one(AdaptersPane)
             await pilot.press("f4")
+            await wait_until(pilot, lambda: [r.ref for r in pane.rows] == ["base"])
+
+            async def import_adapter(path: Path) -> None:
+                await pilot.press("i")
+                await wait_until(pilot, lambda: isinstance(app.screen, ImportScreen))
+                # Ctrl+U clears the path a refused import left; the name is the default.
+                await pilot.press("ctrl+u", *str(path), "enter", "enter")
+
+            await import_adapter(pickled)
+            await wait_until(pilot, lambda: notifications(pilot) and not pane.job, "refused")
+            assert "pickle formats" in notifications(pilot)[-1]
+            assert assistant.adapters().adapters == [] and assistant.store.blobs() == []
+            await import_adapter(folder)
             await wait_until(pilot, lambda: [r.ref for r in pane.rows] == ["base", "tone"])
-            await pilot.press("down", "m")
+            assert notifications(pilot)[-1] == (
+                "Imported tone (peft, rank 8, 30 weights): m merges it, u applies it at run time."
+            )
+            assert pane.selected().ref == "tone"
+            assert [b.name for b in assistant.store.blobs()] == ["adapter/tone/lora.gguf"]
+            await pilot.press("m")
             await pilot.pause()
             await pilot.press("enter")  # Q4_K_M: merged, then quantized by llama.cpp
             await wait_until(
@@ -115,7 +135,7 @@ async def test_real_merge_from_the_adapters_view(
             await pilot.press("y")
             await wait_until(pilot, lambda: [r.ref for r in pane.rows] == ["base", "tone"])
             assert assistant.adapters().active is None
-            assert notifications(pilot) == [
+            assert notifications(pilot)[-3:] == [  # the import's have timed out by now
                 "Merged tone@v1 (Q4_K_M): u answers with it.",
                 "Answers now come from tone@v1.",
                 "Deleted tone@v1.",

@@ -12,8 +12,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from localrag.adapter import manage
+from localrag.adapter.convert import BaseShape
 from localrag.adapter.merge import MergeProgress
-from localrag.adapter.registry import AdapterInfo, Listing, Version
+from localrag.adapter.registry import AdapterInfo, Listing, Version, check_name
 from localrag.answer import Answer, citation_dict
 from localrag.errors import AdapterError, LocalragError, UsageError, WrongPassphrase
 from localrag.prompt import Source
@@ -23,6 +25,10 @@ PASSPHRASE = "correct horse battery"
 DATE = "2026-11-25T09:00:00+00:00"
 BASE_SHA = "1a2b3c4d5e6f" + "0" * 52
 ADAPTER_SHA = "9f8e7d6c5b4a" + "0" * 52
+TINY_BASE = BaseShape(
+    "llama", 1, 4, 2, {"blk.0.attn_q.weight": (16, 16), "blk.0.attn_v.weight": (8, 16)}
+)
+"""The base the fake fits imported adapters to: one llama layer, 4 query heads, 2 key/value."""
 
 
 def chunk(doc: Document, ordinal: int) -> Chunk:
@@ -198,6 +204,27 @@ class FakeAssistant:
 
     def adapters(self) -> Listing:
         return Listing(list(self.adapter_list), list(self.versions), self.active)
+
+    def import_adapter(self, path: str | Path, name: str) -> AdapterInfo:
+        """The core's own reading and refusals (pickle, shapes, truncation), against `TINY_BASE`."""
+        check_name(name)
+        if any(a.name == name for a in self.adapter_list):
+            raise UsageError(f"an adapter named {name!r} exists; choose another name")
+        lora, source_format, sha = manage.read_adapter(Path(path), TINY_BASE)
+        info = AdapterInfo(
+            name=name,
+            source=str(Path(path).resolve()),
+            source_format=source_format,
+            sha256=sha,
+            rank=lora.rank,
+            alpha=lora.alpha,
+            targets=sorted({n.split(".")[2] for n in lora.tensors}),
+            tensor_count=len(lora.tensors),
+            base_sha256=BASE_SHA,
+            imported_at=DATE,
+        )
+        self.adapter_list.append(info)
+        return info
 
     def _adapter(self, name: str) -> AdapterInfo:
         found = next((a for a in self.adapter_list if a.name == name), None)
