@@ -217,3 +217,19 @@ def test_eval_qa_hit_at_k_counts_only_the_sources_the_model_was_given(
     assert result["retrieval_hit_at_k"] == 1.0
     assert result["hit_at_k"] == 0.0
     assert result["abstained_answerable"] == 1.0
+
+
+@pytest.mark.models
+def test_ask_answers_with_a_model_the_user_added(
+    real_models: object, docs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from localrag import models
+    from localrag.settings import Settings
+
+    own = tmp_path / "my-model.gguf"  # a GGUF of the user's own, here a copy of the default
+    own.write_bytes(models.model_path(Settings.load(), "llm").read_bytes())
+    assert main(["models", "add", str(own), "--role", "llm", "--name", "mine"]) == 0
+    capsys.readouterr()
+    result = ask_json(capsys, "When did the Lindqvist Bridge open to traffic?")
+    assert result["model"] == "mine" and "1902" in result["answer"]
+    assert result["citations"][0]["path"] == str(docs / "bridge.txt")
