@@ -51,7 +51,7 @@ def create_vault(
     A kill between writing the key file and the database leaves only the key: rerunning `init`
     with the same passphrase finishes the vault with that key.
     """
-    if settings.vault_path.exists():
+    if vault_exists(settings):
         raise VaultError(
             f"{settings.home}: a vault already exists here; nothing was changed "
             "(use another --home, or delete vault.db and vault.key yourself)"
