@@ -230,6 +230,7 @@ class Answer:
         tokens: Iterator[str] | None,
         *,
         sources: Sequence[Source] = (),
+        retrieved: Sequence[Hit] = (),
         model: str = "",
         adapter: str | None = None,
         conversation_id: int | None = None,
@@ -242,8 +243,11 @@ class Answer:
     ) -> None:
         """`tokens` is the model's stream (one item per token); with `abstain` it is not used and
         the answer is the not-found message. The answer ends where the model writes one of
-        `stops`. An answer with sources that adds nothing to `question` counts as abstaining."""
+        `stops`. An answer with sources that adds nothing to `question` counts as abstaining.
+        `retrieved` is every hit retrieval found, whatever the gate and the context budget kept
+        of them as `sources`."""
         self.sources = list(sources)
+        self.retrieved = list(retrieved)
         self.question = question
         self.model = model
         self.adapter = adapter

@@ -190,6 +190,7 @@ class Assistant:
         if conversation_id is None:
             conversation_id = self.store.new_conversation(conversation_title(question))
         sources: list[Source] = []
+        hits: list[Hit] = []
         abstain = False
         retrieve_started = time.perf_counter()
         if retrieval:
@@ -220,6 +221,7 @@ class Assistant:
         return Answer(
             None if abstain else generator.stream(messages, self.settings.max_answer_tokens),
             sources=sources,
+            retrieved=hits,
             model=generator.name,
             adapter=generator.adapter,
             conversation_id=conversation_id,
