@@ -11,9 +11,13 @@ run: setup models
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# llama-cpp-python is compiled first, with portable CPU flags, into build/llama-wheels/<flags>/:
+# pip's own build would be native (AMX kernels crash on some CPUs) and pip's cache would hand
+# back a wheel built with other flags (see packaging/build_llama.py).
+$(STAMP): pyproject.toml packaging/build_llama.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check -q --upgrade pip
+	$(BIN)/python packaging/build_llama.py
 	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
