@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from localrag.errors import ModelError
 from localrag.prompt import NOT_FOUND, Source, locator
 from localrag.records import Citation, Hit
 
@@ -53,6 +54,8 @@ MIN_COVERAGE = 0.5
 """...unless at least this share of the question's content words appear in the sources."""
 MIN_OVERLAP = 0.5
 """Share of an uncited answer's content words found in a source for it to be cited anyway."""
+INTERRUPTED = " [interrupted]"
+"""Marks an answer whose model stopped mid-way (the worker crashed); stored with it."""
 
 
 def content_words(text: str) -> set[str]:
@@ -255,6 +258,8 @@ class Answer:
         self.citations: list[Citation] = []
         self.abstained = abstain
         self.cancelled = False
+        self.error: str | None = None
+        """Why the model stopped mid-answer, if it did (the partial text is kept, marked)."""
         self.tokens = 0
         self.tokens_per_s = 0.0
         self.timings_ms: dict[str, float] = {"retrieve": round(retrieve_ms, 1)}
@@ -280,6 +285,7 @@ class Answer:
         display = DisplayFilter(lambda n: n in numbers)
         stop = StopFilter(self._stops)
         first_at: float | None = None
+        failure: ModelError | None = None
         if self._tokens is None:
             yield from self._emit(NOT_FOUND)
         else:
@@ -289,21 +295,29 @@ class Answer:
                     if first_at is None:
                         first_at = time.perf_counter()
                     if self._cancel:
-                        self.cancelled = True
                         break
                     yield from self._emit(display.feed(stop.feed(piece)))
                     if stop.stopped:
                         break
+            except ModelError as exc:  # the model worker died: keep what it wrote, marked
+                failure = exc
             finally:
                 close = getattr(self._tokens, "close", None)
                 if close is not None:
                     close()
+            self.cancelled = self._cancel
             yield from self._emit(display.feed(stop.flush()) + display.flush())
         end = time.perf_counter()
-        yield from self._emit(self._settle())
+        if failure is None:
+            yield from self._emit(self._settle())
+        else:
+            self.error = failure.message
+            yield from self._emit(INTERRUPTED)
         self._timings(first_at or end, end)
         if self._on_finish is not None:
             self._on_finish(self)
+        if failure is not None:
+            raise failure
 
     def _emit(self, text: str) -> Iterator[str]:
         if text:
@@ -347,8 +361,11 @@ class Answer:
         return "".join(self._parts)
 
     def cancel(self) -> None:
-        """Stop the model after the token it is writing (safe to call from another thread)."""
+        """Stop the model now, even while it reads the prompt (safe from another thread)."""
         self._cancel = True
+        stop = getattr(self._tokens, "cancel", None)
+        if stop is not None:
+            stop()
 
     # Output
 
@@ -358,6 +375,8 @@ class Answer:
             "answer": self.text(),
             "citations": [citation_dict(c) for c in self.citations],
             "abstained": self.abstained,
+            "cancelled": self.cancelled,
+            "error": self.error,
             "timings_ms": self.timings_ms,
             "tokens": self.tokens,
             "tokens_per_s": self.tokens_per_s,

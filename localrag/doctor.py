@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from localrag import models
 from localrag.settings import Settings
+
+if TYPE_CHECKING:
+    from localrag.worker.client import WorkerCrashed
 
 LIBRARIES = (
     "llama-cpp-python",
@@ -71,4 +78,69 @@ def run_checks(settings: Settings) -> list[Check]:
         )
     )
     checks.append(Check("network", True, "not needed: nothing is fetched at run time"))
+    checks.append(check_generation(settings))
     return checks
+
+
+CPU_FLAGS = ("avx2", "avx512f", "amx_tile", "amx_int8", "amx_bf16")
+PROBE_PROMPT = "Say hello."
+PROBE_TOKENS = 8
+
+
+def cpu_features() -> str:
+    """The CPU's features that matter to llama.cpp's kernels: `avx2 avx512f amx_tile ...`."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.machine()
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
+                  if line.startswith("flags")), [])  # fmt: skip
+    found = [f for f in CPU_FLAGS if f in flags]
+    return " ".join(found) if found else "none of " + ", ".join(CPU_FLAGS)
+
+
+def llama_build() -> str:
+    """What the installed llama.cpp was compiled for, asked in a child (it may crash)."""
+    code = "import llama_cpp; print(llama_cpp.llama_print_system_info().decode())"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    if done.returncode != 0:
+        return f"unknown (the probe exited {done.returncode})"
+    features = [f.strip() for f in done.stdout.replace("CPU :", "").split("|")]
+    return " ".join(f.replace(" = ", "=") for f in features if f.endswith("= 1") or "AMX" in f)
+
+
+def check_generation(settings: Settings) -> Check:
+    """The active model writes a few tokens, in a model worker (a crash there is reported)."""
+    from localrag.errors import LocalragError
+    from localrag.worker import base_worker
+    from localrag.worker.client import WorkerCrashed
+
+    name = "model generates"
+    try:
+        worker = base_worker(settings)
+    except WorkerCrashed as exc:
+        return Check(name, False, _crash_detail(exc))
+    except LocalragError as exc:
+        return Check(name, False, exc.message)
+    try:
+        messages = [{"role": "user", "content": PROBE_PROMPT}]
+        text = "".join(worker.stream(messages, PROBE_TOKENS))
+    except WorkerCrashed as exc:
+        return Check(name, False, _crash_detail(exc))
+    except LocalragError as exc:
+        return Check(name, False, exc.message)
+    finally:
+        worker.close()
+    if not text.strip():
+        return Check(name, False, f"{worker.name} wrote nothing for {PROBE_PROMPT!r}")
+    return Check(name, True, f"{worker.name}: {text.strip()[:40]!r}")
+
+
+def _crash_detail(exc: WorkerCrashed) -> str:
+    return (
+        f"{exc.reason}. CPU: {cpu_features()}; llama.cpp built for: {llama_build()}. "
+        "A build for this CPU's AMX kernels crashes (ggml-org/llama.cpp#20824): rebuild "
+        "portably with `make setup` (packaging/build_llama.py)"
+    )

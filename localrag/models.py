@@ -345,6 +345,7 @@ def _check_shape(path: Path, role: str) -> None:
         with path.open("rb") as f:
             if f.read(4) != b"GGUF":
                 raise ModelError(f"{path}: not a GGUF file (bad magic bytes)")
+        _probe_llm(path)
     needs = {
         "embedder": (["tokenizer.json", "*.onnx"], "a .onnx model and tokenizer.json"),
         "whisper": (["model.bin", "config.json"], "a CTranslate2 model.bin and config.json"),
@@ -353,6 +354,21 @@ def _check_shape(path: Path, role: str) -> None:
         patterns, what = needs[role]
         if not all(list(path.glob(p)) for p in patterns):
             raise UsageError(f"{path}: a {role} model is a folder with {what}")
+
+
+def _probe_llm(path: Path) -> None:
+    """Load the GGUF and write one token, in a model worker: a file that llama.cpp cannot run
+    (or that crashes it) is refused before it is registered."""
+    from localrag.worker.client import ModelInput, ModelWorker
+
+    try:
+        worker = ModelWorker(ModelInput(path=path), n_ctx=256, name=str(path))
+        try:
+            "".join(worker.stream([{"role": "user", "content": "Hello"}], 1))
+        finally:
+            worker.close()
+    except ModelError as exc:
+        raise ModelError(f"{exc.message}; nothing was added") from exc
 
 
 def _remove_partial(folder: Path) -> None:

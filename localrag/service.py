@@ -10,15 +10,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from localrag import models
 from localrag.answer import Answer, citation_dict, confident
 from localrag.errors import UsageError
-from localrag.generate import LlamaGenerator, build_generator, load_llama
+from localrag.generate import Generator, Grounding
+from localrag.model_choice import FixedModel, ModelChoice, WorkerModels
 from localrag.prompt import (
+    NOT_FOUND,
     STOPS,
     Source,
     build_messages,
@@ -36,12 +37,12 @@ if TYPE_CHECKING:  # heavy modules, imported on first use
 
     import numpy as np
 
-    from localrag.adapter.manage import ModelFiles
     from localrag.adapter.merge import MergeProgress
     from localrag.adapter.registry import AdapterInfo, Listing
     from localrag.adapter.verify import VerifyReport
+    from localrag.embed import Embedder
     from localrag.records import Segment
-    from localrag.transcribe import TranscribeEvent
+    from localrag.transcribe import TranscribeEvent, Transcriber
 
 
 class _Lazy:
@@ -66,15 +67,13 @@ class _Lazy:
 
 
 def _real_part(settings: Settings, role: str) -> _Lazy:
-    """The real embedder, generator or transcriber of the settings, built on first use."""
+    """The real embedder or transcriber of the settings, built on first use."""
 
     def build() -> Any:
         if role == "embedder":
             from localrag import embed
 
             return embed.from_settings(settings)
-        if role == "generator":
-            return build_generator(settings)
         from localrag import transcribe
 
         return transcribe.build_transcriber(settings)
@@ -83,14 +82,16 @@ def _real_part(settings: Settings, role: str) -> _Lazy:
 
 
 def _default_parts(settings: Settings, parts: dict[str, Any]) -> dict[str, Any]:
-    """`parts` as given, with the real part for each role not overridden."""
-    unknown = set(parts) - {"embedder", "generator", "transcriber"}
+    """`parts` as given, with the real part for each role not overridden (the models that answer
+    are chosen once the vault is open: see `Assistant.__init__`)."""
+    unknown = set(parts) - {"embedder", "generator", "transcriber", "models"}
     if unknown:
         raise TypeError(f"unknown parts: {sorted(unknown)}")
-    return {
+    built = {
         role: parts[role] if role in parts else _real_part(settings, role)
-        for role in ("embedder", "generator", "transcriber")
+        for role in ("embedder", "transcriber")
     }
+    return {**parts, **built}
 
 
 class Assistant:
@@ -100,31 +101,34 @@ class Assistant:
         self,
         settings: Settings,
         store: Any,
-        embedder: Any = None,
-        generator: Any = None,
-        transcriber: Any = None,
+        embedder: Embedder | _Lazy | None = None,
+        generator: Generator | None = None,
+        transcriber: Transcriber | _Lazy | None = None,
+        models: ModelChoice | None = None,
     ) -> None:
+        """`generator` answers every question (a fake, in tests); else `models` chooses the
+        model for each question, by default each in its own model worker."""
         self.settings = settings
         self.store = store
         self._embedder = embedder if isinstance(embedder, _Lazy) else _Lazy(lambda: embedder)
-        self._generator = generator if isinstance(generator, _Lazy) else _Lazy(lambda: generator)
         self._transcriber = (
             transcriber if isinstance(transcriber, _Lazy) else _Lazy(lambda: transcriber)
         )
-        self._adapter_files = ExitStack()
-        """In-memory model files (merged versions, runtime LoRAs) open until `close()`."""
-        self._adapter_open: dict[str, ModelFiles] = {}
+        if models is None and generator is not None:
+            models = FixedModel(generator)
+        self.models: ModelChoice = models or WorkerModels(settings, store)
 
     @property
-    def embedder(self) -> Any:
+    def embedder(self) -> Embedder:
         return self._embedder.get()
 
     @property
-    def generator(self) -> Any:
-        return self._generator.get()
+    def generator(self) -> Generator:
+        """The active model."""
+        return self.models.generator()
 
     @property
-    def transcriber(self) -> Any:
+    def transcriber(self) -> Transcriber:
         return self._transcriber.get()
 
     # -- vault -------------------------------------------------------------------------------------
@@ -183,7 +187,7 @@ class Assistant:
         question = question.strip()
         if not question:
             raise UsageError("the question is empty")
-        generator = self._generator_for(adapter, runtime_adapter)
+        generator = self.models.generator(adapter, runtime=runtime_adapter)
         history = self.store.turns(conversation_id) if conversation_id is not None else []
         if conversation_id is not None and not history:
             raise UsageError(f"no conversation {conversation_id}; see `localrag history`")
@@ -218,8 +222,13 @@ class Assistant:
                 del c["text"]  # the chunk holds it; the turn keeps where it is
             store.add_turn(answer.conversation_id, "assistant", answer.text(), citations)
 
+        grounding = None
+        if sources and self.settings.grounded_answers:
+            grounding = Grounding(tuple(s.chunk.text for s in sources), NOT_FOUND)
         return Answer(
-            None if abstain else generator.stream(messages, self.settings.max_answer_tokens),
+            None
+            if abstain
+            else generator.stream(messages, self.settings.max_answer_tokens, grounding),
             sources=sources,
             retrieved=hits,
             model=generator.name,
@@ -233,40 +242,6 @@ class Assistant:
             on_finish=finish,
         )
 
-    def _generator_for(self, adapter: str | None, runtime: bool = False) -> Any:
-        """The model for a question, loaded once per process.
-
-        A generator handed in as a part (a fake in tests) is used as it is. Otherwise: the
-        active model of the adapter registry (a merged version, or the base); with `adapter`,
-        that merged version, or with `runtime` the base plus that adapter as a runtime LoRA.
-        """
-        if runtime and adapter is None:
-            # Checked first: answering with the active model instead would hide the mistake.
-            raise UsageError("a runtime adapter needs a name: --adapter NAME --runtime")
-        current = self.generator
-        if not isinstance(current, LlamaGenerator):
-            if adapter is not None:
-                raise UsageError(f"cannot apply adapter {adapter!r}: no llama.cpp model here")
-            return current
-        if adapter is None:
-            from localrag.adapter.registry import Registry
-
-            active = Registry(self.store).active
-            if current.adapter == (active.ref if active is not None else None):
-                return current
-        files = self.model_files(adapter, runtime=runtime)
-        generator = load_llama(
-            files.model_path,
-            n_ctx=self.settings.context_tokens,
-            name=models.active_name(self.settings, "llm") or files.model_path.stem,
-            lora_path=files.lora_path,
-            adapter=files.label,
-            key=files.key,
-        )
-        if adapter is None:
-            self._generator = _Lazy(lambda: generator)
-        return generator
-
     def conversations(self) -> list[Conversation]:
         return list(self.store.conversations())
 
@@ -275,7 +250,7 @@ class Assistant:
 
     def status(self) -> dict[str, Any]:
         """What answers questions now: model, adapter, retrieval on or off."""
-        loaded = self._generator.get() if self._generator.loaded else None
+        loaded = self.models.loaded()
         model = loaded.name if loaded is not None else models.active_name(self.settings, "llm")
         model = model or "none"
         return {
@@ -358,7 +333,7 @@ class Assistant:
         yield from self._transcribe_audio(transcriber, audio, doc, index, time.perf_counter())
 
     def _transcribe_audio(
-        self, transcriber: Any, audio: np.ndarray, doc: Any, index: bool, started: float
+        self, transcriber: Transcriber, audio: np.ndarray, doc: Any, index: bool, started: float
     ) -> Iterator[TranscribeEvent]:
         import dataclasses
 
@@ -430,30 +405,11 @@ class Assistant:
 
         return manage.verify_version(self.store, self.settings, ref)
 
-    def model_files(self, ref: str | None = None, *, runtime: bool = False) -> ModelFiles:
-        """What llama.cpp should load for `ref` (None: the active model; `base`; `NAME[@vN]`;
-        with `runtime`, the base plus the adapter `NAME` as a runtime LoRA). The in-memory files
-        stay open until the assistant closes; cache loaded models by `ModelFiles.key`."""
-        from localrag.adapter import manage
-
-        key = manage.model_key(self.store, self.settings, ref, runtime=runtime)
-        if key not in self._adapter_open:
-            self._adapter_open[key] = self._adapter_files.enter_context(
-                manage.model_files(self.store, self.settings, ref, runtime=runtime)
-            )
-        return self._adapter_open[key]
-
-    def runtime_lora_path(self, ref: str) -> PathLike[str]:
-        """The adapter `NAME` as an in-memory GGUF LoRA path for `Llama(lora_path=...)`."""
-        lora = self.model_files(ref, runtime=True).lora_path
-        assert lora is not None
-        return lora
-
     def close(self) -> None:
-        for part in (self._generator, self._embedder, self._transcriber):
+        self.models.close()
+        for part in (self._embedder, self._transcriber):
             if part.loaded and hasattr(part.get(), "close"):
                 part.get().close()
-        self._adapter_files.close()
         if self.store is not None:
             self.store.close()
 

@@ -51,6 +51,10 @@ def default_models_dir(home: Path) -> Path:
     return home / "models"
 
 
+TUNABLE = ("top_k", "max_answer_tokens", "context_tokens", "grounded_answers")
+"""Settings that config.toml may set at its top level."""
+
+
 @dataclass(frozen=True)
 class RegisteredModel:
     """A model the user added with `localrag models add`."""
@@ -84,6 +88,9 @@ class Settings:
     """Where an answer stops."""
     context_tokens: int = 4096
     """The LLM's context window, in tokens."""
+    grounded_answers: bool = True
+    """An answer from sources copies its span from one of them (decode-time grounding, see
+    `localrag.grounding`); off, the model writes freely."""
     models_dir_pinned: bool = False
     """Whether config.toml names `[models] dir`: `save` keeps it even where it equals the default,
     since a pinned folder wins over `LOCALRAG_MODELS` and the checkout."""
@@ -115,7 +122,7 @@ class Settings:
             name: RegisteredModel(name, entry["role"], Path(entry["path"]), entry["sha256"])
             for name, entry in models.get("registered", {}).items()
         }
-        extra = {k: data[k] for k in ("top_k", "max_answer_tokens", "context_tokens") if k in data}
+        extra = {k: data[k] for k in TUNABLE if k in data}
         models_dir = Path(models["dir"]) if "dir" in models else default_models_dir(root)
         return cls(
             home=root,
@@ -131,9 +138,7 @@ class Settings:
         self.home.mkdir(parents=True, exist_ok=True)
         defaults = Settings(self.home, self.models_dir)
         data: dict[str, Any] = {
-            k: getattr(self, k)
-            for k in ("top_k", "max_answer_tokens", "context_tokens")
-            if getattr(self, k) != getattr(defaults, k)
+            k: getattr(self, k) for k in TUNABLE if getattr(self, k) != getattr(defaults, k)
         }
         models: dict[str, Any] = {}
         if self.models_dir_pinned or self.models_dir != default_models_dir(self.home):

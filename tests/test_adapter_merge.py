@@ -13,21 +13,15 @@ from localrag.adapter import convert, peft
 from localrag.adapter.sample import ALL_TARGETS, make_peft_adapter
 from localrag.cli import main
 from localrag.errors import UsageError
+from localrag.generate import Generator
 from localrag.service import Assistant
 from localrag.settings import Settings
 
 PASS = b"adapter merge passphrase"
 
 
-def _complete(path: Path, prompt: str = "The three most important rules are") -> str:
-    from llama_cpp import Llama
-
-    llm = Llama(model_path=str(path), n_ctx=128, n_threads=2, verbose=False)
-    try:
-        out = llm.create_completion(prompt, max_tokens=12, temperature=0.0)
-        return str(out["choices"][0]["text"])  # type: ignore[index]
-    finally:
-        llm.close()
+def _complete(generator: Generator, prompt: str = "Name the three most important rules.") -> str:
+    return "".join(generator.stream([{"role": "user", "content": prompt}], 12))
 
 
 @pytest.mark.models
@@ -78,10 +72,10 @@ def test_adapter_life_cycle(
         assert report.stored_vs_f16.top1_agreement >= 0.7
 
         assert a.use_adapter("tone") == "tone@v1"
-        files = a.model_files()
-        assert files.label == "tone@v1" and files.lora_path is None
-        tuned = _complete(files.model_path)
-        plain = _complete(base_path)
+        active = a.models.generator()
+        assert active.adapter == "tone@v1"
+        tuned = _complete(active)
+        plain = _complete(a.models.generator("base"))
         assert tuned.strip() and tuned != plain  # the active merged model answers, differently
 
         # `ask` answers with the active version, or with the base plus the runtime LoRA. The
@@ -93,8 +87,17 @@ def test_adapter_life_cycle(
         assert (runtime.adapter, alone.adapter) == ("tone", None)
         assert runtime.text().strip() and runtime.text() != alone.text()
 
+        # Where there are no in-memory files (macOS), the service streams the model's bytes to
+        # the worker, which holds the only copy: the same answers, and nothing on disk.
+        monkeypatch.setenv("LOCALRAG_NO_MEMFD", "1")
+        a.models.close()
+        assert _complete(a.models.generator()) == tuned
+        again = a.ask("Name three rules.", retrieval=False, adapter="tone", runtime_adapter=True)
+        assert again.text() == runtime.text()
+        monkeypatch.delenv("LOCALRAG_NO_MEMFD")
+
         assert a.rollback_adapter() is None
-        assert a.model_files().label is None
+        assert a.models.generator().adapter is None
         assert a.remove_adapter("tone") == ["tone", "tone@v1"]
         assert a.store.blobs() == [] and a.adapters().adapters == []
 

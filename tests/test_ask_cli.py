@@ -13,6 +13,7 @@ from localrag.cli import main
 from localrag.embed import HashingEmbedder
 from localrag.errors import UsageError
 from localrag.generate import EchoGenerator
+from localrag.model_choice import FixedModel
 from localrag.prompt import NOT_FOUND
 
 BRIDGE = (
@@ -44,7 +45,9 @@ def docs(
 @pytest.fixture
 def fakes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(embed, "from_settings", lambda settings: HashingEmbedder())
-    monkeypatch.setattr(service, "build_generator", lambda settings: EchoGenerator())
+    monkeypatch.setattr(
+        service, "WorkerModels", lambda settings, store: FixedModel(EchoGenerator())
+    )
 
 
 def ask_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
@@ -183,9 +186,9 @@ def eval_qa(
     monkeypatch: pytest.MonkeyPatch,
     generator: EchoGenerator,
 ) -> dict:
-    from localrag import generate
+    from localrag import worker
 
-    monkeypatch.setattr(generate, "build_generator", lambda settings: generator)
+    monkeypatch.setattr(worker, "base_worker", lambda settings: generator)
     squad = tmp_path / "squad.json"
     squad.write_text(json.dumps(SQUAD), encoding="utf-8")
     assert main(["eval", "qa", "--squad", str(squad), "--json"]) == 0

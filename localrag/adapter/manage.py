@@ -20,40 +20,41 @@ from typing import Any
 import gguf
 
 from localrag import __version__, models
-from localrag.adapter import convert, merge, peft, verify
-from localrag.adapter.memfile import memfile, read_chunks
+from localrag.adapter import convert, memfile, merge, peft, verify
+from localrag.adapter.memfile import read_chunks
 from localrag.adapter.registry import BASE, AdapterInfo, Registry, Version, check_name, parse_ref
 from localrag.errors import AdapterError, UsageError
 from localrag.settings import Settings
+from localrag.worker.client import ModelInput
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ModelFiles:
-    """What llama.cpp loads for one choice of model: valid while the context manager is open."""
+    """What a model worker loads for one choice of model: valid while the context is open."""
 
-    model_path: Path
-    """The GGUF model: the base file, or an in-memory merged version."""
-    lora_path: Path | None
-    """An in-memory GGUF LoRA to apply at run time, if any."""
+    model: ModelInput
+    """The GGUF model: the base file, or a merged version from the vault."""
+    lora: ModelInput | None
+    """A GGUF LoRA from the vault to apply at run time, if any."""
     label: str | None
     """`NAME@vN` (merged), `NAME` (runtime LoRA) or None for the base alone."""
     key: str
-    """Identifies the content (hashes), for caching a loaded model; paths of in-memory files are
-    reused by the operating system once closed, so never cache by path."""
+    """Identifies the content (hashes), for keeping a loaded model; paths of in-memory files are
+    reused by the operating system once closed, so never key by path."""
 
 
-def _now() -> str:
+def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _base(settings: Settings) -> tuple[Path, convert.BaseShape]:
+def base_of(settings: Settings) -> tuple[Path, convert.BaseShape]:
     path = models.model_path(settings, "llm")
     return path, convert.read_base(path)
 
 
-def _libraries() -> dict[str, str]:
+def libraries() -> dict[str, str]:
     found = {"localrag": __version__}
     for dist in ("gguf", "llama_cpp_python", "numpy"):
         try:
@@ -88,7 +89,7 @@ def import_adapter(store: Any, settings: Settings, path: Path, name: str) -> Ada
     registry = Registry(store)
     if name in {a.name for a in registry.listing().adapters}:
         raise UsageError(f"an adapter named {name!r} exists; choose another name")
-    base_path, base = _base(settings)
+    base_path, base = base_of(settings)
     lora, source_format, sha = read_adapter(path, base)
     targets = sorted({n.split(".")[2] for n in lora.tensors})
     info = AdapterInfo(
@@ -101,9 +102,9 @@ def import_adapter(store: Any, settings: Settings, path: Path, name: str) -> Ada
         targets=targets,
         tensor_count=len(lora.tensors),
         base_sha256=models.sha256_file(base_path),
-        imported_at=_now(),
+        imported_at=now(),
     )
-    with memfile("lora") as lora_file:
+    with memfile.memfile("lora") as lora_file:
         convert.write_lora(lora, lora_file)
         store.put_blob_stream(info.blob, read_chunks(lora_file), {"kind": "lora", "name": name})
     try:
@@ -117,7 +118,7 @@ def import_adapter(store: Any, settings: Settings, path: Path, name: str) -> Ada
 
 @contextmanager
 def _stored_lora(store: Any, info: AdapterInfo) -> Iterator[Path]:
-    with memfile("lora", store.iter_blob(info.blob)) as path:
+    with memfile.memfile("lora", store.iter_blob(info.blob)) as path:
         yield path
 
 
@@ -129,16 +130,16 @@ def merge_adapter(
         raise UsageError(f"unknown quantization {quant}; choose one of {', '.join(merge.QUANTS)}")
     started = time.perf_counter()
     info = Registry(store).adapter(name)
-    base_path, base = _base(settings)
+    base_path, base = base_of(settings)
     with ExitStack() as stack:
         lora_file = stack.enter_context(_stored_lora(store, info))
         lora = convert.read_lora(lora_file, base, where=Path(f"adapter {name}"))
-        f16 = stack.enter_context(memfile("merged-f16"))
+        f16 = stack.enter_context(memfile.memfile("merged-f16"))
         yield from merge.merge_f16(base_path, lora, f16)
         result = f16
         if quant != "F16":
             yield merge.MergeProgress("quantize", detail=quant)
-            result = stack.enter_context(memfile(f"merged-{quant}"))
+            result = stack.enter_context(memfile.memfile(f"merged-{quant}"))
             merge.quantize(f16, result, quant)
         registry = Registry(store)
         n = registry.next_version(name)
@@ -156,9 +157,9 @@ def merge_adapter(
         rank=lora.rank,
         size_bytes=stored.size_bytes,
         sha256=stored.sha256,
-        created_at=_now(),
+        created_at=now(),
         merge_s=round(time.perf_counter() - started, 2),
-        libraries=_libraries(),
+        libraries=libraries(),
     )
     registry.add_version(version)
     yield merge.MergeProgress("done", detail=version.ref)
@@ -172,15 +173,45 @@ def remove(store: Any, ref: str) -> list[str]:
     return [b.split("/")[1] for b in blobs]
 
 
+def _check_stored(version: Version, chunks: Iterator[bytes]) -> None:
+    digest = hashlib.sha256()
+    for block in chunks:
+        digest.update(block)
+    if digest.hexdigest() != version.sha256:
+        raise AdapterError(f"{version.ref}: stored model does not match its recorded SHA-256")
+
+
 @contextmanager
 def _stored_model(store: Any, version: Version) -> Iterator[Path]:
-    with memfile(version.ref, store.iter_blob(version.blob)) as path:
-        digest = hashlib.sha256()
-        for block in read_chunks(path):
-            digest.update(block)
-        if digest.hexdigest() != version.sha256:
-            raise AdapterError(f"{version.ref}: stored model does not match its recorded SHA-256")
+    """A merged version as a file, after checking its hash: a built-in version's own file, or
+    an in-memory copy of the vault blob."""
+    if version.path is not None:
+        _check_stored(version, read_chunks(Path(version.path)))
+        yield Path(version.path)
+        return
+    with memfile.memfile(version.ref, store.iter_blob(version.blob)) as path:
+        _check_stored(version, read_chunks(path))
         yield path
+
+
+@contextmanager
+def _blob_input(store: Any, blob: str, version: Version | None = None) -> Iterator[ModelInput]:
+    """A stored model or LoRA for a worker: an in-memory file where there are such, else its
+    bytes streamed from the vault (checked first for a merged version)."""
+    if memfile.available() or (version is not None and version.path is not None):
+        if version is not None:
+            with _stored_model(store, version) as path:
+                yield ModelInput(path=path)
+        else:
+            with memfile.memfile("lora", store.iter_blob(blob)) as path:
+                yield ModelInput(path=path)
+        return
+    if version is not None:
+        _check_stored(version, store.iter_blob(blob))
+    info = store.blob(blob)
+    if info is None:
+        raise AdapterError(f"{blob}: missing from the vault")
+    yield ModelInput(size_bytes=info.size_bytes, chunks=lambda: store.iter_blob(blob))
 
 
 def _choice(
@@ -215,19 +246,19 @@ def model_files(
 
     `ref` None means the active model (a merged version, or the base); `base` the base alone;
     `NAME@vN` or `NAME` a merged version (the latest for `NAME`); with `runtime=True`, the base
-    plus the adapter `NAME` as a runtime LoRA. Once llama.cpp has loaded the model the block
-    may end: llama.cpp keeps its own copy or mapping of the memory file.
+    plus the adapter `NAME` as a runtime LoRA. Once a worker has loaded the model the block may
+    end: the worker keeps its own descriptor of the memory file, or its own copy of the bytes.
     """
     key, choice = _choice(store, settings, ref, runtime)
-    base_path = models.model_path(settings, "llm")
+    base = ModelInput(path=models.model_path(settings, "llm"))
     if isinstance(choice, AdapterInfo):
-        with _stored_lora(store, choice) as lora:
-            yield ModelFiles(base_path, lora, choice.name, key)
+        with _blob_input(store, choice.blob) as lora:
+            yield ModelFiles(base, lora, choice.name, key)
     elif isinstance(choice, Version):
-        with _stored_model(store, choice) as path:
-            yield ModelFiles(path, None, choice.ref, key)
+        with _blob_input(store, choice.blob, choice) as model:
+            yield ModelFiles(model, None, choice.ref, key)
     else:
-        yield ModelFiles(base_path, None, None, key)
+        yield ModelFiles(base, None, None, key)
 
 
 def verify_version(store: Any, settings: Settings, ref: str) -> verify.VerifyReport:
@@ -236,7 +267,7 @@ def verify_version(store: Any, settings: Settings, ref: str) -> verify.VerifyRep
     registry = Registry(store)
     version = registry.version(ref)
     info = registry.adapter(version.name)
-    base_path, base = _base(settings)
+    base_path, base = base_of(settings)
     if models.sha256_file(base_path) != version.base_sha256:
         raise AdapterError(
             f"{version.ref} was merged into another base model than the active one "
@@ -247,11 +278,11 @@ def verify_version(store: Any, settings: Settings, ref: str) -> verify.VerifyRep
         lora_file = stack.enter_context(_stored_lora(store, info))
         lora = convert.read_lora(lora_file, base, where=Path(f"adapter {info.name}"))
         reader = gguf.GGUFReader(base_path)
-        base16 = stack.enter_context(memfile("base-f16"))
+        base16 = stack.enter_context(memfile.memfile("base-f16"))
         no_change = convert.GgufLora(lora.architecture, lora.alpha, {})
         for _ in merge.merge_f16(reader, no_change, base16):
             pass
-        merged16 = stack.enter_context(memfile("merged-f16"))
+        merged16 = stack.enter_context(memfile.memfile("merged-f16"))
         for _ in merge.merge_f16(reader, lora, merged16):
             pass
         reference = verify.logits(base16, prompts, lora=lora_file)

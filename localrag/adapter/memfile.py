@@ -3,6 +3,10 @@
 Adapters and the models merged from them are private data (security.md 22). llama.cpp and its
 quantizer take file paths, so the bytes go into a `memfd` (Linux) and the path handed over is
 `/proc/self/fd/N`; the file vanishes when it is closed.
+
+Where there is no `memfd_create` (macOS), or `LOCALRAG_NO_MEMFD=1` switches it off (tests do, to
+check that path on Linux), models are not handed over as files: the service streams their
+bytes to the model worker, which holds the only copy (`localrag.worker`).
 """
 
 from __future__ import annotations
@@ -17,13 +21,19 @@ from localrag.errors import AdapterError
 CHUNK_BYTES = 1 << 20
 
 
+def available() -> bool:
+    """Whether in-memory files can be made here."""
+    return hasattr(os, "memfd_create") and os.environ.get("LOCALRAG_NO_MEMFD", "") in ("", "0")
+
+
 @contextmanager
 def memfile(name: str, content: Iterable[bytes] = ()) -> Iterator[Path]:
     """A path to an empty (or `content`-filled) file that lives only in memory."""
-    if not hasattr(os, "memfd_create"):
+    if not available():
         raise AdapterError(
-            "merging or loading adapters needs Linux memfd_create, so that private models "
-            "never touch the disk unencrypted; this platform lacks it"
+            "merging an adapter needs in-memory files (Linux memfd_create), so that the private "
+            "merged model never touches the disk, and this platform has none: apply the adapter "
+            "at run time instead (`localrag ask --adapter NAME --runtime`)"
         )
     fd = os.memfd_create(f"localrag-{name}", os.MFD_CLOEXEC)
     try:

@@ -71,6 +71,9 @@ class Version:
     """How long merging and quantizing took, in seconds."""
     libraries: dict[str, str] = field(default_factory=dict)
     """Versions of the libraries that made it (gguf, llama-cpp-python, numpy, localrag)."""
+    path: str | None = None
+    """A built-in version's model file (made at set-up from public files), kept outside the
+    vault; None for a merge of the user's own adapter, whose model is a vault blob."""
 
     @property
     def ref(self) -> str:

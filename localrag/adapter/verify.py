@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -78,37 +77,27 @@ class VerifyReport:
 
 
 def logits(model: Path, prompts: Sequence[str], lora: Path | None = None) -> list[np.ndarray]:
-    """The logits at every position of each prompt, from llama.cpp."""
-    from llama_cpp import Llama
+    """The logits at every position of each prompt, from llama.cpp in a model worker."""
+    from localrag.worker.client import ModelInput, ModelWorker
 
-    llm = Llama(
-        model_path=str(model),
-        lora_path=str(lora) if lora else None,
-        logits_all=True,
-        n_ctx=256,
-        n_threads=2,
-        verbose=False,
+    worker = ModelWorker(
+        ModelInput(path=model), lora=ModelInput(path=lora) if lora else None, n_ctx=256
     )
     try:
-        out = []
-        for prompt in prompts:
-            tokens = llm.tokenize(prompt.encode())
-            llm.reset()
-            llm.eval(tokens)
-            out.append(np.array(llm.scores[: len(tokens)], dtype=np.float32))
-        return out
+        return [worker.score(prompt) for prompt in prompts]
     finally:
-        llm.close()
+        worker.close()
 
 
 def tokenize(model: Path, prompts: Sequence[str]) -> list[list[int]]:
-    from llama_cpp import Llama
+    """The tokens of each prompt with BOS, as `logits` scores them."""
+    from localrag.worker.client import ModelInput, ModelWorker
 
-    llm: Any = Llama(model_path=str(model), vocab_only=True, verbose=False)
+    worker = ModelWorker(ModelInput(path=model), n_ctx=256)
     try:
-        return [llm.tokenize(p.encode()) for p in prompts]
+        return [worker.tokenize(prompt, bos=True) for prompt in prompts]
     finally:
-        llm.close()
+        worker.close()
 
 
 def report(ref: str, quant: str, f16: Agreement, stored: Agreement) -> VerifyReport:

@@ -2,9 +2,9 @@
 the same adapter applied at run time by llama.cpp, and the base alone, in one run.
 
 The adapter is a random PEFT LoRA shaped for the active base (every attention and MLP
-projection of every layer), so the bench needs no vault and no private data. The same prompt is
-decoded greedily on each model; runs alternate and the medians are reported. Merge and quantize
-times are reported too.
+projection of every layer), so the bench needs no vault and no private data. Each model runs in
+its own model worker; the same prompt is decoded greedily on each; runs alternate and the
+medians are reported. Merge and quantize times are reported too.
 """
 
 from __future__ import annotations
@@ -23,8 +23,15 @@ from localrag.adapter.memfile import memfile
 from localrag.adapter.sample import make_peft_adapter
 from localrag.bench.generate import _timed, decode_rate
 from localrag.cli import common
+from localrag.worker.client import ModelInput, ModelWorker
 
-PROMPT = "Write a short note for the team about the offline release and what changes for them:"
+MESSAGES = [
+    {
+        "role": "user",
+        "content": "Write a short note for the team about the offline release and what changes "
+        "for them.",
+    }
+]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,22 +46,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _load(model: Path, lora: Path | None = None) -> Any:
-    from llama_cpp import Llama
-
-    return Llama(
-        model_path=str(model),
-        lora_path=str(lora) if lora else None,
-        n_ctx=512,
-        n_threads=2,
-        verbose=False,
+def _load(model: Path, lora: Path | None = None) -> ModelWorker:
+    return ModelWorker(
+        ModelInput(path=model), lora=ModelInput(path=lora) if lora else None, n_ctx=512
     )
 
 
-def _rate(llm: Any, max_tokens: int) -> float:
-    stream = llm.create_completion(PROMPT, max_tokens=max_tokens, temperature=0.0, stream=True)
-    pieces = (c for c in stream if c["choices"][0]["finish_reason"] is None)
-    tokens, first_s, last_s, _ = _timed(pieces)
+def _rate(worker: ModelWorker, max_tokens: int) -> float:
+    tokens, first_s, last_s, _ = _timed(worker.stream(MESSAGES, max_tokens))
     return decode_rate(tokens, first_s, last_s)
 
 
@@ -86,15 +85,15 @@ def measure(settings: Any, quant: str, rank: int, max_tokens: int, runs: int) ->
         }
         rates: dict[str, list[float]] = {name: [] for name in sides}
         try:
-            for llm in sides.values():
-                _rate(llm, 8)  # warm up
+            for worker in sides.values():
+                _rate(worker, 8)  # warm up
             for _ in range(runs):
-                for name, llm in sides.items():
-                    llm.reset()
-                    rates[name].append(_rate(llm, max_tokens))
+                for name, worker in sides.items():
+                    worker.reset_cache()
+                    rates[name].append(_rate(worker, max_tokens))
         finally:
-            for llm in sides.values():
-                llm.close()
+            for worker in sides.values():
+                worker.close()
     return {
         "base_model": models.active_name(settings, "llm"),
         "quant": quant,

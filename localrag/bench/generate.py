@@ -1,16 +1,17 @@
 """`localrag bench generate`: answer speed of `ask` against raw llama-cpp-python, in one run.
 
-Both sides use the same loaded model, the same rendered prompt (`ask --no-retrieval` asking for
-a story, so that the answers are long) and greedy decoding. Ours is the code path of
-`Assistant.ask` after retrieval: `LlamaGenerator.stream` under an `Answer` (display filter,
-citation checks). Raw is `Llama.create_completion(stream=True)`. Runs alternate, the KV cache is
-cleared before each, and the medians are reported. Decode speed is (tokens - 1) / (time from
-first to last token).
+Both sides run the same model file with the same threads, the same prompt (`ask --no-retrieval`
+asking for a story, so that the answers are long) and greedy decoding, each streaming token by
+token. Ours is the code path of `Assistant.ask` after retrieval: the model worker (llama.cpp in
+a child process, tokens over a pipe) under an `Answer` (display filter, citation checks). Raw is
+llama-cpp-python in this process: `Llama.create_completion(stream=True)`. Which side goes first
+alternates between runs, the KV caches are cleared before each, and the medians are reported.
+Decode speed is (tokens - 1) / (time from first to last token).
 
-Time to first token is measured twice on a prompt with three numbered sources: with the cache
-cleared (the whole prompt is evaluated), and after a different question on the same sources,
-when llama.cpp reuses the cached prefix (system message and sources) and evaluates only the new
-question.
+Time to first token is measured twice on a prompt with three numbered sources, on both sides:
+with the cache cleared (the whole prompt is evaluated), and after a different question on the
+same sources, when llama.cpp reuses the cached prefix (system message and sources) and evaluates
+only the new question.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from localrag.answer import Answer
 from localrag.cli import common
-from localrag.generate import LlamaGenerator, Message, build_generator
+from localrag.generate import Message
 from localrag.prompt import build_messages, fit_sources
 from localrag.records import Chunk, Hit, Span
 
@@ -74,20 +75,54 @@ def decode_rate(tokens: int, first_s: float, last_s: float) -> float:
     return (tokens - 1) / (last_s - first_s) if tokens > 1 and last_s > first_s else 0.0
 
 
-def ours(gen: LlamaGenerator, messages: list[Message], max_tokens: int) -> dict[str, float]:
-    answer = Answer(gen.stream(messages, max_tokens), sources=[], model=gen.name)
+def ours(worker: Any, messages: list[Message], max_tokens: int) -> dict[str, float]:
+    stream = worker.stream(messages, max_tokens)
+    answer = Answer(stream, sources=[], model=worker.name)
     _, first_s, last_s, _ = _timed(iter(answer))
     # Tokens as the model produced them (an Answer may merge pieces held back for display).
     return {
         "tokens": answer.tokens,
         "first_token_ms": first_s * 1000,
         "tokens_per_s": decode_rate(answer.tokens, first_s, last_s),
+        "prompt_tokens": stream.prompt_tokens,
+        "reused_tokens": stream.reused_tokens,
     }
 
 
-def raw(gen: LlamaGenerator, prompt: str, max_tokens: int) -> dict[str, float]:
-    stream: Any = gen.llm.create_completion(
-        prompt, max_tokens=max_tokens, temperature=0.0, repeat_penalty=1.0, stream=True
+class Raw:
+    """llama-cpp-python in this process, as a user of the library would run it."""
+
+    def __init__(self, path: str, n_ctx: int) -> None:
+        import os
+
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.llm = Llama(path, n_ctx=n_ctx, n_threads=os.cpu_count() or 1, verbose=False)
+        model = self.llm._model
+        self.formatter = Jinja2ChatFormatter(
+            template=self.llm.metadata["tokenizer.chat_template"],
+            bos_token=model.token_get_text(self.llm.token_bos()),
+            eos_token=model.token_get_text(self.llm.token_eos()),
+        )
+
+    def render(self, messages: list[Message]) -> str:
+        return str(self.formatter(messages=messages).prompt)  # type: ignore[arg-type]
+
+    def reset_cache(self) -> None:
+        self.llm.reset()
+
+    def close(self) -> None:
+        self.llm.close()
+
+
+def raw(side: Raw, messages: list[Message], max_tokens: int) -> dict[str, float]:
+    stream: Any = side.llm.create_completion(
+        side.render(messages),
+        max_tokens=max_tokens,
+        temperature=0.0,
+        repeat_penalty=1.0,
+        stream=True,
     )
     # The last chunk only carries the finish reason: it is not a token.
     pieces = (c for c in stream if c["choices"][0]["finish_reason"] is None)
@@ -99,53 +134,62 @@ def raw(gen: LlamaGenerator, prompt: str, max_tokens: int) -> dict[str, float]:
     }
 
 
-def measure(gen: LlamaGenerator, max_tokens: int, runs: int) -> dict[str, Any]:
+def measure(worker: Any, side: Raw, max_tokens: int, runs: int) -> dict[str, Any]:
     long = build_messages(LONG_QUESTION, [], retrieval=False)
     messages = sample_messages(QUESTIONS[0])
     other = sample_messages(QUESTIONS[1])
-    mine: list[dict[str, float]] = []
-    theirs: list[dict[str, float]] = []
-    cold: list[dict[str, float]] = []
-    warm: list[dict[str, float]] = []
-    for _ in range(runs):
-        gen.reset_cache()
-        theirs.append(raw(gen, gen.render(long), max_tokens))
-        gen.reset_cache()
-        mine.append(ours(gen, long, max_tokens))
-        gen.reset_cache()
-        cold.append(ours(gen, messages, max_tokens))
+    rows: dict[str, list[dict[str, float]]] = {
+        k: [] for k in ("ask", "raw", "ask_cold", "ask_warm", "raw_cold", "raw_warm")
+    }
+
+    def one(name: str, run: Any, model: Any) -> None:
+        model.reset_cache()
+        rows[name].append(run(model, long, max_tokens))
+        model.reset_cache()
+        rows[f"{name}_cold"].append(run(model, messages, max_tokens))
         # The cache now holds this prompt; another question shares its prefix.
-        warm.append(ours(gen, other, max_tokens))
+        rows[f"{name}_warm"].append(run(model, other, max_tokens))
 
-    def median(rows: list[dict[str, float]], key: str) -> float:
-        return round(statistics.median(r[key] for r in rows), 1)
+    for i in range(runs):
+        sides = [("ask", ours, worker), ("raw", raw, side)]
+        for name, fn, model in sides if i % 2 == 0 else reversed(sides):
+            one(name, fn, model)
 
-    ours_rate, raw_rate = median(mine, "tokens_per_s"), median(theirs, "tokens_per_s")
-    prompt_tokens = len(gen.prompt_tokens(messages))
-    shared = 0
-    for a, b in zip(gen.prompt_tokens(messages), gen.prompt_tokens(other), strict=False):
-        if a != b:
-            break
-        shared += 1
+    def median(name: str, key: str) -> float:
+        return round(statistics.median(r[key] for r in rows[name]), 1)
+
+    ours_rate, raw_rate = median("ask", "tokens_per_s"), median("raw", "tokens_per_s")
+    cold, warm = rows["ask_cold"][-1], rows["ask_warm"][-1]
     return {
-        "model": gen.name,
+        "model": worker.name,
         "runs": runs,
         "max_tokens": max_tokens,
-        "prompt_tokens": prompt_tokens,
-        "cached_prefix_tokens": shared,
-        "ask": {"tokens": median(mine, "tokens"), "tokens_per_s": ours_rate},
-        "raw": {"tokens": median(theirs, "tokens"), "tokens_per_s": raw_rate},
+        "prompt_tokens": cold["prompt_tokens"],
+        "cached_prefix_tokens": warm["reused_tokens"],
+        "ask": {"tokens": median("ask", "tokens"), "tokens_per_s": ours_rate},
+        "raw": {"tokens": median("raw", "tokens"), "tokens_per_s": raw_rate},
         "ratio": round(ours_rate / raw_rate, 3) if raw_rate else None,
         "first_token_ms": {
-            "cold": median(cold, "first_token_ms"),
-            "prefix_cached": median(warm, "first_token_ms"),
+            "cold": median("ask_cold", "first_token_ms"),
+            "prefix_cached": median("ask_warm", "first_token_ms"),
+            "raw_cold": median("raw_cold", "first_token_ms"),
+            "raw_prefix_cached": median("raw_warm", "first_token_ms"),
         },
     }
 
 
 def run(args: argparse.Namespace) -> int:
-    gen = build_generator(common.settings(args))
-    result = measure(gen, args.tokens, args.runs)
+    from localrag import models
+    from localrag.worker import base_worker
+
+    settings = common.settings(args)
+    worker = base_worker(settings)
+    side = Raw(str(models.model_path(settings, "llm")), worker.n_ctx)
+    try:
+        result = measure(worker, side, args.tokens, args.runs)
+    finally:
+        side.close()
+        worker.close()
     if args.json:
         common.print_json(result)
         return 0
@@ -159,8 +203,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"  ratio {result['ratio']:.3f} (goal >= 0.95)")
     ft = result["first_token_ms"]
     print(
-        f"  first token, {result['prompt_tokens']}-token prompt with sources: {ft['cold']} ms"
-        f" with the cache cleared, {ft['prefix_cached']} ms reusing the cached prefix"
+        f"  first token, {result['prompt_tokens']}-token prompt with sources: ask {ft['cold']} ms"
+        f" (raw {ft['raw_cold']}) with the cache cleared, ask {ft['prefix_cached']} ms"
+        f" (raw {ft['raw_prefix_cached']}) reusing the cached prefix"
         f" ({result['cached_prefix_tokens']} tokens)"
     )
     return 0

@@ -174,17 +174,17 @@ def run(args: argparse.Namespace) -> int:
     from localrag.chunk import ChunkSettings
     from localrag.cli.common import print_json, settings
     from localrag.evaluate.progress import progress_bar
-    from localrag.generate import build_generator
     from localrag.service import Assistant
     from localrag.store import Store
     from localrag.store.keys import new_data_key, wipe
+    from localrag.worker import base_worker
 
     s = settings(args)
     paragraphs, questions = load_squad(args.squad)
     chosen = spread(questions, args.limit)
     k = args.k or s.top_k
     embedder = embed.from_settings(s)
-    generator = build_generator(s)
+    generator = base_worker(s)
     folder = Path(tempfile.mkdtemp(prefix="localrag-eval-qa-"))
     key = new_data_key()
     try:
@@ -201,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
                 records.append(record)
                 update(len(records))
     finally:
+        generator.close()
         wipe(key)
         shutil.rmtree(folder, ignore_errors=True)
     result = {

@@ -32,7 +32,7 @@ class AnswerView(Vertical):
         return self.query_one(Markdown)
 
     def start(self) -> None:
-        self.set_meta("thinking…  (Esc cancels)")
+        self.set_meta("searching your documents…  (Esc cancels)")
         self._stream = Markdown.get_stream(self.markdown)
 
     async def write(self, text: str) -> None:
@@ -56,7 +56,10 @@ def describe_end(answer: Any | None, cancelled: bool, wrote: bool) -> str:
     if answer is None:
         return "no answer (see the notification)"
     parts = []
-    if cancelled:
+    error = getattr(answer, "error", None)
+    if error:
+        parts.append(f"interrupted: {error}")
+    elif cancelled:
         parts.append("cancelled")
     elif getattr(answer, "abstained", False):
         parts.append("no source was good enough to answer from")

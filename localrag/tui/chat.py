@@ -35,7 +35,16 @@ def batched(tokens: Iterable[str], every_s: Callable[[], float]) -> Iterator[str
     little."""
     pending: list[str] = []
     shown_at = time.monotonic()
-    for token in tokens:
+    iterator = iter(tokens)
+    while True:
+        try:
+            token = next(iterator)
+        except StopIteration:
+            break
+        except Exception:
+            if pending:  # the model stopped mid-answer: show what it wrote, then the error
+                yield "".join(pending)
+            raise
         pending.append(token)
         if time.monotonic() - shown_at >= every_s():
             yield "".join(pending)
@@ -146,6 +155,9 @@ class ChatPane(Vertical):
         self.answer = message.answer
         if self.cancel_requested:
             message.answer.cancel()
+        if self.view is not None:  # retrieval is done: its sources are known before the answer
+            self.view.set_meta("answering…  (Esc cancels)")
+            self.query_one(SourcesPanel).show(answer_sources(message.answer))
 
     async def on_answer_token(self, message: AnswerToken) -> None:
         if self.view is not None:

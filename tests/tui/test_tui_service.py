@@ -77,3 +77,36 @@ async def test_create_add_ask_open_source_delete_then_unlock_again(
         await wait_until(pilot, lambda: app.screen.query(AnswerView))
         assert "blue-42" in app.screen.query(AnswerView).last().answer_text
     assert no_network == []
+
+
+async def test_a_model_worker_crash_is_a_notification_and_the_next_question_is_answered(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from localrag import models
+    from localrag.answer import INTERRUPTED
+    from localrag.worker import client
+
+    fake = Path(__file__).resolve().parent.parent / "fake_worker.py"
+    monkeypatch.setattr(client, "COMMAND", [sys.executable, str(fake)])
+    model = tmp_path / "any.gguf"
+    model.write_bytes(b"GGUF")
+    monkeypatch.setattr(models, "model_path", lambda settings, role, specs=None: model)
+
+    app = build_app(vault=ServiceVault(settings, embedder=HashingEmbedder()))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*PASSPHRASE, "enter", *PASSPHRASE, "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "vault created")
+        await pilot.press("ctrl+r")  # retrieval off: the vault is empty
+        await ask(pilot, "CRASH now")
+        view = app.screen.query(AnswerView).last()
+        assert view.answer_text == "Partial" + INTERRUPTED
+        assert view.meta.startswith("interrupted: the model process crashed (SIGSEGV)")
+        notes = notifications(pilot)
+        assert any("crashed (SIGSEGV)" in n and "localrag doctor" in n for n in notes), notes
+
+        await ask(pilot, "Are you well?")
+        assert app.screen.query(AnswerView).last().answer_text.startswith("All good")
+        [conversation] = app.assistant.conversations()
+        assert conversation.turn_count == 4  # both exchanges, in one conversation

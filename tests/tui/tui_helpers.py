@@ -50,7 +50,9 @@ async def ask(pilot: Pilot, question: str, timeout_s: float = TIMEOUT_S) -> None
         views = app.screen.query(AnswerView)
         # The pane stops answering before the view has written its line of timings.
         return (
-            bool(views) and not chat(app).answering and not views.last().meta.startswith("thinking")
+            bool(views)
+            and not chat(app).answering
+            and not views.last().meta.startswith(("searching", "answering"))
         )
 
     await wait_until(pilot, answered, f"an answer to {question!r}", timeout_s)

@@ -1,0 +1,5 @@
+import sys
+
+from localrag.worker.server import main
+
+sys.exit(main())

@@ -1,0 +1,127 @@
+"""A model worker that dies costs one clear error: never the CLI, the vault or the conversation.
+
+These tests run a stand-in worker (`fake_worker.py`) that speaks the protocol with no model, so
+that a crash comes exactly when wanted; `test_generate.py` kills the real one.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from localrag import embed, models
+from localrag.answer import INTERRUPTED
+from localrag.cli import main
+from localrag.embed import HashingEmbedder
+from localrag.worker import client
+
+FAKE = Path(__file__).with_name("fake_worker.py")
+
+
+@pytest.fixture
+def fake_worker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(client, "COMMAND", [sys.executable, str(FAKE)])
+    monkeypatch.setattr(embed, "from_settings", lambda settings: HashingEmbedder())
+    model = tmp_path / "any.gguf"
+    model.write_bytes(b"GGUF")
+    monkeypatch.setattr(models, "model_path", lambda settings, role, specs=None: model)
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", "worker crash passphrase")
+
+
+@pytest.mark.usefixtures("fake_worker")
+def test_ask_keeps_the_partial_answer_and_exits_with_a_clear_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["init"]) == 0
+    capsys.readouterr()
+    assert main(["ask", "--no-retrieval", "CRASH please"]) == 5
+    out, err = capsys.readouterr()
+    assert out.startswith("Partial" + INTERRUPTED)
+    [line] = err.strip().splitlines()
+    assert "the model process crashed (SIGSEGV) while writing an answer" in line
+    assert "localrag doctor" in line
+
+    # The conversation holds the question and the marked partial answer; the vault still opens,
+    # and the next question starts a new worker.
+    assert main(["history", "1", "--json"]) == 0
+    turns = json.loads(capsys.readouterr().out)
+    assert [t["role"] for t in turns] == ["user", "assistant"]
+    assert turns[1]["text"] == "Partial" + INTERRUPTED
+    assert main(["ask", "--no-retrieval", "--conversation", "1", "Are you well?"]) == 0
+    assert capsys.readouterr().out.startswith("All good")
+
+
+@pytest.mark.usefixtures("fake_worker")
+def test_doctor_fails_with_a_clear_line_when_the_model_cannot_generate(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOAD_CRASH", "1")
+    assert main(["doctor"]) == 1
+    [line] = [x for x in capsys.readouterr().out.splitlines() if "model generates" in x]
+    assert line.startswith("BAD")
+    assert "crashed (SIGSEGV) while loading" in line
+    assert "CPU:" in line and "make setup" in line
+
+    monkeypatch.delenv("LOAD_CRASH")
+    assert main(["doctor", "--json"]) in (0, 1)  # other checks may fail without real models
+    checks = json.loads(capsys.readouterr().out)["checks"]
+    [generation] = [c for c in checks if c["name"] == "model generates"]
+    assert generation["ok"] and "All good" in generation["detail"]
+
+
+@pytest.mark.usefixtures("fake_worker")
+def test_the_next_question_after_a_crash_starts_a_new_worker(settings: object) -> None:
+    from localrag.service import Assistant
+    from localrag.worker.client import WorkerCrashed
+
+    with Assistant.create(settings, bytearray(b"worker crash passphrase")) as assistant:  # type: ignore[arg-type]
+        answer = assistant.ask("CRASH please", retrieval=False)
+        with pytest.raises(WorkerCrashed):
+            answer.text()
+        assert answer.error is not None and "SIGSEGV" in answer.error
+        first = assistant.models.loaded()
+        assert first is not None and not first.alive  # type: ignore[attr-defined]
+        again = assistant.ask("Are you well?", retrieval=False)
+        assert again.text().startswith("All good")
+        assert assistant.models.loaded() is not first
+
+
+@pytest.mark.models
+def test_a_gguf_llama_cpp_cannot_run_is_refused_by_models_add_and_adapter_import(
+    real_models: object,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from localrag.adapter import convert, peft
+    from localrag.adapter.sample import make_peft_adapter
+    from localrag.settings import Settings
+
+    settings = Settings.load()
+    base_path = models.model_path(settings, "llm")
+    data = base_path.read_bytes()
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(data[: len(data) // 3])
+    assert main(["models", "add", str(truncated), "--role", "llm"]) == 5
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "truncated.gguf" in line and "nothing was added" in line
+    assert Settings.load().registered == {}
+
+    base = convert.read_base(base_path)
+    lora = convert.peft_to_lora(peft.load_peft(make_peft_adapter(base, tmp_path / "a")), base)
+    whole = tmp_path / "lora.gguf"
+    convert.write_lora(lora, whole)
+    broken = tmp_path / "broken-lora.gguf"
+    raw = whole.read_bytes()
+    broken.write_bytes(raw[: len(raw) // 2])
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", "worker crash passphrase")
+    assert main(["init"]) == 0
+    capsys.readouterr()
+    assert main(["adapter", "import", str(broken), "--name", "broken"]) == 7
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "broken-lora.gguf" in line
+    assert main(["adapter", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["adapters"] == []
