@@ -12,7 +12,8 @@ import hashlib
 import itertools
 import logging
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -72,18 +73,40 @@ class OnnxEmbedder:
         self.name = name or folder.name
         self.max_tokens = max_tokens
         self.batch_tokens = batch_tokens
+        self._tokenizer_file = tokenizer
         self.tokenizer = Tokenizer.from_file(str(tokenizer))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=max_tokens)
-        self._counter = Tokenizer.from_file(str(tokenizer))
-        self._counter.no_padding()
-        self._counter.no_truncation()
+        self._counter: Any = None
         self._model = model
         self._threads = threads
-        self.session = self._session(spinning=True)
+        # Each session is made on first use: `search` needs the query one only, `add` the other.
+        self._documents_session: Any = None
         self._query_session: Any = None
-        self._inputs = {i.name for i in self.session.get_inputs()}
-        self.dim = int(self.session.get_outputs()[0].shape[-1])
+        self._lock = threading.Lock()
+
+    @property
+    def session(self) -> Any:
+        """The session for batches of documents (its threads spin between runs)."""
+        if self._documents_session is None:
+            with self._lock:
+                if self._documents_session is None:
+                    self._documents_session = self._session(spinning=True)
+        return self._documents_session
+
+    @property
+    def query_session(self) -> Any:
+        """The session for one query at a time (its threads sleep once done)."""
+        if self._query_session is None:
+            with self._lock:
+                if self._query_session is None:
+                    self._query_session = self._session(spinning=False)
+        return self._query_session
+
+    @property
+    def dim(self) -> int:
+        session = self._query_session or self.session
+        return int(session.get_outputs()[0].shape[-1])
 
     def _session(self, spinning: bool) -> Any:
         import onnxruntime as ort
@@ -95,26 +118,41 @@ class OnnxEmbedder:
         if not spinning:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            return ort.InferenceSession(
+            session = ort.InferenceSession(
                 str(self._model), options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors on a bad file
             raise ModelError(f"{self._model}: not a loadable ONNX model ({exc})") from exc
+        self._inputs = {i.name for i in session.get_inputs()}
+        return session
+
+    @property
+    def _tokens_counter(self) -> Any:
+        """A second tokenizer, without truncation, to count and place tokens (made on first use)."""
+        if self._counter is None:
+            from tokenizers import Tokenizer
+
+            counter = Tokenizer.from_file(str(self._tokenizer_file))
+            counter.no_padding()
+            counter.no_truncation()
+            self._counter = counter
+        return self._counter
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Each text's length in tokens, without special tokens or truncation."""
-        encodings = self._counter.encode_batch(list(texts), add_special_tokens=False)
+        encodings = self._tokens_counter.encode_batch(list(texts), add_special_tokens=False)
         return [len(e.ids) for e in encodings]
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         """Character offsets of each token of `text` (no special tokens, no truncation)."""
-        return list(self._counter.encode(text, add_special_tokens=False).offsets)
+        return list(self._tokens_counter.encode(text, add_special_tokens=False).offsets)
 
     def _run(self, ids: np.ndarray, mask: np.ndarray, session: Any = None) -> np.ndarray:
+        session = session or self.session
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        hidden = (session or self.session).run(None, feeds)[0]
+        hidden = session.run(None, feeds)[0]
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return _normalise(pooled)
@@ -155,10 +193,9 @@ class OnnxEmbedder:
         query alone: p50 12.6 ms, p95 23.9 with spinning; 8.6 and 12.2 without). Batches of
         documents keep spinning, which makes them about 5 % faster.
         """
-        if self._query_session is None:
-            self._query_session = self._session(spinning=False)
+        session = self.query_session
         ids = np.array([self.tokenizer.encode(text).ids], dtype=np.int64)
-        return self._run(ids, np.ones_like(ids), self._query_session)[0]
+        return self._run(ids, np.ones_like(ids), session)[0]
 
     def close(self) -> None:
         pass
@@ -215,3 +252,53 @@ def from_settings(settings: Settings) -> OnnxEmbedder:
     folder = path if path.is_dir() else path.parent
     log.info("loading embedder from %s", folder)
     return OnnxEmbedder(folder)
+
+
+class Preloading:
+    """An embedder being built in a background thread; it stands in for it once ready.
+
+    A fresh `localrag search` starts the embedder (model hash check, tokenizer, ONNX session)
+    while the main thread unlocks the vault: Argon2id, hashing and ONNX Runtime's session
+    setup all release the GIL, so on two cores the two overlap. A failure (a missing or altered
+    model) is raised where the embedder is first used.
+    """
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._done = threading.Event()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+        def work() -> None:
+            try:
+                self._value = build()
+            except BaseException as exc:  # handed to the caller at first use
+                self._error = exc
+            finally:
+                self._done.set()
+
+        threading.Thread(target=work, name="embedder-preload", daemon=True).start()
+
+    def get(self) -> Any:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+    def close(self) -> None:
+        self._done.wait()
+        if self._value is not None:
+            self._value.close()
+
+
+def preload_for_queries(settings: Settings) -> Preloading:
+    """The settings' embedder, with its query session, made in the background (see `Preloading`)."""
+
+    def build() -> OnnxEmbedder:
+        embedder = from_settings(settings)
+        embedder.query_session  # noqa: B018 -- made now, while the vault unlocks
+        return embedder
+
+    return Preloading(build)
