@@ -296,9 +296,10 @@ class Preloading:
 def preload_for_queries(settings: Settings) -> Preloading:
     """The settings' embedder, with its query session, made in the background (see `Preloading`)."""
 
-    def build() -> OnnxEmbedder:
+    def build() -> Any:
         embedder = from_settings(settings)
-        embedder.query_session  # noqa: B018 -- made now, while the vault unlocks
+        if isinstance(embedder, OnnxEmbedder):
+            embedder.query_session  # noqa: B018 -- made now, while the vault unlocks
         return embedder
 
     return Preloading(build)

@@ -30,8 +30,8 @@ from localrag.store import vault as vault_mod
 from localrag.store.db import CIPHER, KeyMismatch
 from localrag.store.faults import FaultyVFS
 from localrag.store.sample import sample_document, unit_vectors
-from localrag.store.vectors import codes, default_scale
 from localrag.store.vault import unlock
+from localrag.store.vectors import codes, default_scale
 
 PASS = b"correct horse battery staple"
 MARKER = "QX7MARKERZEBRA"
