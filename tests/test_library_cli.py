@@ -26,7 +26,7 @@ def vault(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -
 
 @pytest.fixture
 def hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embed, "from_settings", lambda settings: HashingEmbedder())
+    monkeypatch.setattr(embed, "from_settings", lambda settings, **_: HashingEmbedder())
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, object]:

@@ -41,6 +41,8 @@ RECALL_GOAL = 0.95
 RSS_GOAL_MB = 300.0
 DEFAULT_BEIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "scifact"
 EMBED_BATCH = 2048
+SWEEP = (10, 20, 40, 80, 160)
+"""Candidate counts whose recall@10 and time are reported beside the default."""
 WINDOW_WORDS = 16
 SENTENCE = re.compile(r"(?<=[a-z%)\]][.!?])\s*(?=[A-Z])")
 
@@ -286,15 +288,21 @@ def warm_runs(home: Path, embedder: Any, texts: list[str], settings: Any) -> dic
         knn_ms: list[float] = []
         exact_ms: list[float] = []
         recalls: list[float] = []
+        sweep: dict[int, list[tuple[float, float]]] = {n: [] for n in SWEEP}
         for q in texts:
             qv = embedder.embed_query(q)
             t0 = time.perf_counter()
             found = store.knn(qv, 10)
             t1 = time.perf_counter()
-            exact = vectors.rescore(ids, floats, qv, 10)
+            exact = {i for i, _ in vectors.rescore(ids, floats, qv, 10)}
             exact_ms.append((time.perf_counter() - t1) * 1000)
             knn_ms.append((t1 - t0) * 1000)
-            recalls.append(len({i for i, _ in found} & {i for i, _ in exact}) / 10)
+            recalls.append(len({i for i, _ in found} & exact) / 10)
+            for n in SWEEP:  # how many candidates the int8 codes must give for that recall
+                t0 = time.perf_counter()
+                some = store.knn(qv, 10, candidates=n)
+                took = (time.perf_counter() - t0) * 1000
+                sweep[n].append((len({i for i, _ in some} & exact) / 10, took))
         size_mb = (home / "vault.db").stat().st_size / 1e6
     import numpy as np
 
@@ -304,6 +312,13 @@ def warm_runs(home: Path, embedder: Any, texts: list[str], settings: Any) -> dic
         "knn": _ms(knn_ms),
         "exact_in_memory": _ms(exact_ms),
         "knn_recall@10": round(float(np.mean(recalls)), 4),
+        "candidates_sweep": {
+            str(n): {
+                "recall@10": round(float(np.mean([r for r, _ in v])), 4),
+                **_ms([t for _, t in v]),
+            }
+            for n, v in sweep.items()
+        },
         "vault_mb": round(size_mb, 1),
     }
 
@@ -363,3 +378,5 @@ def _print(r: dict[str, Any]) -> None:
         f"ms, p95 {e['p95_ms']} ms"
     )
     print(f"KNN recall@10 vs exact search: {warm['knn_recall@10']} (goal >= {RECALL_GOAL})")
+    for n, v in warm["candidates_sweep"].items():
+        print(f"  {n:>4} candidates: recall@10 {v['recall@10']}, p50 {v['p50_ms']} ms")

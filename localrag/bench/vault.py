@@ -52,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vectors", type=Path, help="real chunk vectors (.npy, float32, n x dim)")
     p.add_argument("--query-vectors", type=Path, help="real query vectors for --vectors (.npy)")
     p.add_argument("--real", type=int, metavar="N", help="data of `bench retrieval --chunks N`")
+    p.add_argument("--beir", type=Path, help="SciFact folder for --real's queries")
     p.add_argument("--cold", type=int, default=5, help="reopen-then-search rounds (default 5)")
     p.add_argument("--seed", type=int, default=0)
     common.add_json(p)
@@ -221,13 +222,13 @@ def real_data(args: argparse.Namespace) -> tuple[list[str], np.ndarray, list[str
             f"{home}: no bench vault; run `localrag bench retrieval --chunks {args.real}`"
         )
     with open_vault(Settings(home, settings.models_dir), retrieval._passphrase()) as store:
-        rows = store.conn.execute(
+        rows: list[Any] = store.conn.execute(
             "SELECT c.text, v.vector FROM chunks c JOIN chunk_vectors v ON v.chunk_id = c.id"
             " ORDER BY c.id"
         ).fetchall()
-    texts = [r[0] for r in rows]
+    texts = [str(r[0]) for r in rows]
     corpus = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-    questions = retrieval.queries(retrieval.DEFAULT_BEIR, args.queries)
+    questions = retrieval.queries(args.beir or retrieval.DEFAULT_BEIR, args.queries)
     embedder = embed.from_settings(settings)
     query_vectors = np.stack([embedder.embed_query(q) for q in questions])
     return texts, corpus.copy(), questions, query_vectors

@@ -252,11 +252,11 @@ def run_search(args: argparse.Namespace) -> int:
     from localrag import embed
 
     query = " ".join(args.query)
-    # The embedder starts in a thread while the passphrase unlocks the vault (both wait on C
-    # code that lets the other run); keyword search needs none.
+    # The embedder starts and embeds the query in a thread while the passphrase unlocks the
+    # vault (both wait in C code that lets the other run); keyword search needs none.
     parts = {}
     if args.mode != "keyword":
-        parts["embedder"] = embed.preload_for_queries(settings(args))
+        parts["embedder"] = embed.preload_for_query(settings(args), query)
     try:
         with open_assistant(args, **parts) as assistant:
             hits = assistant.search(query, k=args.k, mode=args.mode)

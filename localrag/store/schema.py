@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import apsw
 
@@ -133,14 +134,14 @@ def v2_vector_codes(conn: apsw.Connection) -> None:
     scale = vectors.create(conn, int(dim))
     last = 0
     while True:
-        rows = conn.execute(
+        rows: list[Any] = conn.execute(
             "SELECT chunk_id, vector FROM chunk_vectors WHERE chunk_id > ? ORDER BY chunk_id"
             " LIMIT 5000",
             (last,),
         ).fetchall()
         if not rows:
             return
-        ids = [r[0] for r in rows]
+        ids = [int(r[0]) for r in rows]
         floats = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
         vectors.insert(conn, ids, floats.reshape(len(ids), -1), scale)
         last = ids[-1]
