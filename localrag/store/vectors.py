@@ -2,21 +2,22 @@
 
 Every chunk's vector is kept twice in the encrypted file: as float32 in `chunk_vectors` (exact)
 and as int8 codes in the `vec0` table `vec_codes` (384 bytes for 384 dims, a quarter of the
-floats). A search asks `vec0` for the `k * OVERSAMPLE` nearest codes by L1 distance
+floats). A search asks `vec0` for the `k + EXTRA` nearest codes by L1 distance
 (`MATCH ... AND k = ...`, a scan of the codes inside SQLite, no vector loaded into Python), then
 reads the float vectors of those candidates alone and ranks them by exact cosine similarity.
 So a fresh process answers its first query after reading ~40 MB of codes at 100,000 chunks,
 where loading every float vector meant ~150 MB and seconds.
 
-Why int8 and L1, measured on real vectors (SciFact sentences and windows, all-MiniLM-L6-v2,
-see `bench retrieval`):
-- sign bits (`bit[384]`): real sentence embeddings need about 2 % of the corpus as candidates for
-  a recall@10 of 0.95, and sqlite-vec's top-k selection costs O(rows * k) (400 ms at k = 1000
-  over 100,000 rows); fetching 2,000 candidates' floats at random from the encrypted file costs
-  35-90 ms more.
-- int8 codes rank nearly like the floats, so a few dozen candidates suffice; sqlite-vec's L1
-  over int8 is an integer loop the compiler vectorizes, where its int8 L2 and cosine accumulate
-  floats one element at a time (several times slower).
+Why int8 codes and L1:
+- sign bits (`bit[384]`) rank too roughly: real sentence embeddings need about 2 % of the corpus
+  as candidates for a recall@10 of 0.95 (measured on SciFact before), and sqlite-vec 0.1.9's
+  top-k selection costs O(rows * k) (about 400 ms at k = 1000 over 100,000 rows); fetching
+  2,000 candidates' floats at random from the encrypted file costs 35-90 ms more.
+- int8 codes rank nearly like the floats: on 10,000 real SciFact chunks, 20 candidates gave a
+  recall@10 of 0.99 and 40 gave 1.0 (`bench retrieval`'s sweep). sqlite-vec's L1 over int8
+  sums integers, which the compiler vectorizes; its int8 L2 and cosine add floats one element
+  at a time: over 100,000 codes, L1 took 36 ms and L2 131 ms (p50, k = 40, side by side on
+  a loaded machine).
 
 Codes are `round(x * scale)` clipped to [-127, 127]; `scale` is fixed per vault (meta
 `vector_code_scale`) so codes written at different times compare. For unit vectors it is
@@ -35,10 +36,11 @@ if TYPE_CHECKING:
     import numpy as np
 
 TABLE = "vec_codes"
-OVERSAMPLE = 4
-"""Candidates per wanted result taken from the codes before the exact rescoring."""
-CANDIDATES_MIN = 40
-"""Fewest candidates rescored (a search for k = 10 rescores 40)."""
+EXTRA = 30
+"""Candidates beyond the `k` wanted that the codes give to the exact rescoring: the best ten
+come out as exact search ranks them (recall@10 1.0 on 10,000 real chunks with 40 candidates,
+0.99 with 20; see `bench retrieval`'s sweep), and sqlite-vec's top-k selection costs
+O(rows * candidates), so a search for the fusion's 50 asks for 80, not 4 x 50."""
 SCALE_META = "vector_code_scale"
 
 
@@ -80,7 +82,7 @@ def delete(conn: apsw.Connection, ids: Sequence[int]) -> None:
 
 
 def candidates(k: int) -> int:
-    return max(CANDIDATES_MIN, OVERSAMPLE * k)
+    return k + EXTRA
 
 
 def knn(
@@ -119,10 +121,3 @@ def rescore(
     scores = vectors @ query / np.where(norms == 0, 1.0, norms)
     best = np.lexsort((ids, -scores))[:k]
     return [(int(ids[i]), float(scores[i])) for i in best]
-
-
-def exact(
-    ids: np.ndarray, vectors: np.ndarray, query: np.ndarray, k: int
-) -> list[tuple[int, float]]:
-    """Exact search over every vector: the reference that `knn` is measured against."""
-    return rescore(ids, vectors, query, k)
