@@ -67,9 +67,12 @@ def units(folder: Path, n: int) -> list[tuple[str, str, list[str]]]:
     about 20 minutes of two cores); their vectors are more spread than those of longer chunks,
     which makes the quantized search's job harder, not easier.
     """
-    from localrag.evaluate.retrieval import load_beir
+    from localrag.evaluate.retrieval import _jsonl
 
-    corpus = load_beir(folder, "train").corpus
+    corpus = {
+        str(d["_id"]): (d.get("title", ""), d.get("text", ""))
+        for d in _jsonl(folder / "corpus.jsonl")
+    }
     sentences = {
         d: [s.strip() for s in SENTENCE.split(text) if len(s.split()) >= 3]
         for d, (_, text) in corpus.items()
