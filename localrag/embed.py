@@ -90,20 +90,19 @@ class OnnxEmbedder:
     @property
     def session(self) -> Any:
         """The session for batches of documents (its threads spin between runs)."""
-        if self._documents_session is None:
-            with self._lock:
-                if self._documents_session is None:
-                    self._documents_session = self._session(spinning=True)
-        return self._documents_session
+        return self._made("_documents_session", spinning=True)
 
     @property
     def query_session(self) -> Any:
         """The session for one query at a time (its threads sleep once done)."""
-        if self._query_session is None:
-            with self._lock:
-                if self._query_session is None:
-                    self._query_session = self._session(spinning=False)
-        return self._query_session
+        return self._made("_query_session", spinning=False)
+
+    def _made(self, attribute: str, spinning: bool) -> Any:
+        if getattr(self, attribute) is None:
+            with self._lock:  # the app's workers may ask at once: make it only once
+                if getattr(self, attribute) is None:
+                    setattr(self, attribute, self._session(spinning))
+        return getattr(self, attribute)
 
     @property
     def dim(self) -> int:
