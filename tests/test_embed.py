@@ -43,3 +43,35 @@ def test_onnx_embedder_meaning_and_batching(real_models: Settings) -> None:
     query = e.embed_query("where did the cat sit?")
     assert int(np.argmax(batch @ query)) == 0
     assert e.count_tokens(["hello world", "tokenization", ""]) == [2, 2, 0]
+
+
+def test_a_preloading_embedder_stands_in_and_hands_over_its_error() -> None:
+    from localrag.embed import Preloading
+
+    ready = Preloading(lambda: HashingEmbedder(dim=32), "lathe oil")
+    assert ready.dim == 32
+    assert np.allclose(
+        ready.embed_query("lathe oil"), HashingEmbedder(dim=32).embed_query("lathe oil")
+    )
+    assert ready.embed_query("tax form").shape == (32,)
+    ready.close()
+
+    def broken() -> HashingEmbedder:
+        raise ModelError("embedder missing")
+
+    failing = Preloading(broken, "anything")
+    with pytest.raises(ModelError, match="embedder missing"):
+        failing.embed_query("anything")
+    failing.close()  # nothing to close, no error raised twice
+
+
+@pytest.mark.models
+def test_a_search_makes_one_onnx_session_and_a_batch_the_other(real_models: Settings) -> None:
+    e = from_settings(real_models)
+    query = e.embed_query("where did the cat sit?")
+    assert e._query_session is not None and e._documents_session is None  # search: one session
+    [same] = e.embed_documents(["where did the cat sit?"])
+    assert e._documents_session is not None
+    assert np.allclose(query, same, atol=1e-5)  # both sessions give the same vector
+    one_shot = from_settings(real_models, one_shot=True)  # graph not optimized, same vector
+    assert np.allclose(one_shot.embed_query("where did the cat sit?"), query, atol=1e-5)

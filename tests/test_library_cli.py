@@ -26,7 +26,7 @@ def vault(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -
 
 @pytest.fixture
 def hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embed, "from_settings", lambda settings: HashingEmbedder())
+    monkeypatch.setattr(embed, "from_settings", lambda settings, **_: HashingEmbedder())
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, object]:
@@ -133,6 +133,25 @@ def test_eval_retrieval_on_a_tiny_beir_set(
         main(["eval", "retrieval", "--beir", str(beir), "--mode", "nope"])
     assert main(["eval", "retrieval", "--beir", str(beir), "--split", "dev"]) != 0
     assert "dev.tsv" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("hashing")
+def test_eval_cross_validates_the_settings_and_can_keep_its_index(
+    tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    beir = tiny_beir(tmp_path / "beir")
+    code, result = run_json(capsys, "eval", "retrieval", "--beir", str(beir), "--cv", "2")
+    assert code == 0 and isinstance(result, dict)
+    cv = result["cv"]
+    assert cv["folds"] == 2 and len(cv["held_out_ndcg@10"]) == 2 and len(cv["chosen"]) == 2
+    assert all(0.0 <= v <= 1.0 for v in cv["held_out_ndcg@10"])
+    assert cv["default_in_sample_ndcg@10"] == pytest.approx(result["ndcg@10"], abs=0.05)
+    code, first = run_json(capsys, "eval", "retrieval", "--beir", str(beir), "--cache")
+    kept = home / "bench" / "eval-beir" / "vault.db"
+    assert kept.exists() and not kept.read_bytes().startswith(b"SQLite format 3")
+    code, again = run_json(capsys, "eval", "retrieval", "--beir", str(beir), "--cache")
+    assert isinstance(first, dict) and isinstance(again, dict)
+    assert again["ndcg@10"] == first["ndcg@10"] and again["index_s"] < first["index_s"] + 1
 
 
 @pytest.mark.models

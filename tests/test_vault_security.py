@@ -30,8 +30,8 @@ from localrag.store import vault as vault_mod
 from localrag.store.db import CIPHER, KeyMismatch
 from localrag.store.faults import FaultyVFS
 from localrag.store.sample import sample_document, unit_vectors
-from localrag.store.signs import sign_bits
 from localrag.store.vault import unlock
+from localrag.store.vectors import codes, default_scale
 
 PASS = b"correct horse battery staple"
 MARKER = "QX7MARKERZEBRA"
@@ -387,11 +387,17 @@ def test_deleted_document_leaves_no_text_or_vector_bytes(
     doc_id = store.add_document(doc, chunks, vectors, transcript=[Segment(0, 1, f"said {MARKER}")])
     store.add_document(*sample_document(rng, "other", 4))
     data_key = unlock(settings, pw())
-    vector_bytes = [v.tobytes()[:64] for v in vectors] + [b.tobytes() for b in sign_bits(vectors)]
+    vector_bytes = [v.tobytes()[:64] for v in vectors]
+    # The int8 codes sit in sqlite-vec's chunk blobs, which span pages: a code may straddle a
+    # page boundary (at most one), so its first or its last 32 bytes are whole on a page.
+    code_bytes = [c.tobytes() for c in codes(vectors, default_scale(vectors.shape[1]))]
+    code_pieces = [c[:32] for c in code_bytes] + [c[-32:] for c in code_bytes]
 
     store.checkpoint()
     before = decrypted_copy(settings, data_key, tmp_path / "before.db")
     assert MARKER.encode() in before and all(v in before for v in vector_bytes)  # the method sees
+    assert all(c[:32] in before or c[-32:] in before for c in code_bytes)
+    vector_bytes += code_pieces
 
     store.delete_document(doc_id)
     after = decrypted_copy(settings, data_key, tmp_path / "after.db")
@@ -420,10 +426,12 @@ def test_newer_vault_is_refused_and_migrations_record_themselves(
 ) -> None:
     with create_vault(settings, pw(), keys.FLOOR) as store:
         assert store.schema_version() == schema_mod.LATEST
-    v2 = "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)"
+    at = schema_mod.LATEST
+    released = list(schema_mod.MIGRATIONS)
+    good = "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)"
     broken = "CREATE TABLE half (x); SELECT no_such_function()"
-    monkeypatch.setattr(schema_mod, "MIGRATIONS", [*schema_mod.MIGRATIONS, (2, v2), (3, broken)])
-    monkeypatch.setattr(schema_mod, "LATEST", 3)
+    monkeypatch.setattr(schema_mod, "MIGRATIONS", [*released, (at + 1, good), (at + 2, broken)])
+    monkeypatch.setattr(schema_mod, "LATEST", at + 2)
     opened: list[apsw.Connection] = []
     connect = db_mod.connect
 
@@ -436,18 +444,18 @@ def test_newer_vault_is_refused_and_migrations_record_themselves(
         open_vault(settings, pw())
     message = failed.value.message  # one line: the file, what happened, what to do
     assert "\n" not in message and message.startswith(f"{settings.vault_path}: ")
-    assert "schema 3 failed" in message and "left intact at schema 2" in message
+    assert f"schema {at + 2} failed" in message and f"left intact at schema {at + 1}" in message
     assert "report this bug" in message
     with pytest.raises(apsw.ConnectionClosedError):  # the failed open let go of the file
         opened[0].execute("SELECT 1")
-    monkeypatch.setattr(schema_mod, "MIGRATIONS", schema_mod.MIGRATIONS[:2])
-    monkeypatch.setattr(schema_mod, "LATEST", 2)
+    monkeypatch.setattr(schema_mod, "MIGRATIONS", schema_mod.MIGRATIONS[:-1])
+    monkeypatch.setattr(schema_mod, "LATEST", at + 1)
     with open_vault(settings, pw()) as store:
-        assert store.schema_version() == 2  # v2 applied once, v3 rolled back whole
+        assert store.schema_version() == at + 1  # the good one applied once, the broken rolled back
         tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_schema")}
         assert "notes" in tables and "half" not in tables
-    monkeypatch.setattr(schema_mod, "MIGRATIONS", schema_mod.MIGRATIONS[:1])
-    monkeypatch.setattr(schema_mod, "LATEST", 1)
+    monkeypatch.setattr(schema_mod, "MIGRATIONS", released)
+    monkeypatch.setattr(schema_mod, "LATEST", at)
     with pytest.raises(VaultError, match="newer localrag"):
         open_vault(settings, pw())
 

@@ -225,3 +225,34 @@ def test_search_sees_every_change_even_from_another_process(settings: Settings) 
         c.doc_id for c in searcher.chunks([i for i, _ in searcher.knn(vectors[0], 5)])
     }
     searcher.close()
+
+
+def test_a_vault_of_sign_bits_is_searched_by_int8_codes_after_the_upgrade(
+    settings: Settings,
+) -> None:
+    """Schema 2 replaces the sign bits of schema 1 (`vec_chunks`) by int8 codes made from the
+    float vectors the vault holds; the search then finds what exact search finds."""
+    rng = np.random.default_rng(12)
+    with create_vault(settings, bytearray(PASS)) as store:
+        doc, chunks, vectors = sample_document(rng, "old", 30)
+        store.add_document(doc, chunks, vectors)
+        ids = [c.id for c in store.chunks(range(1, 31))]
+        conn = store.conn  # back to schema 1, as a vault made before the upgrade
+        conn.execute("DROP TABLE vec_codes")
+        conn.execute("CREATE VIRTUAL TABLE vec_chunks USING vec0(embedding bit[384])")
+        bits = np.packbits(vectors > 0, axis=-1, bitorder="little")
+        for chunk_id, row in zip(ids, bits, strict=True):
+            conn.execute(
+                "INSERT INTO vec_chunks (rowid, embedding) VALUES (?, vec_bit(?))",
+                (chunk_id, row.tobytes()),
+            )
+        conn.execute("DELETE FROM meta WHERE key = 'vector_code_scale'")
+        conn.execute("DELETE FROM schema_migrations WHERE version > 1")
+    with open_vault(settings, bytearray(PASS)) as store:
+        assert store.schema_version() == 2
+        tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_schema")}
+        assert "vec_codes" in tables and "vec_chunks" not in tables
+        assert store.integrity_problems() == []
+        query = vectors[7] + 0.3 * unit_vectors(rng, 1)[0]
+        exact = np.argsort(-(vectors @ query))[:5]
+        assert [i for i, _ in store.knn(query, 5)] == [ids[j] for j in exact]

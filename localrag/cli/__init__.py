@@ -30,7 +30,23 @@ COMMAND_MODULES = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+ALONE = {"search": "library"}
+"""Commands whose module alone is imported to parse them: a fresh `localrag search` is what a
+user waits for, and the other commands' imports (gguf, rich, ...) are no part of it."""
+
+
+def _alone(argv: list[str]) -> list[str] | None:
+    """The one command module to register for `argv`, if its command is in `ALONE`."""
+    rest = iter(argv)
+    for arg in rest:
+        if arg == "--home":
+            next(rest, None)
+        elif not arg.startswith("-"):
+            return [ALONE[arg]] if arg in ALONE else None
+    return None
+
+
+def build_parser(modules: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="localrag",
         description="A private assistant over your own documents and recordings: "
@@ -42,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    for name in COMMAND_MODULES:
+    for name in modules or COMMAND_MODULES:
         importlib.import_module(f"localrag.cli.{name}").register(sub)
     return parser
 
@@ -51,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     # Offline by design: libraries that might look for a model hub are told not to.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    parser = build_parser()
+    parser = build_parser(_alone(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     if not getattr(args, "func", None):

@@ -6,10 +6,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from typing import TYPE_CHECKING, Any
 
 from localrag.cli.common import (
     add_json,
@@ -17,10 +14,15 @@ from localrag.cli.common import (
     human_size,
     open_assistant,
     print_json,
+    settings,
 )
 from localrag.errors import IngestError, LocalragError
 from localrag.records import Hit, IngestEvent
 from localrag.retrieve import MODES
+
+if TYPE_CHECKING:  # rich costs a fresh `localrag search` about 50 ms it does not need
+    from rich.console import Console
+    from rich.progress import TaskID
 
 FINAL = ("added", "updated", "unchanged", "moved", "failed", "skipped")
 
@@ -68,6 +70,8 @@ class _Bar:
     (its bytes say nothing about how long it takes)."""
 
     def __init__(self, console: Console, sizes: dict[str, int], enabled: bool) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
         self.sizes = sizes
         self.done_bytes = 0
         self.files = 0
@@ -129,6 +133,8 @@ class _Bar:
 
 
 def run_add(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
     console = Console(stderr=True)
     results: dict[str, list[dict[str, Any]]] = {status: [] for status in FINAL}
     started = time.perf_counter()
@@ -243,9 +249,20 @@ def _clock(seconds: float) -> str:
 
 
 def run_search(args: argparse.Namespace) -> int:
+    from localrag import embed
+
     query = " ".join(args.query)
-    with open_assistant(args) as assistant:
-        hits = assistant.search(query, k=args.k, mode=args.mode)
+    # The embedder starts and embeds the query in a thread while the passphrase unlocks the
+    # vault (both wait in C code that lets the other run); keyword search needs none.
+    parts = {}
+    if args.mode != "keyword":
+        parts["embedder"] = embed.preload_for_query(settings(args), query)
+    try:
+        with open_assistant(args, **parts) as assistant:
+            hits = assistant.search(query, k=args.k, mode=args.mode)
+    finally:
+        for part in parts.values():
+            part.close()  # never leave the loading thread running into interpreter shutdown
     if args.json:
         print_json([hit_dict(h) for h in hits])
         return 0

@@ -3,7 +3,7 @@
 Each migration runs in one transaction together with the row that records it, so a vault is
 always at exactly one version. A vault written by a newer localrag is refused, never altered.
 The `vec0` table is not here: its dimension comes from the embedder, so the store creates it on
-first use (see `Store._ensure_vectors`).
+first use (see `Store._ensure_vectors` and `vectors.py`); a migration may rebuild it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import apsw
 
@@ -118,11 +119,40 @@ CREATE TABLE blob_parts (
 );
 """
 
+
+def v2_vector_codes(conn: apsw.Connection) -> None:
+    """Vector search moves into sqlite-vec: int8 codes (`vec_codes`) replace the sign bits
+    (`vec_chunks`), made from the float vectors the vault holds."""
+    from localrag.store import vectors
+
+    dim = conn.execute("SELECT value FROM meta WHERE key = 'vector_dim'").get
+    conn.execute("DROP TABLE IF EXISTS vec_chunks")
+    if dim is None:
+        return  # no vector yet: the store makes the table with the first one
+    import numpy as np
+
+    scale = vectors.create(conn, int(dim))
+    last = 0
+    while True:
+        rows: list[Any] = conn.execute(
+            "SELECT chunk_id, vector FROM chunk_vectors WHERE chunk_id > ? ORDER BY chunk_id"
+            " LIMIT 5000",
+            (last,),
+        ).fetchall()
+        if not rows:
+            return
+        ids = [int(r[0]) for r in rows]
+        floats = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+        vectors.insert(conn, ids, floats.reshape(len(ids), -1), scale)
+        last = ids[-1]
+
+
 Step = str | Callable[[apsw.Connection], None]
 """A migration: SQL, or a function of the connection."""
 
 MIGRATIONS: list[tuple[int, Step]] = [
     (1, V1),
+    (2, v2_vector_codes),
 ]
 """(version, step), in order. Append; never edit a released one."""
 

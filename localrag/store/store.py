@@ -1,8 +1,8 @@
 """`Store`: everything the vault holds, behind methods; the only module that writes SQL for it.
 
-One document is one transaction over its row, chunks, float vectors, sign vectors (`vec0`), FTS5
-rows (kept by triggers) and transcript. Vector search is two steps: Hamming distance over the sign
-bits finds candidates (see `signs.py`), then the float vectors rescore them exactly.
+One document is one transaction over its row, chunks, float vectors, their int8 codes (`vec0`),
+FTS5 rows (kept by triggers) and transcript. Both searches run inside the encrypted file: the
+vector KNN in sqlite-vec (`vectors.py`), the keyword search in FTS5 (`keywords.py`).
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from localrag.records import (
     Span,
     Turn,
 )
-from localrag.store import bm25, db, schema
-from localrag.store.signs import VectorIndex, sign_bits
+from localrag.store import db, schema
+from localrag.store import vectors as vec
+from localrag.store.keywords import KEYWORD_ROW_BUDGET, KeywordIndex
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,6 @@ _CHUNK_COLUMNS = (
     "c.char_start, c.char_end, c.heading, c.start_s, c.end_s, d.kind"
 )
 _DOC_COLUMNS = "id, path, sha256, kind, size_bytes, title, chunk_count, added_at, meta"
-KEYWORD_ROW_BUDGET = 10_000
-"""Rows FTS5 may score for one keyword query; past it the commonest words are scored apart.
-At 100,000 chunks a whole search went from p95 69-90 ms to 38-46 ms; on SciFact train, with the
-budget at the same share of its rows, nDCG@10 0.7275-0.7294 against 0.7283 unpruned."""
-KEYWORD_RESCORED = 100
-"""Best rows of the rare words that the common words are added to."""
 
 
 @dataclass(frozen=True)
@@ -85,22 +80,19 @@ class Store:
         self._dim: int | None = None
         # One connection serves every thread (the TUI's workers): one transaction at a time.
         self._lock = threading.RLock()
-        self._index: VectorIndex | None = None
-        """The vectors in memory, loaded on the first search; kept current by our writes."""
-        self._data_version = -1
-        """`PRAGMA data_version` when `_index` was loaded; another process writing changes it."""
-        self._tokenizer: Any = None
-        """FTS5's own tokenizer of the keyword index, for query words and rescored rows."""
-        self._vocab = False
-        """Whether this connection has the `fts5vocab` table of the index (in memory)."""
+        self._scale = 0.0
+        """Codes per unit of a vector component in `vec_codes` (see `vectors.py`)."""
+        self._keywords = KeywordIndex(self._read, conn)
         try:
             with self._errors():
                 schema.migrate(conn, path)
             dim = self.get_meta("vector_dim")
+            scale = self.get_meta(vec.SCALE_META)
         except BaseException:
             conn.close()  # the caller gets no Store to close, so the file would stay open
             raise
         self._dim = int(dim) if dim else None
+        self._scale = float(scale) if scale else 0.0
 
     @classmethod
     def open(
@@ -165,9 +157,7 @@ class Store:
                 f"{self.path}: the vault holds {self._dim}-dimensional vectors, this embedder "
                 f"makes {dim}; use the embedder the vault was made with"
             )
-        self.conn.execute(
-            f"CREATE VIRTUAL TABLE IF NOT EXISTS vec_chunks USING vec0(embedding bit[{dim}])"
-        )
+        self._scale = vec.create(self.conn, dim)
         self.conn.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES ('vector_dim', ?)", (str(dim),)
         )
@@ -189,15 +179,13 @@ class Store:
             raise ValueError(
                 f"{len(chunks)} chunks need {len(chunks)} vectors, got {vectors.shape}"
             )
-        bits = sign_bits(vectors)
         chunk_ids: list[int] = []
-        removed: list[int] = []
         with self._write() as conn:
             if len(chunks):
                 self._ensure_vectors(vectors.shape[1])
             old = conn.execute("SELECT id FROM documents WHERE path = ?", (doc.path,)).get
             if old is not None:
-                removed = self._delete(old)
+                self._delete(old)
             doc_id = conn.execute(
                 "INSERT INTO documents (path, sha256, kind, size_bytes, title, meta, chunk_count,"
                 " added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -212,7 +200,7 @@ class Store:
                     schema.now(),
                 ),
             ).get
-            for ordinal, (chunk, vector, bit) in enumerate(zip(chunks, vectors, bits, strict=True)):
+            for ordinal, (chunk, vector) in enumerate(zip(chunks, vectors, strict=True)):
                 s = chunk.span
                 chunk_id = conn.execute(
                     "INSERT INTO chunks (doc_id, ordinal, text, text_sha256, page, line_start,"
@@ -238,19 +226,14 @@ class Store:
                     "INSERT INTO chunk_vectors (chunk_id, vector) VALUES (?, ?)",
                     (chunk_id, vector.tobytes()),
                 )
-                conn.execute(
-                    "INSERT INTO vec_chunks (rowid, embedding) VALUES (?, vec_bit(?))",
-                    (chunk_id, bit.tobytes()),
-                )
                 chunk_ids.append(chunk_id)
+            if chunk_ids:
+                vec.insert(conn, chunk_ids, vectors, self._scale)
             if transcript is not None:
                 conn.execute(
                     "INSERT INTO transcripts (doc_id, segments) VALUES (?, ?)",
                     (doc_id, json.dumps([[s.start_s, s.end_s, s.text] for s in transcript])),
                 )
-        if self._index is not None:  # only once the transaction committed
-            self._index.remove(removed)
-            self._index.add(chunk_ids, vectors)
         log.info("stored document %d (%d chunks)", doc_id, len(chunks))
         return int(doc_id)
 
@@ -259,7 +242,7 @@ class Store:
         conn = self.conn
         ids = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
         if ids and self._dim is not None:
-            conn.executemany("DELETE FROM vec_chunks WHERE rowid = ?", ((i,) for i in ids))
+            vec.delete(conn, ids)
         conn.execute(
             "DELETE FROM chunk_vectors WHERE chunk_id IN (SELECT id FROM chunks WHERE doc_id = ?)",
             (doc_id,),
@@ -276,9 +259,7 @@ class Store:
         WAL is checkpointed so the old pages do not linger in it.
         """
         with self._write():
-            removed = self._delete(doc_id)
-        if self._index is not None:
-            self._index.remove(removed)
+            self._delete(doc_id)
         self.checkpoint()
 
     def checkpoint(self) -> None:
@@ -336,12 +317,18 @@ class Store:
             found.setdefault((sha, heading), np.frombuffer(blob, dtype=np.float32).copy())
         return found
 
-    def knn(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+    def knn(
+        self, vector: np.ndarray, k: int, candidates: int | None = None
+    ) -> list[tuple[int, float]]:
         """The `k` nearest chunks by cosine similarity (for unit vectors: the dot product).
 
-        Candidates come from the sign bits' Hamming distance, then are rescored exactly
-        (see `signs.py`).
+        sqlite-vec finds candidates by the int8 codes inside the vault, then their float vectors
+        rescore them exactly (see `vectors.py`); nothing else is loaded into memory.
+        `candidates` overrides how many are rescored (for the benchmark's sweep).
         """
+        if self._dim is None:  # another process may have added the first vectors since
+            dim, scale = self.get_meta("vector_dim"), self.get_meta(vec.SCALE_META)
+            self._dim, self._scale = (int(dim), float(scale)) if dim and scale else (None, 0.0)
         if self._dim is None or k <= 0:
             return []
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
@@ -350,90 +337,16 @@ class Store:
                 f"{self.path}: a {query.shape[0]}-dimensional query against {self._dim}-dimensional"
                 " vectors; use the embedder the vault was made with"
             )
-        with self._lock:
-            return self._vector_index().search(query, k)
-
-    def _vector_index(self) -> VectorIndex:
-        """The vectors in memory, (re)loaded if absent or if another process wrote."""
-        version = self._read("PRAGMA data_version")[0][0]
-        if self._index is None or version != self._data_version:
-            rows = self._read("SELECT chunk_id, vector FROM chunk_vectors")
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-            self._index = VectorIndex(ids, vectors)
-            self._data_version = version
-        return self._index
+        return vec.knn(self._read, query, k, self._scale, candidates)
 
     def keyword(
         self, words: Sequence[str], k: int, row_budget: int = KEYWORD_ROW_BUDGET
     ) -> list[tuple[int, float]]:
         """The `k` best chunks holding any of `words`, by FTS5's BM25 (higher is better).
 
-        Each word is quoted, so no user text is read as FTS5 syntax. In a vault of more than
-        `row_budget` chunks, the words held by the most rows are scored in Python on the best
-        rows of the rarer words only (see `bm25.py`): the scores stay FTS5's.
+        Each word is quoted, so no user text is read as FTS5 syntax; see `keywords.py`.
         """
-        words = list(dict.fromkeys(w for w in words if w))
-        if not words or k <= 0:
-            return []
-        # Each step takes the lock on its own, so that a vector search in another thread
-        # (`retrieve` runs both at once) waits for one statement, not for all of them.
-        total_rows, total_tokens = self._fts_totals()
-        if total_rows <= row_budget:
-            return self._bm25(words, k)
-        ranked, added = bm25.split([self._term(w) for w in words], row_budget)
-        if not added:
-            return self._bm25([t.word for t in ranked], k)
-        best = self._bm25([t.word for t in ranked], max(k, KEYWORD_RESCORED))
-        texts = self._read(
-            f"SELECT id, text, coalesce(heading, '') FROM chunks"
-            f" WHERE id IN ({','.join('?' * len(best))})",
-            [chunk_id for chunk_id, _ in best],
-        )
-        tokens = {row[0]: self._tokens(row[1]) + self._tokens(row[2]) for row in texts}
-        mean = total_tokens / total_rows
-        scored = [
-            (i, bm25.add_scores(s, tokens.get(i, ()), added, total_rows, mean)) for i, s in best
-        ]
-        return sorted(scored, key=lambda item: -item[1])[:k]
-
-    def _bm25(self, words: Sequence[str], k: int) -> list[tuple[int, float]]:
-        query = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
-        rows = self._read(
-            "SELECT rowid, -bm25(chunks_fts) AS score FROM chunks_fts WHERE chunks_fts MATCH ?"
-            " ORDER BY score DESC LIMIT ?",
-            (query, k),
-        )
-        return [(int(r[0]), float(r[1])) for r in rows]
-
-    def _fts_totals(self) -> tuple[int, int]:
-        """Rows in the keyword index and their tokens, from FTS5's averages record."""
-        rows = self._read("SELECT block FROM chunks_fts_data WHERE id = 1")
-        values = bm25.varints(bytes(rows[0][0])) if rows else []
-        return (values[0], sum(values[1:])) if values else (0, 0)
-
-    def _tokens(self, text: str) -> list[str]:
-        """`text` as the keyword index holds it: lower case, stemmed."""
-        if self._tokenizer is None:
-            self._tokenizer = self.conn.fts5_tokenizer("porter", ["unicode61"])
-        found = self._tokenizer(
-            text.encode("utf-8"), apsw.FTS5_TOKENIZE_DOCUMENT, None, include_offsets=False
-        )
-        return [t[0] for t in found]
-
-    def _term(self, word: str) -> bm25.Term:
-        """A query word with its index token and how many rows hold it."""
-        tokens = self._tokens(word)
-        if len(tokens) != 1:
-            return bm25.Term(word, None, 0)
-        if not self._vocab:
-            self._read(
-                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab"
-                " USING fts5vocab(main, chunks_fts, row)"
-            )
-            self._vocab = True
-        rows = self._read("SELECT doc FROM temp.chunks_vocab WHERE term = ?", (tokens[0],))
-        return bm25.Term(word, tokens[0], int(rows[0][0]) if rows else 0)
+        return self._keywords.search(words, k, row_budget)
 
     def chunks(self, ids: Sequence[int]) -> list[Chunk]:
         """The chunks with these ids, in the order given (missing ids are left out)."""
@@ -673,12 +586,12 @@ class Store:
             " WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.id = t.doc_id)",
         }
         if self._dim is not None:
-            orphans["sign vectors without a chunk"] = (
-                "SELECT count(*) FROM vec_chunks v WHERE NOT EXISTS"
+            orphans["vector codes without a chunk"] = (
+                f"SELECT count(*) FROM {vec.TABLE} v WHERE NOT EXISTS"
                 " (SELECT 1 FROM chunks c WHERE c.id = v.rowid)"
             )
-            orphans["chunks without a sign vector"] = (
-                "SELECT (SELECT count(*) FROM chunks) - (SELECT count(*) FROM vec_chunks)"
+            orphans["chunks without vector codes"] = (
+                f"SELECT (SELECT count(*) FROM chunks) - (SELECT count(*) FROM {vec.TABLE})"
             )
         for what, sql in orphans.items():
             n = self._read(sql)[0][0]

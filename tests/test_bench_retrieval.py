@@ -1,0 +1,56 @@
+"""`bench retrieval`: real text, real vectors, a fresh `localrag search` and the warm path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from localrag.bench.retrieval import units
+from localrag.cli import main
+from localrag.settings import Settings
+
+from test_library_cli import tiny_beir
+
+
+def test_units_are_sentences_then_titles_then_windows(tmp_path: Path) -> None:
+    beir = tiny_beir(tmp_path / "beir")
+    first = units(beir, 6)
+    assert [texts for _, _, texts in first] == [
+        ["Capybaras are semi-aquatic rodents of South America."],
+        ["Blade cracks in gas turbines grow under cyclic loading."],
+        ["Vitamin D supplements increase bone mineral density."],
+        ["Caffeine taken late in the day shortens sleep."],
+        ["The okapi is the closest living relative of the giraffe."],
+        ["Perovskite cells raise photovoltaic efficiency."],
+    ]
+    more = {doc: texts for doc, _, texts in units(beir, 13)}
+    assert more["d1"] == [
+        "Capybaras are semi-aquatic rodents of South America.",
+        "Capybara ecology",
+    ]
+    assert more["d2"][1:] == [  # its title, then its one 16-word window (it has 9 words)
+        "Turbine fatigue",
+        "Blade cracks in gas turbines grow under cyclic loading.",
+    ]
+    with pytest.raises(SystemExit, match="only"):
+        units(beir, 1000)
+
+
+@pytest.mark.models
+def test_bench_retrieval_runs_fresh_processes_on_an_encrypted_bench_vault(
+    real_models: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    beir = tiny_beir(tmp_path / "beir")
+    (beir / "qrels" / "train.tsv").write_text((beir / "qrels" / "test.tsv").read_text())
+    argv = ["bench", "retrieval", "--chunks", "12", "--queries", "3", "--cold", "2"]
+    assert main([*argv, "--beir", str(beir), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["fresh_process"]["answered"] == 2  # each fresh search printed hits
+    assert report["fresh_process"]["peak_rss_mb"] > 0
+    assert report["warm"]["knn_recall@10"] == 1.0  # 12 chunks: the candidates hold them all
+    vault = real_models.home / "bench" / "retrieval-12" / "vault.db"
+    assert not vault.read_bytes().startswith(b"SQLite format 3")
+    assert main([*argv, "--beir", str(beir), "--json"]) == 0  # built once, reused
+    assert json.loads(capsys.readouterr().out)["build_s"] < report["build_s"] + 1
