@@ -88,6 +88,7 @@ class OnnxEmbedder:
     def _session(self, spinning: bool) -> Any:
         import onnxruntime as ort
 
+        ort.disable_telemetry_events()  # off already by ORT_DISABLE_TELEMETRY (localrag.hardening)
         options = ort.SessionOptions()
         options.log_severity_level = 3
         if self._threads:

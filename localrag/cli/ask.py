@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from localrag.answer import Answer
 from localrag.cli import common
+from localrag.display import one_line, visible
 from localrag.prompt import locator
 from localrag.records import Citation
 
@@ -60,14 +61,14 @@ def _answer_options(parser: argparse.ArgumentParser) -> None:
 
 def citation_line(c: Citation) -> str:
     """`[n] /full/path, page p, lines a-b`, or `[n] /full/path @ mm:ss–mm:ss`."""
-    return f"[{c.n}] {locator(c.chunk, full_path=True)}"
+    return f"[{c.n}] {one_line(locator(c.chunk, full_path=True))}"
 
 
 def stream(answer: Answer, out: TextIO) -> None:
     """Print the answer as it comes, then its citations; Ctrl-C stops the model."""
     try:
         for piece in answer:
-            out.write(piece)
+            out.write(visible(piece))
             out.flush()
     except KeyboardInterrupt:
         answer.cancel()
@@ -129,9 +130,10 @@ def run_history(args: argparse.Namespace) -> int:
                 common.print_json(turns)
                 return 0
             for t in turns:
-                print(f"{t.role}: {t.text}")
+                print(f"{t.role}: {visible(t.text)}")
                 for c in t.citations:
-                    print(f"    [{c.get('n')}] {c.get('path')}  {c.get('where', '')}")
+                    place = f"{one_line(c.get('path'))}  {one_line(c.get('where', ''))}"
+                    print(f"    [{c.get('n')}] {place}")
             return 0
         conversations = assistant.conversations()
         if args.json:
@@ -141,5 +143,6 @@ def run_history(args: argparse.Namespace) -> int:
         if not rows:
             print("no conversations yet; ask a question with `localrag ask`")
         for conv in rows:
-            print(f"{conv.id:>5}  {conv.updated_at[:16]}  {conv.turn_count:>3} turns  {conv.title}")
+            title = one_line(conv.title)
+            print(f"{conv.id:>5}  {conv.updated_at[:16]}  {conv.turn_count:>3} turns  {title}")
     return 0
