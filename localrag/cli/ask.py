@@ -14,6 +14,7 @@ from typing import Any, TextIO
 from localrag.answer import Answer
 from localrag.cli import common
 from localrag.display import one_line, visible
+from localrag.errors import UsageError
 from localrag.prompt import locator
 from localrag.records import Citation
 
@@ -39,8 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     common.add_passphrase_file(chat)
     chat.set_defaults(func=run_chat)
 
-    history = sub.add_parser("history", help="list stored conversations, or show one")
-    history.add_argument("conversation", nargs="?", type=int, help="show this conversation")
+    history = sub.add_parser(
+        "history", help="list stored conversations, show one (ID), or delete some (rm ID...)"
+    )
+    history.add_argument(
+        "conversation", nargs="*", metavar="ID | rm ID...", help="show this conversation"
+    )
     common.add_json(history)
     common.add_passphrase_file(history)
     history.set_defaults(func=run_history)
@@ -122,10 +127,31 @@ def run_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ids(words: list[str]) -> list[int]:
+    if not words or not all(w.isdigit() for w in words):
+        raise UsageError("conversation ids are numbers: `localrag history [ID | rm ID...]`")
+    return [int(w) for w in words]
+
+
 def run_history(args: argparse.Namespace) -> int:
+    words = list(args.conversation)
+    deleting = bool(words) and words[0] == "rm"
+    ids = _ids(words[1:] if deleting else words) if words else []
+    if len(ids) > 1 and not deleting:
+        raise UsageError("show one conversation at a time: `localrag history ID`")
     with common.open_assistant(args) as assistant:
-        if args.conversation is not None:
-            turns = assistant.turns(args.conversation)
+        if deleting:
+            for conversation_id in ids:
+                assistant.delete_conversation(conversation_id)
+            if args.json:
+                common.print_json({"deleted": ids})
+            else:
+                print(
+                    f"deleted conversation{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
+                )
+            return 0
+        if ids:
+            turns = assistant.turns(ids[0])
             if args.json:
                 common.print_json(turns)
                 return 0

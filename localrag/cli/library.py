@@ -22,6 +22,7 @@ from localrag.display import one_line, visible
 from localrag.errors import IngestError, LocalragError
 from localrag.records import Hit, IngestEvent
 from localrag.retrieve import MODES
+from localrag.store.conversations import HISTORY_CHOICES
 
 FINAL = ("added", "updated", "unchanged", "moved", "failed", "skipped")
 
@@ -40,6 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("rm", help="delete documents completely, by id or path")
     p.add_argument("refs", nargs="+", metavar="ID|PATH")
+    p.add_argument(
+        "--history",
+        choices=HISTORY_CHOICES,
+        default="scrub",
+        help="what happens to conversation turns that quote or cite the document: "
+        "scrub their text and citations (default) or delete them",
+    )
     add_passphrase_file(p)
     add_json(p)
     p.set_defaults(func=run_rm)
@@ -197,7 +205,7 @@ def run_rm(args: argparse.Namespace) -> int:
     with open_assistant(args) as assistant:
         for ref in args.refs:
             try:
-                doc = assistant.remove(ref)
+                doc = assistant.remove(ref, history=args.history)
             except LocalragError as exc:
                 failed.append({"ref": ref, "reason": exc.message})
                 if not args.json:

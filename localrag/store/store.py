@@ -31,7 +31,7 @@ from localrag.records import (
     Span,
     Turn,
 )
-from localrag.store import bm25, db, schema
+from localrag.store import bm25, conversations, db, schema
 from localrag.store.signs import VectorIndex, sign_bits
 
 log = logging.getLogger(__name__)
@@ -269,17 +269,25 @@ class Store:
         conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
         return ids
 
-    def delete_document(self, doc_id: int) -> None:
-        """Remove a document completely: chunks, vectors, FTS entries and transcript.
+    def delete_document(self, doc_id: int, history: str = "scrub") -> int:
+        """Remove a document completely: chunks, vectors, FTS entries, transcript, and the
+        conversation turns that quote or cite it (`history`: "scrub" or "delete" them, see
+        `conversations.py`); returns how many turns that was.
 
         Freed pages are overwritten (`secure_delete`), FTS5 runs in `secure-delete` mode, and the
         WAL is checkpointed so the old pages do not linger in it.
         """
-        with self._write():
+        with self._write() as conn:
+            row = conn.execute("SELECT path FROM documents WHERE id = ?", (doc_id,)).fetchone()
+            rows = conn.execute("SELECT text FROM chunks WHERE doc_id = ?", (doc_id,))
+            texts = [r[0] for r in rows]
+            path = row[0] if row else ""
+            turns = conversations.forget_document(conn, doc_id, path, texts, history)
             removed = self._delete(doc_id)
         if self._index is not None:
             self._index.remove(removed)
         self.checkpoint()
+        return turns
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file and empty it (so no old page lingers there)."""

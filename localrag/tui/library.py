@@ -171,7 +171,8 @@ class LibraryPane(Vertical):
 
         self.app.push_screen(
             ConfirmScreen(
-                f"Delete {name} from the vault?\n\nIts text, vectors and any transcript are erased."
+                f"Delete {name} from the vault?\n\nIts text, vectors and any transcript are erased,"
+                " and answers that quote or cite it are scrubbed from your conversations."
                 " The file on disk is not touched."
             ),
             confirmed,
