@@ -7,7 +7,7 @@ import platform
 from dataclasses import dataclass
 
 from localrag import models
-from localrag.settings import Settings
+from localrag.settings import Settings, loose_permissions
 
 LIBRARIES = (
     "llama-cpp-python",
@@ -62,6 +62,16 @@ def run_checks(settings: Settings) -> list[Check]:
             )
         )
     checks.append(Check("home", True, str(settings.home)))
+    loose = loose_permissions(settings.home)
+    checks.append(
+        Check(
+            "home folder private (0700, files 0600)",
+            not loose,
+            "loose: " + ", ".join(loose) + " (any vault command fixes it; or chmod)"
+            if loose
+            else "yes",
+        )
+    )
     checks.append(Check("models folder", settings.models_dir.is_dir(), str(settings.models_dir)))
     checks.append(
         Check(
