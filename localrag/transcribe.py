@@ -204,6 +204,9 @@ class WhisperTranscriber:
     ) -> None:
         from faster_whisper import WhisperModel
 
+        from localrag.models import check_whisper_folder
+
+        check_whisper_folder(model_dir)  # a folder registered before this check existed
         self.model_dir = model_dir
         self.beam_size = beam_size
         self.vad_filter = vad_filter

@@ -45,6 +45,13 @@ def test_importing_localrag_forces_telemetry_off_and_hubs_offline(home: Path) ->
         hardening.OFFLINE_ENVIRONMENT
     )
     assert seen["ORT_DISABLE_TELEMETRY"] == "1" and seen["HF_HUB_OFFLINE"] == "1"
+    # huggingface_hub reads the switch at import: imported first, it is told directly.
+    code = (
+        "import huggingface_hub.constants as c, localrag.hardening as h; h.quiet_libraries(); "
+        "print(c.HF_HUB_OFFLINE)"
+    )
+    child = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert child.stdout.strip() == "True", child.stderr
 
 
 def test_the_passphrase_leaves_the_environment_and_no_child_receives_it(
