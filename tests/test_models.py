@@ -150,7 +150,7 @@ def test_a_whisper_folder_that_would_need_the_hub_is_refused(settings, tmp_path,
     assert code == UsageError.exit_code and "tokenizer.json" in err and "Hub" in err
     assert err.count("\n") == 1 and Settings.load().registered == {}
     # One registered before this check existed is refused before faster-whisper sees it.
-    with pytest.raises(UsageError, match="tokenizer.json"):
+    with pytest.raises(UsageError, match=r"tokenizer\.json"):
         WhisperTranscriber(folder)
     (folder / "tokenizer.json").write_text("{}")
     assert main(["models", "add", str(folder), "--role", "whisper"]) == 0
