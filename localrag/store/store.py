@@ -616,6 +616,15 @@ class Store:
             self.conn.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
         return blob_id is not None
 
+    def set_meta_deleting_blobs(self, key: str, value: str, blobs: Sequence[str]) -> None:
+        """Set a meta value and delete blobs in one transaction: a registry that stops naming
+        files and the files themselves go together, or neither does."""
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+            for name in blobs:
+                self._delete_blob(name)
+        self.checkpoint()
+
     def delete_blob(self, name: str) -> bool:
         """Delete a blob completely; False if there was none of that name."""
         with self._write():
