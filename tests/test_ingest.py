@@ -177,3 +177,71 @@ def test_text_and_html_parser_time_limit(tmp_path: Path, name: str) -> None:
         extract(path, Limits(max_seconds=0.0))
     assert str(path) in info.value.message
     assert isinstance(extract(path), Extracted)  # the same file within the usual limit
+
+
+def _docx_paragraph(i: int, runs: int) -> bytes:
+    """A paragraph marked up as Word does: many runs, each with its own revision ids."""
+    parts = [f'<w:p w:rsidR="{i:08X}">'.encode()]
+    for j in range(runs):
+        rsid = (i * 7919 + j * 104729) % 0xFFFFFFFF
+        parts.append(
+            f'<w:r w:rsidRPr="{rsid:08X}"><w:rPr><w:b/><w:sz w:val="{20 + j % 9}"/></w:rPr>'
+            f"<w:t>{chr(97 + j % 26)}</w:t></w:r>".encode()
+        )
+    parts.append(b"</w:p>")
+    return b"".join(parts)
+
+
+@pytest.mark.slow
+def test_a_docx_is_parsed_in_bounded_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    from docmaker import W
+
+    from localrag.ingest.docx import MAX_RATIO
+
+    body = b"".join(_docx_paragraph(i, 60) for i in range(2000))
+    xml = f'<w:document xmlns:w="{W}"><w:body>'.encode() + body + b"</w:body></w:document>"
+    path = write_docx(tmp_path / "long.docx", xml)
+    info = zipfile.ZipFile(path).getinfo("word/document.xml")
+    assert info.file_size > 10_000_000 and info.file_size < MAX_RATIO * info.compress_size
+    tracemalloc.start()
+    try:
+        doc = extract(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(doc.blocks) == 2000
+    # The whole document as a tree took more than 100 MB; parsed as it inflates, a few MB.
+    assert peak < info.file_size // 2, f"peak {peak:,} bytes for {info.file_size:,} of XML"
+
+
+def test_a_docx_compression_bomb_is_refused_before_it_inflates(tmp_path: Path) -> None:
+    from docmaker import W
+
+    paragraphs = b"<w:p><w:r><w:t>a</w:t></w:r></w:p>" * 70_000  # 2.4 MB in a few KB
+    xml = f'<w:document xmlns:w="{W}"><w:body>'.encode() + paragraphs + b"</w:body></w:document>"
+    path = write_docx(tmp_path / "bomb.docx", xml)
+    with pytest.raises(IngestError, match=r"times its packed size \(zip bomb\?\)") as info:
+        extract(path)
+    assert str(path) in info.value.message
+
+
+def test_the_html_time_limit_is_checked_inside_the_parse(tmp_path: Path, monkeypatch) -> None:
+    from localrag.ingest import base
+
+    checks = []
+    real = base.Deadline.check
+    monkeypatch.setattr(base.Deadline, "check", lambda self: checks.append(1) or real(self))
+    path = tmp_path / "inline.html"
+    path.write_text("<p>" + "<b>bold</b> " * 80_000 + "</p>", encoding="utf-8")  # 960 KB
+    assert "bold bold" in extract(path).text
+    assert len(checks) >= 10  # not once per megabyte
+
+
+def test_too_many_paragraphs_is_a_limit(tmp_path: Path) -> None:
+    path = tmp_path / "many.txt"
+    path.write_text("a\n\n" * 1000, encoding="utf-8")
+    with pytest.raises(IngestError, match="more than 100 paragraphs"):
+        extract(path, Limits(max_blocks=100))
+    assert len(extract(path).blocks) == 1000
