@@ -74,7 +74,8 @@ def _paragraphs(
                     stack.append(element)  # type: ignore[arg-type]
                     if len(stack) > MAX_DEPTH:
                         raise IngestError(
-                            f"{path}: its XML nests deeper than {MAX_DEPTH} levels; not a normal DOCX"
+                            f"{path}: its XML nests deeper than {MAX_DEPTH} levels; "
+                            "not a normal DOCX"
                         )
                     continue
                 stack.pop()
