@@ -59,8 +59,8 @@ def quiet_libraries() -> None:
     # huggingface_hub reads its switches once, at import: one already imported is told directly.
     constants = sys.modules.get("huggingface_hub.constants")
     if constants is not None:
-        constants.HF_HUB_OFFLINE = True
-        constants.HF_HUB_DISABLE_TELEMETRY = True
+        setattr(constants, "HF_HUB_OFFLINE", True)  # noqa: B010 (not a module mypy knows)
+        setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True)  # noqa: B010
 
 
 def _libc() -> Any:

@@ -11,6 +11,7 @@ import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 from localrag.errors import IngestError
@@ -63,7 +64,7 @@ def _paragraphs(
     and then dropped from the tree, and so is anything else the body holds, so memory stays at
     one paragraph whatever the document's size. Time and depth are checked inside the parse.
     """
-    parser = ElementTree.XMLPullParser(events=("start", "end"))
+    parser: Any = ElementTree.XMLPullParser(events=("start", "end"))
     stack: list[ElementTree.Element] = []
     try:
         for chunk in chunks:
@@ -71,7 +72,7 @@ def _paragraphs(
             parser.feed(chunk)
             for event, element in parser.read_events():
                 if event == "start":
-                    stack.append(element)  # type: ignore[arg-type]
+                    stack.append(element)
                     if len(stack) > MAX_DEPTH:
                         raise IngestError(
                             f"{path}: its XML nests deeper than {MAX_DEPTH} levels; "
@@ -79,11 +80,11 @@ def _paragraphs(
                         )
                     continue
                 stack.pop()
-                is_paragraph = element.tag == f"{W}p"  # type: ignore[union-attr]
+                is_paragraph = element.tag == f"{W}p"
                 if is_paragraph:
-                    yield element  # type: ignore[misc]
+                    yield element
                 if stack and (is_paragraph or len(stack) <= 2):
-                    stack[-1].remove(element)  # type: ignore[arg-type]
+                    stack[-1].remove(element)
         parser.close()
     except ElementTree.ParseError as exc:
         raise IngestError(f"{path}: broken XML inside the DOCX ({exc})") from exc
