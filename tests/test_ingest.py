@@ -6,7 +6,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from docmaker import make_docx, make_pdf, stream, write_docx, write_pdf
+from docmaker import W, make_docx, make_pdf, stream, write_docx, write_pdf
 
 from localrag.errors import IngestError
 from localrag.ingest import Extracted, Limits, read
@@ -100,6 +100,16 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     write_docx(bomb, b"<w:document>" + b" " * 5_000_000 + b"</w:document>")
     entity = tmp_path / "entity.docx"
     write_docx(entity, b'<!DOCTYPE x [<!ENTITY a "aaaa">]><w:document>&a;</w:document>')
+    laughs = tmp_path / "laughs.docx"
+    lol = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
+    write_docx(
+        laughs,
+        b" " * 200_000  # past the first step of the streamed check
+        + f'<!DOCTYPE w [<!ENTITY l0 "lol">{lol}]><w:document>&l9;</w:document>'.encode(),
+    )
+    deep = tmp_path / "deep.docx"
+    nested = b"<w:x>" * 5000 + b"</w:x>" * 5000
+    write_docx(deep, f'<w:document xmlns:w="{W}">'.encode() + nested + b"</w:document>")
     no_doc = tmp_path / "nodoc.docx"
     with zipfile.ZipFile(no_doc, "w") as z:
         z.writestr("hello.txt", "hi")
@@ -113,11 +123,26 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "bomb": (bomb, "zip bomb"),
         "entity": (entity, "DOCTYPE"),
         "nodoc": (no_doc, "word/document.xml"),
+        "laughs": (laughs, "DOCTYPE"),
+        "deep": (deep, "nests deeper"),
     }
 
 
 @pytest.mark.parametrize(
-    "name", ["empty", "latin1", "binary", "truncated", "fake", "notzip", "bomb", "entity", "nodoc"]
+    "name",
+    [
+        "empty",
+        "latin1",
+        "binary",
+        "truncated",
+        "fake",
+        "notzip",
+        "bomb",
+        "entity",
+        "nodoc",
+        "laughs",
+        "deep",
+    ],
 )
 def test_bad_file_fails_with_one_line_naming_it(tmp_path: Path, name: str) -> None:
     path, word = _bad_files(tmp_path)[name]
@@ -196,8 +221,6 @@ def _docx_paragraph(i: int, runs: int) -> bytes:
 def test_a_docx_is_parsed_in_bounded_memory(tmp_path: Path) -> None:
     import tracemalloc
 
-    from docmaker import W
-
     from localrag.ingest.docx import MAX_RATIO
 
     body = b"".join(_docx_paragraph(i, 60) for i in range(2000))
@@ -217,8 +240,6 @@ def test_a_docx_is_parsed_in_bounded_memory(tmp_path: Path) -> None:
 
 
 def test_a_docx_compression_bomb_is_refused_before_it_inflates(tmp_path: Path) -> None:
-    from docmaker import W
-
     paragraphs = b"<w:p><w:r><w:t>a</w:t></w:r></w:p>" * 70_000  # 2.4 MB in a few KB
     xml = f'<w:document xmlns:w="{W}"><w:body>'.encode() + paragraphs + b"</w:body></w:document>"
     path = write_docx(tmp_path / "bomb.docx", xml)
@@ -245,3 +266,9 @@ def test_too_many_paragraphs_is_a_limit(tmp_path: Path) -> None:
     with pytest.raises(IngestError, match="more than 100 paragraphs"):
         extract(path, Limits(max_blocks=100))
     assert len(extract(path).blocks) == 1000
+
+
+def test_deeply_nested_html_is_read_without_recursion(tmp_path: Path) -> None:
+    path = tmp_path / "deep.html"
+    path.write_text("<div>" * 100_000 + "the bottom" + "</div>" * 100_000, encoding="utf-8")
+    assert "the bottom" in extract(path).text
