@@ -60,3 +60,19 @@ check: lint test
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# ---- The lock file: `make lock` writes requirements.lock, every package pinned with the SHA-256 of
+# each of its files, for `pip install --require-hashes -r requirements.lock`. llama-cpp-python is
+# left out (it is built from source with portable flags and installed after it, with --no-deps);
+# its own dependencies are in. Run it after changing a dependency in pyproject.toml.
+UV_VERSION := 0.13.9
+LOCK_VENV := .lock-venv
+
+.PHONY: lock
+lock:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --disable-pip-version-check -q uv==$(UV_VERSION)
+	UV_NO_CONFIG=1 $(LOCK_VENV)/bin/uv pip compile pyproject.toml --extra dev --universal \
+		--python-version 3.11 --generate-hashes --no-emit-package llama-cpp-python \
+		--quiet -o requirements.lock
+	rm -rf $(LOCK_VENV)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from localrag import models
-from localrag.settings import Settings
+from localrag.settings import Settings, loose_permissions
 
 if TYPE_CHECKING:
     from localrag.worker.client import WorkerCrashed
@@ -69,6 +69,16 @@ def run_checks(settings: Settings) -> list[Check]:
             )
         )
     checks.append(Check("home", True, str(settings.home)))
+    loose = loose_permissions(settings.home)
+    checks.append(
+        Check(
+            "home folder private (0700, files 0600)",
+            not loose,
+            "loose: " + ", ".join(loose) + " (any vault command fixes it; or chmod)"
+            if loose
+            else "yes",
+        )
+    )
     checks.append(Check("models folder", settings.models_dir.is_dir(), str(settings.models_dir)))
     checks.append(
         Check(

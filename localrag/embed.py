@@ -31,8 +31,10 @@ PAD_RATIO = 0.9
 
 class Embedder(Protocol):
     name: str
-    dim: int
     max_tokens: int
+
+    @property
+    def dim(self) -> int: ...
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -112,6 +114,7 @@ class OnnxEmbedder:
     def _session(self, spinning: bool) -> Any:
         import onnxruntime as ort
 
+        ort.disable_telemetry_events()  # off already by ORT_DISABLE_TELEMETRY (localrag.hardening)
         options = ort.SessionOptions()
         options.log_severity_level = 3
         if self._threads:

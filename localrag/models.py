@@ -354,6 +354,25 @@ def _check_shape(path: Path, role: str) -> None:
         patterns, what = needs[role]
         if not all(list(path.glob(p)) for p in patterns):
             raise UsageError(f"{path}: a {role} model is a folder with {what}")
+    if role == "whisper":
+        check_whisper_folder(path)
+
+
+WHISPER_FILES = ("tokenizer.json", "vocabulary.*")
+"""What faster-whisper would otherwise fetch from the Hugging Face Hub (tokenizer.json) or fail
+without (the CTranslate2 vocabulary)."""
+
+
+def check_whisper_folder(folder: Path) -> None:
+    """Refuse a Whisper folder that faster-whisper could only complete from a model hub."""
+    missing = [p for p in WHISPER_FILES if not list(folder.glob(p))]
+    if missing:
+        raise UsageError(
+            f"{folder}: this Whisper folder has no {' or '.join(missing)}; faster-whisper would "
+            "try to download it from the Hugging Face Hub, and localrag never goes online. "
+            "Copy it into the folder from the model's original files (e.g. with "
+            "ct2-transformers-converter --copy_files tokenizer.json) and add it again"
+        )
 
 
 def _probe_llm(path: Path) -> None:

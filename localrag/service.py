@@ -248,6 +248,12 @@ class Assistant:
     def turns(self, conversation_id: int) -> list[Turn]:
         return list(self.store.turns(conversation_id))
 
+    def delete_conversation(self, conversation_id: int) -> None:
+        """Delete a stored conversation and all its turns (freed pages are overwritten)."""
+        if all(c.id != conversation_id for c in self.store.conversations()):
+            raise UsageError(f"no conversation {conversation_id}; see `localrag history`")
+        self.store.delete_conversation(conversation_id)
+
     def status(self) -> dict[str, Any]:
         """What answers questions now: model, adapter, retrieval on or off."""
         loaded = self.models.loaded()
@@ -273,14 +279,15 @@ class Assistant:
     def documents(self) -> list[Document]:
         return list(self.store.documents())
 
-    def remove(self, id_or_path: str) -> Document:
-        """Delete a document completely (chunks, vectors, keyword index, transcript)."""
+    def remove(self, id_or_path: str, history: str = "scrub") -> Document:
+        """Delete a document completely (chunks, vectors, keyword index, transcript), and
+        scrub (or, with `history="delete"`, delete) the conversation turns that quote or cite it."""
         doc = self.store.document(id_or_path)
         if doc is None and not str(id_or_path).isdigit():
             doc = self.store.document(str(Path(id_or_path).expanduser().resolve()))
         if doc is None:
             raise UsageError(f"{id_or_path}: no such document in the vault; see `localrag docs`")
-        self.store.delete_document(doc.id)
+        self.store.delete_document(doc.id, history)
         return doc
 
     def retrieve(self, query: str, k: int = 10, mode: str = "hybrid") -> Retrieval:

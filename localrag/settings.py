@@ -20,6 +20,10 @@ import tomli_w
 from localrag.errors import LocalragError
 
 CONFIG_NAME = "config.toml"
+PRIVATE_FOLDER = 0o700
+PRIVATE_FILE = 0o600
+"""The home folder and every file in it are the user's alone: the vault, its WAL and shared
+memory file (SQLite gives them the database file's mode), the key file, config.toml."""
 ROLES = ("llm", "embedder", "whisper")
 CHECKOUT = Path(__file__).resolve().parent.parent
 
@@ -39,6 +43,33 @@ def resolve_home(option: str | os.PathLike[str] | None = None) -> Path:
     if env := os.environ.get("LOCALRAG_HOME"):
         return Path(env).expanduser().resolve()
     return platform_data_dir()
+
+
+def loose_permissions(home: Path) -> list[str]:
+    """What in the home folder others may read or write: the folder if it is not 0700, each
+    file in it that is not 0600 (as `path 0644`). Empty where the OS has no such modes."""
+    if os.name != "posix" or not home.is_dir():
+        return []
+    loose = []
+    for path, wanted in [(home, PRIVATE_FOLDER), *((p, PRIVATE_FILE) for p in _files(home))]:
+        mode = path.stat().st_mode & 0o777
+        if mode & ~wanted:
+            loose.append(f"{path} {mode:04o}")
+    return loose
+
+
+def _files(home: Path) -> list[Path]:
+    return sorted(p for p in home.iterdir() if p.is_file() and not p.is_symlink())
+
+
+def make_private(home: Path) -> None:
+    """Create the home folder if need be; make it 0700 and every file in it 0600."""
+    home.mkdir(parents=True, exist_ok=True, mode=PRIVATE_FOLDER)
+    if os.name != "posix":
+        return
+    for path, wanted in [(home, PRIVATE_FOLDER), *((p, PRIVATE_FILE) for p in _files(home))]:
+        if path.stat().st_mode & 0o777 & ~wanted:
+            path.chmod(wanted)
 
 
 def default_models_dir(home: Path) -> Path:
@@ -135,7 +166,7 @@ class Settings:
 
     def save(self) -> None:
         """Write config.toml, keeping only what differs from the defaults."""
-        self.home.mkdir(parents=True, exist_ok=True)
+        make_private(self.home)
         defaults = Settings(self.home, self.models_dir)
         data: dict[str, Any] = {
             k: getattr(self, k) for k in TUNABLE if getattr(self, k) != getattr(defaults, k)
@@ -153,8 +184,11 @@ class Settings:
         if models:
             data["models"] = models
         tmp = self.config_path.with_suffix(".tmp")
-        tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+        with open(fd, "w", encoding="utf-8") as f:
+            f.write(tomli_w.dumps(data))
         os.replace(tmp, self.config_path)
+        make_private(self.home)  # a config.toml written by an older localrag keeps its mode
 
     def with_changes(self, **changes: Any) -> Settings:
         return replace(self, **changes)

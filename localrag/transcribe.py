@@ -31,6 +31,8 @@ SAMPLE_RATE = 16_000
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus", ".webm")
 MAX_AUDIO_S = 6 * 3600.0
 """The longest recording decoded (a parser limit, security.md 19): 6 h is 1.4 GB of samples."""
+MAX_DECODE_S = 600.0
+"""Longest the decoder may work on one file (6 h of audio decodes in about a minute here)."""
 # A file decoded to less than its container declares, by more than this, was cut short.
 _TRUNCATION_SLACK_S = 0.25
 _TRUNCATION_SHARE = 0.02
@@ -87,6 +89,8 @@ def decode_audio(data: bytes, name: str) -> np.ndarray:
                 raise IngestError(f"{name}: no audio stream in it")
             stream = container.streams.audio[0]
             declared_s = container.duration / 1e6 if container.duration else None
+            if declared_s and declared_s > MAX_AUDIO_S:
+                raise IngestError(f"{name}: {_too_long()}")
             samples, bad_packets = _decode_stream(container, stream, name)
     except av.error.FFmpegError as exc:
         raise IngestError(
@@ -119,6 +123,7 @@ def _decode_stream(container: Any, stream: Any, name: str) -> tuple[np.ndarray, 
     total = 0
     bad = 0
     max_samples = int(MAX_AUDIO_S * SAMPLE_RATE)
+    give_up = time.monotonic() + MAX_DECODE_S
 
     def resample(frame: Any) -> None:
         nonlocal total
@@ -127,6 +132,8 @@ def _decode_stream(container: Any, stream: Any, name: str) -> tuple[np.ndarray, 
             total += out.samples
 
     for packet in container.demux(stream):
+        if time.monotonic() > give_up:
+            raise IngestError(f"{name}: gave up decoding after {MAX_DECODE_S:.0f} s (time limit)")
         try:
             frames = packet.decode()
         except av.error.InvalidDataError as exc:
@@ -141,13 +148,16 @@ def _decode_stream(container: Any, stream: Any, name: str) -> tuple[np.ndarray, 
         if fifo.samples >= _GROUP_SAMPLES:
             resample(fifo.read())
         if total > max_samples:
-            hours = MAX_AUDIO_S / 3600
-            raise IngestError(f"{name}: longer than {hours:.0f} hours; split it into parts")
+            raise IngestError(f"{name}: {_too_long()}")
     if fifo.samples:
         resample(fifo.read())
     resample(None)
     pcm = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
     return pcm.astype(np.float32) / 32768.0, bad
+
+
+def _too_long() -> str:
+    return f"longer than {MAX_AUDIO_S / 3600:g} hours; split it into parts"
 
 
 def _cut_short(data: bytes) -> str:
@@ -204,6 +214,9 @@ class WhisperTranscriber:
     ) -> None:
         from faster_whisper import WhisperModel
 
+        from localrag.models import check_whisper_folder
+
+        check_whisper_folder(model_dir)  # a folder registered before this check existed
         self.model_dir = model_dir
         self.beam_size = beam_size
         self.vad_filter = vad_filter

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from localrag import hardening
 from localrag.settings import Settings
 
 
 @pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh home folder per test, through the environment as a user would set it."""
     folder = tmp_path / "home"
     folder.mkdir()
     monkeypatch.setenv("LOCALRAG_HOME", str(folder))
     monkeypatch.delenv("LOCALRAG_PASSPHRASE", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return folder
+    hardening.forget_secrets()  # what an earlier test's `main()` took from the environment
+    yield folder
+    hardening.forget_secrets()
 
 
 @pytest.fixture

@@ -235,9 +235,94 @@ def test_cli_import_list_and_refusals(
         ("tone", "peft"),
         ("tone-gguf", "gguf"),
     ]
+    hostile = make_peft_adapter(base, tmp_path / "hostile", rank=2, layers=range(1))
+    _rewrite_first_tensor(hostile, lambda e: e | {"shape": [-d for d in e["shape"]]})
+    assert main(["adapter", "import", str(hostile), "--name", "x"]) == AdapterError.exit_code
+    err = capsys.readouterr().err
+    assert "invalid shape" in err and err.count("\n") == 1  # one line, no traceback
     pickled = tmp_path / "adapter_model.bin"
     pickled.write_bytes(b"\x80\x04")
     assert main(["adapter", "import", str(pickled), "--name", "old"]) == AdapterError.exit_code
     assert "pickle" in capsys.readouterr().err
     assert main(["adapter", "use", "tone"]) == AdapterError.exit_code
     assert "no merged version yet; run `localrag adapter merge tone`" in capsys.readouterr().err
+
+
+def _rewrite_first_tensor(adapter: Path, change) -> None:
+    """Rewrite the header entry of the first tensor of an adapter's safetensors file."""
+    weights = adapter / peft.WEIGHTS
+    data = weights.read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    first = next(k for k in header if k != "__metadata__")
+    header[first] = change(header[first])
+    text = json.dumps(header).encode()
+    weights.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + size :])
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda e: e | {"data_offsets": [str(o) for o in e["data_offsets"]]}, "data offsets"),
+        (lambda e: e | {"data_offsets": [-8, e["data_offsets"][1]]}, "data offsets"),
+        (lambda e: e | {"shape": [-d for d in e["shape"]]}, "invalid shape"),  # same count
+        (lambda e: e | {"shape": [True, 64]}, "invalid shape"),
+        (lambda e: e | {"shape": [2**40, 2**40]}, "size does not match"),
+        (lambda e: e | {"shape": "4x16"}, "invalid shape"),
+        (lambda e: e | {"dtype": ["F32"]}, "dtype"),
+        (lambda e: e | {"shape": [0, 16], "data_offsets": [0, 0]}, "disagree on the rank"),
+        (lambda e: "F32", "malformed header entry"),
+    ],
+)
+def test_malformed_safetensors_give_one_line_errors(tiny_adapter: Path, change, reason) -> None:
+    _rewrite_first_tensor(tiny_adapter, change)
+    with pytest.raises(AdapterError, match=reason) as refused:
+        peft.load_peft(tiny_adapter)
+    assert "\n" not in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("config", "reason"),
+    [
+        ({"r": 0}, "r is missing or not a positive number"),
+        ({"r": True}, "r is missing"),
+        ({"lora_alpha": "16"}, "lora_alpha is missing"),
+        ({"alpha_pattern": ["q_proj"]}, "alpha_pattern is not a mapping"),
+        ({"alpha_pattern": {"q_proj": "x"}}, "not a number"),
+    ],
+)
+def test_malformed_adapter_configs_give_one_line_errors(
+    tiny_adapter: Path, config: dict, reason: str
+) -> None:
+    path = tiny_adapter / peft.CONFIG
+    path.write_text(json.dumps(json.loads(path.read_text()) | config))
+    with pytest.raises(AdapterError, match=reason):
+        peft.load_peft(tiny_adapter)
+
+
+def test_adapter_rm_deletes_the_registry_entry_and_its_blobs_together(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with create_vault(settings, bytearray(PASS)) as store:
+        registry = Registry(store)
+        registry.add_adapter(_info("tone"))
+        registry.add_version(_version("tone", 1))
+        for blob in ("adapter/tone/lora.gguf", "adapter/tone@v1/model.gguf"):
+            store.put_blob(blob, b"weights")
+        real, calls = store._delete_blob, []
+
+        def fails_on_the_second(name: str) -> bool:
+            calls.append(name)
+            if len(calls) == 2:
+                raise OSError(28, "No space left on device")  # injected
+            return real(name)
+
+        with monkeypatch.context() as broken:
+            broken.setattr(store, "_delete_blob", fails_on_the_second)
+            with pytest.raises(OSError):
+                manage.remove(store, "tone")
+        # Nothing happened: the adapter is listed and both files are there.
+        assert [a.name for a in Registry(store).listing().adapters] == ["tone"]
+        assert len(store.blobs()) == 2
+        assert manage.remove(store, "tone") == ["tone", "tone@v1"]
+        assert store.blobs() == [] and Registry(store).listing().adapters == []

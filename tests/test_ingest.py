@@ -6,7 +6,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from docmaker import make_docx, make_pdf, stream, write_docx, write_pdf
+from docmaker import W, make_docx, make_pdf, stream, write_docx, write_pdf
 
 from localrag.errors import IngestError
 from localrag.ingest import Extracted, Limits, read
@@ -100,6 +100,16 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     write_docx(bomb, b"<w:document>" + b" " * 5_000_000 + b"</w:document>")
     entity = tmp_path / "entity.docx"
     write_docx(entity, b'<!DOCTYPE x [<!ENTITY a "aaaa">]><w:document>&a;</w:document>')
+    laughs = tmp_path / "laughs.docx"
+    lol = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
+    write_docx(
+        laughs,
+        b" " * 200_000  # past the first step of the streamed check
+        + f'<!DOCTYPE w [<!ENTITY l0 "lol">{lol}]><w:document>&l9;</w:document>'.encode(),
+    )
+    deep = tmp_path / "deep.docx"
+    nested = b"<w:x>" * 5000 + b"</w:x>" * 5000
+    write_docx(deep, f'<w:document xmlns:w="{W}">'.encode() + nested + b"</w:document>")
     no_doc = tmp_path / "nodoc.docx"
     with zipfile.ZipFile(no_doc, "w") as z:
         z.writestr("hello.txt", "hi")
@@ -113,11 +123,26 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "bomb": (bomb, "zip bomb"),
         "entity": (entity, "DOCTYPE"),
         "nodoc": (no_doc, "word/document.xml"),
+        "laughs": (laughs, "DOCTYPE"),
+        "deep": (deep, "nests deeper"),
     }
 
 
 @pytest.mark.parametrize(
-    "name", ["empty", "latin1", "binary", "truncated", "fake", "notzip", "bomb", "entity", "nodoc"]
+    "name",
+    [
+        "empty",
+        "latin1",
+        "binary",
+        "truncated",
+        "fake",
+        "notzip",
+        "bomb",
+        "entity",
+        "nodoc",
+        "laughs",
+        "deep",
+    ],
 )
 def test_bad_file_fails_with_one_line_naming_it(tmp_path: Path, name: str) -> None:
     path, word = _bad_files(tmp_path)[name]
@@ -177,3 +202,73 @@ def test_text_and_html_parser_time_limit(tmp_path: Path, name: str) -> None:
         extract(path, Limits(max_seconds=0.0))
     assert str(path) in info.value.message
     assert isinstance(extract(path), Extracted)  # the same file within the usual limit
+
+
+def _docx_paragraph(i: int, runs: int) -> bytes:
+    """A paragraph marked up as Word does: many runs, each with its own revision ids."""
+    parts = [f'<w:p w:rsidR="{i:08X}">'.encode()]
+    for j in range(runs):
+        rsid = (i * 7919 + j * 104729) % 0xFFFFFFFF
+        parts.append(
+            f'<w:r w:rsidRPr="{rsid:08X}"><w:rPr><w:b/><w:sz w:val="{20 + j % 9}"/></w:rPr>'
+            f"<w:t>{chr(97 + j % 26)}</w:t></w:r>".encode()
+        )
+    parts.append(b"</w:p>")
+    return b"".join(parts)
+
+
+@pytest.mark.slow
+def test_a_docx_is_parsed_in_bounded_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    from localrag.ingest.docx import MAX_RATIO
+
+    body = b"".join(_docx_paragraph(i, 60) for i in range(2000))
+    xml = f'<w:document xmlns:w="{W}"><w:body>'.encode() + body + b"</w:body></w:document>"
+    path = write_docx(tmp_path / "long.docx", xml)
+    info = zipfile.ZipFile(path).getinfo("word/document.xml")
+    assert info.file_size > 10_000_000 and info.file_size < MAX_RATIO * info.compress_size
+    tracemalloc.start()
+    try:
+        doc = extract(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(doc.blocks) == 2000
+    # The whole document as a tree took more than 100 MB; parsed as it inflates, a few MB.
+    assert peak < info.file_size // 2, f"peak {peak:,} bytes for {info.file_size:,} of XML"
+
+
+def test_a_docx_compression_bomb_is_refused_before_it_inflates(tmp_path: Path) -> None:
+    paragraphs = b"<w:p><w:r><w:t>a</w:t></w:r></w:p>" * 70_000  # 2.4 MB in a few KB
+    xml = f'<w:document xmlns:w="{W}"><w:body>'.encode() + paragraphs + b"</w:body></w:document>"
+    path = write_docx(tmp_path / "bomb.docx", xml)
+    with pytest.raises(IngestError, match=r"times its packed size \(zip bomb\?\)") as info:
+        extract(path)
+    assert str(path) in info.value.message
+
+
+def test_the_html_time_limit_is_checked_inside_the_parse(tmp_path: Path, monkeypatch) -> None:
+    from localrag.ingest import base
+
+    checks = []
+    real = base.Deadline.check
+    monkeypatch.setattr(base.Deadline, "check", lambda self: checks.append(1) or real(self))
+    path = tmp_path / "inline.html"
+    path.write_text("<p>" + "<b>bold</b> " * 80_000 + "</p>", encoding="utf-8")  # 960 KB
+    assert "bold bold" in extract(path).text
+    assert len(checks) >= 10  # not once per megabyte
+
+
+def test_too_many_paragraphs_is_a_limit(tmp_path: Path) -> None:
+    path = tmp_path / "many.txt"
+    path.write_text("a\n\n" * 1000, encoding="utf-8")
+    with pytest.raises(IngestError, match="more than 100 paragraphs"):
+        extract(path, Limits(max_blocks=100))
+    assert len(extract(path).blocks) == 1000
+
+
+def test_deeply_nested_html_is_read_without_recursion(tmp_path: Path) -> None:
+    path = tmp_path / "deep.html"
+    path.write_text("<div>" * 100_000 + "the bottom" + "</div>" * 100_000, encoding="utf-8")
+    assert "the bottom" in extract(path).text

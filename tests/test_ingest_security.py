@@ -91,7 +91,9 @@ def test_ingesting_writes_nothing_readable_outside_the_vault(
     assert report["hits"] == 4  # the marker really was indexed from every file
 
     home = settings.home.resolve()
-    assert [p for p in report["written"] if Path(p).parent != home] == []
+    # (The PDF parser is spawned, and spawning opens /dev/null: no file is written there.)
+    outside = [p for p in report["written"] if Path(p).parent != home and p != os.devnull]
+    assert outside == []
     assert _files(tmpdir) == {} and _files(user_home) == {}
     assert _files(docs) == originals  # no cache or sidecar beside the sources
     vault = _files(settings.home)

@@ -138,3 +138,22 @@ def test_verify_fails_when_a_default_is_missing(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LOCALRAG_MODELS", str(tmp_path / "empty"))
     assert main(["models", "verify"]) == 1
     assert "missing" in capsys.readouterr().out
+
+
+def test_a_whisper_folder_that_would_need_the_hub_is_refused(settings, tmp_path, capsys):
+    from localrag.cli import main
+    from localrag.transcribe import WhisperTranscriber
+
+    folder = tmp_path / "whisper-small"
+    folder.mkdir()
+    for name in ("model.bin", "config.json", "vocabulary.txt"):
+        (folder / name).write_text("{}")
+    code = main(["models", "add", str(folder), "--role", "whisper"])
+    err = capsys.readouterr().err
+    assert code == UsageError.exit_code and "tokenizer.json" in err and "Hub" in err
+    assert err.count("\n") == 1 and Settings.load().registered == {}
+    # One registered before this check existed is refused before faster-whisper sees it.
+    with pytest.raises(UsageError, match=r"tokenizer\.json"):
+        WhisperTranscriber(folder)
+    (folder / "tokenizer.json").write_text("{}")
+    assert main(["models", "add", str(folder), "--role", "whisper"]) == 0

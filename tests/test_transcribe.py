@@ -56,6 +56,19 @@ def test_garbage_is_refused_with_one_line(data: bytes) -> None:
     assert "\n" not in caught.value.message
 
 
+def test_decoding_has_a_duration_and_a_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from localrag import transcribe
+
+    wav = encode(silence(3.0), ".wav")
+    monkeypatch.setattr(transcribe, "MAX_DECODE_S", 0.0)
+    with pytest.raises(IngestError, match=r"^memo\.wav: gave up decoding after 0 s"):
+        decode_audio(wav, "memo.wav")
+    monkeypatch.setattr(transcribe, "MAX_DECODE_S", 600.0)
+    monkeypatch.setattr(transcribe, "MAX_AUDIO_S", 3600.0 * 0.0005)  # 1.8 s
+    with pytest.raises(IngestError, match=r"^memo\.wav: longer than 0.0005 hours"):
+        decode_audio(wav, "memo.wav")
+
+
 def test_a_streamed_wav_without_sizes_is_not_called_truncated() -> None:
     # espeak-ng --stdout writes a WAV whose sizes are placeholders; it is whole all the same.
     assert len(speak("just streaming")) > SAMPLE_RATE // 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import apsw
 import pytest
 
+from localrag import hardening
 from localrag.cli import main
 from localrag.cli.common import open_assistant
 from localrag.errors import UsageError, VaultError, WrongPassphrase
@@ -47,7 +49,8 @@ def test_init_info_passwd_rekey(settings: Settings, capsys, monkeypatch, tmp_pat
     assert run(capsys, "vault", "info")[0] == WrongPassphrase.exit_code
     secret_file = tmp_path / "pass.txt"
     secret_file.write_text("second secret\n")
-    monkeypatch.delenv("LOCALRAG_PASSPHRASE")
+    assert "LOCALRAG_PASSPHRASE" not in os.environ  # main() took it out once read
+    hardening.forget_secrets()
     code, out, _ = run(capsys, "rekey", "--passphrase-file", str(secret_file))
     assert code == 0 and "re-encrypted" in out
     code, out, _ = run(capsys, "vault", "info", "--passphrase-file", str(secret_file))

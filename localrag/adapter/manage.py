@@ -166,10 +166,9 @@ def merge_adapter(
 
 
 def remove(store: Any, ref: str) -> list[str]:
-    """Delete an adapter (all its versions) or one version from the vault; the refs removed."""
+    """Delete an adapter (all its versions) or one version from the vault, registry entry and
+    stored files in one transaction; the refs removed."""
     blobs = Registry(store).remove(ref)
-    for blob in blobs:
-        store.delete_blob(blob)
     return [b.split("/")[1] for b in blobs]
 
 

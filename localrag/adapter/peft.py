@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import struct
 from dataclasses import dataclass
@@ -94,15 +95,24 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
     return tensors
 
 
+def _count(value: Any) -> bool:
+    """A JSON whole number that can count or index bytes (not a bool, not negative)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _tensor(path: Path, name: str, info: Any, body: memoryview) -> np.ndarray:
     try:
         dtype_name, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
     except (KeyError, TypeError, ValueError) as exc:
         raise AdapterError(f"{path}: tensor {name} has a malformed header entry") from exc
-    dtype = _DTYPES.get(dtype_name)
+    if not isinstance(shape, list) or not all(_count(d) for d in shape) or len(shape) > 8:
+        raise AdapterError(f"{path}: tensor {name} has an invalid shape {shape!r}")
+    if not (_count(begin) and _count(end)):
+        raise AdapterError(f"{path}: tensor {name} has invalid data offsets {[begin, end]!r}")
+    dtype = _DTYPES.get(dtype_name) if isinstance(dtype_name, str) else None
     if dtype is None:
-        raise AdapterError(f"{path}: tensor {name} has dtype {dtype_name}; F32, F16 or BF16 only")
-    count = int(np.prod(shape)) if shape else 1
+        raise AdapterError(f"{path}: tensor {name} has dtype {dtype_name!r}; F32, F16 or BF16 only")
+    count = math.prod(shape)  # Python integers: a huge shape cannot wrap round
     if end > len(body):
         raise AdapterError(f"{path}: truncated safetensors file (tensor {name} runs past the end)")
     if not 0 <= begin <= end or end - begin != count * dtype.itemsize:
@@ -163,8 +173,15 @@ def _check_config(path: Path, config: Any) -> None:
     if kind != "LORA":
         raise AdapterError(f"{path}: peft_type {kind}; only LoRA adapters can be merged")
     for key in ("r", "lora_alpha"):
-        if not isinstance(config.get(key), int | float):
-            raise AdapterError(f"{path}: {key} is missing or not a number")
+        value = config.get(key)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+            raise AdapterError(f"{path}: {key} is missing or not a positive number")
+    for key in ("alpha_pattern", "rank_pattern"):
+        if not isinstance(config.get(key) or {}, dict):
+            raise AdapterError(f"{path}: {key} is not a mapping")
+    pattern = config.get("alpha_pattern") or {}
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in pattern.values()):
+        raise AdapterError(f"{path}: alpha_pattern holds a value that is not a number")
     unsupported = {
         "use_dora": "DoRA adapters",
         "modules_to_save": "adapters that save whole modules (modules_to_save)",
@@ -201,7 +218,7 @@ def _pairs(path: Path, tensors: dict[str, np.ndarray]) -> dict[str, tuple[np.nda
         if set(half) != {"A", "B"}:
             raise AdapterError(f"{path}: {module} has lora_{next(iter(half))} without its pair")
         a, b = half["A"], half["B"]
-        if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[1]:
+        if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[1] or a.size == 0 or b.size == 0:
             raise AdapterError(
                 f"{path}: {module}: lora_A {list(a.shape)} and lora_B {list(b.shape)} "
                 "disagree on the rank"

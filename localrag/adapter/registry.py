@@ -125,6 +125,9 @@ class Registry:
         self._last_n: dict[str, int] = dict(data.get("last_version", {}))
 
     def _save(self) -> None:
+        self.store.set_meta(META_KEY, self._json())
+
+    def _json(self) -> str:
         data = {
             "adapters": [asdict(a) for a in self._adapters.values()],
             "versions": [asdict(v) for v in self._versions],
@@ -132,7 +135,7 @@ class Registry:
             "history": self._history,
             "last_version": self._last_n,
         }
-        self.store.set_meta(META_KEY, json.dumps(data))
+        return json.dumps(data)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -207,7 +210,8 @@ class Registry:
         raise AdapterError("nothing to roll back to: the active model was never changed")
 
     def remove(self, ref: str) -> list[str]:
-        """Forget `NAME` (with all its versions) or one `NAME@vN`; returns the blobs to delete.
+        """Forget `NAME` (with all its versions) or one `NAME@vN`, deleting its blobs in the
+        same transaction; returns the blobs deleted.
 
         If the active version goes, the base model becomes active again.
         """
@@ -225,5 +229,6 @@ class Registry:
         self._history = [h for h in self._history if h not in refs]
         if self._active in refs:
             self._active = None
-        self._save()
-        return blobs + [v.blob for v in gone]
+        blobs += [v.blob for v in gone]
+        self.store.set_meta_deleting_blobs(META_KEY, self._json(), blobs)
+        return blobs

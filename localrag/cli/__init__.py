@@ -12,7 +12,8 @@ import logging
 import os
 import sys
 
-from localrag import __version__
+from localrag import __version__, hardening
+from localrag.display import visible
 from localrag.errors import LocalragError
 
 # In the order `localrag --help` lists them.
@@ -64,9 +65,9 @@ def build_parser(modules: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Offline by design: libraries that might look for a model hub are told not to.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    # Before anything else: telemetry off, hubs offline, no core dumps, and the passphrase
+    # variables out of the environment (so out of /proc/PID/environ and every child).
+    hardening.harden_process()
     parser = build_parser(_alone(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except LocalragError as exc:
-        print(f"localrag: {exc.message}", file=sys.stderr)
+        print(f"localrag: {visible(exc.message)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("localrag: interrupted", file=sys.stderr)

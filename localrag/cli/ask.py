@@ -13,6 +13,8 @@ from typing import Any, TextIO
 
 from localrag.answer import Answer
 from localrag.cli import common
+from localrag.display import one_line, visible
+from localrag.errors import UsageError
 from localrag.prompt import locator
 from localrag.records import Citation
 
@@ -38,8 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     common.add_passphrase_file(chat)
     chat.set_defaults(func=run_chat)
 
-    history = sub.add_parser("history", help="list stored conversations, or show one")
-    history.add_argument("conversation", nargs="?", type=int, help="show this conversation")
+    history = sub.add_parser(
+        "history", help="list stored conversations, show one (ID), or delete some (rm ID...)"
+    )
+    history.add_argument(
+        "conversation", nargs="*", metavar="ID | rm ID...", help="show this conversation"
+    )
     common.add_json(history)
     common.add_passphrase_file(history)
     history.set_defaults(func=run_history)
@@ -60,14 +66,14 @@ def _answer_options(parser: argparse.ArgumentParser) -> None:
 
 def citation_line(c: Citation) -> str:
     """`[n] /full/path, page p, lines a-b`, or `[n] /full/path @ mm:ss–mm:ss`."""
-    return f"[{c.n}] {locator(c.chunk, full_path=True)}"
+    return f"[{c.n}] {one_line(locator(c.chunk, full_path=True))}"
 
 
 def stream(answer: Answer, out: TextIO) -> None:
     """Print the answer as it comes, then its citations; Ctrl-C stops the model."""
     try:
         for piece in answer:
-            out.write(piece)
+            out.write(visible(piece))
             out.flush()
     except KeyboardInterrupt:
         answer.cancel()
@@ -121,17 +127,39 @@ def run_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ids(words: list[str]) -> list[int]:
+    if not words or not all(w.isdigit() for w in words):
+        raise UsageError("conversation ids are numbers: `localrag history [ID | rm ID...]`")
+    return [int(w) for w in words]
+
+
 def run_history(args: argparse.Namespace) -> int:
+    words = list(args.conversation)
+    deleting = bool(words) and words[0] == "rm"
+    ids = _ids(words[1:] if deleting else words) if words else []
+    if len(ids) > 1 and not deleting:
+        raise UsageError("show one conversation at a time: `localrag history ID`")
     with common.open_assistant(args) as assistant:
-        if args.conversation is not None:
-            turns = assistant.turns(args.conversation)
+        if deleting:
+            for conversation_id in ids:
+                assistant.delete_conversation(conversation_id)
+            if args.json:
+                common.print_json({"deleted": ids})
+            else:
+                print(
+                    f"deleted conversation{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
+                )
+            return 0
+        if ids:
+            turns = assistant.turns(ids[0])
             if args.json:
                 common.print_json(turns)
                 return 0
             for t in turns:
-                print(f"{t.role}: {t.text}")
+                print(f"{t.role}: {visible(t.text)}")
                 for c in t.citations:
-                    print(f"    [{c.get('n')}] {c.get('path')}  {c.get('where', '')}")
+                    place = f"{one_line(c.get('path'))}  {one_line(c.get('where', ''))}"
+                    print(f"    [{c.get('n')}] {place}")
             return 0
         conversations = assistant.conversations()
         if args.json:
@@ -141,5 +169,6 @@ def run_history(args: argparse.Namespace) -> int:
         if not rows:
             print("no conversations yet; ask a question with `localrag ask`")
         for conv in rows:
-            print(f"{conv.id:>5}  {conv.updated_at[:16]}  {conv.turn_count:>3} turns  {conv.title}")
+            title = one_line(conv.title)
+            print(f"{conv.id:>5}  {conv.updated_at[:16]}  {conv.turn_count:>3} turns  {title}")
     return 0

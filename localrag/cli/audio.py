@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from localrag.cli import common
+from localrag.display import one_line, visible
 from localrag.prompt import clock
 from localrag.records import Segment
 from localrag.transcribe import TranscribeEvent
@@ -81,9 +82,13 @@ def _record(seconds: float, microphone: str) -> np.ndarray:
     from localrag.transcribe import SAMPLE_RATE
 
     blocks: list[np.ndarray] = []
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[left]}"))
+    columns = (
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        TextColumn("{task.fields[left]}"),
+    )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(f"recording from {microphone}", total=seconds, left="")
+        task = bar.add_task(f"recording from {one_line(microphone)}", total=seconds, left="")
         try:
             for block in record(seconds):
                 blocks.append(block)
@@ -141,12 +146,12 @@ def _summary(console: Console, last: TranscribeEvent) -> None:
     if last.doc_id is not None:
         parts.append(f"indexed as document {last.doc_id}")
     if last.detail:
-        parts.append(last.detail)
-    console.print(f"{last.path}: " + "; ".join(parts), markup=False, soft_wrap=True)
+        parts.append(visible(last.detail))
+    console.print(f"{one_line(last.path)}: " + "; ".join(parts), markup=False, soft_wrap=True)
 
 
 def line(s: Segment) -> str:
-    return f"[{clock(s.start_s)}–{clock(s.end_s)}] {s.text}"
+    return f"[{clock(s.start_s)}–{clock(s.end_s)}] {one_line(s.text)}"
 
 
 def as_json(last: TranscribeEvent, segments: list[Segment]) -> dict[str, Any]:
@@ -172,7 +177,7 @@ def _stamp(seconds: float, separator: str) -> str:
 def srt(segments: list[Segment]) -> str:
     """SubRip: numbered cues, `HH:MM:SS,mmm --> HH:MM:SS,mmm`."""
     return "".join(
-        f"{i}\n{_stamp(s.start_s, ',')} --> {_stamp(s.end_s, ',')}\n{s.text}\n\n"
+        f"{i}\n{_stamp(s.start_s, ',')} --> {_stamp(s.end_s, ',')}\n{one_line(s.text)}\n\n"
         for i, s in enumerate(segments, 1)
     )
 
@@ -180,6 +185,7 @@ def srt(segments: list[Segment]) -> str:
 def vtt(segments: list[Segment]) -> str:
     """WebVTT: a header, then `HH:MM:SS.mmm --> HH:MM:SS.mmm` cues."""
     cues = "".join(
-        f"{_stamp(s.start_s, '.')} --> {_stamp(s.end_s, '.')}\n{s.text}\n\n" for s in segments
+        f"{_stamp(s.start_s, '.')} --> {_stamp(s.end_s, '.')}\n{one_line(s.text)}\n\n"
+        for s in segments
     )
     return "WEBVTT\n\n" + cues

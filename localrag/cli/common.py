@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import getpass
-import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from localrag import hardening
+from localrag.display import safe_json
 from localrag.errors import UsageError
 from localrag.settings import Settings
 
@@ -37,8 +37,7 @@ def _default(value: Any) -> Any:
 
 
 def print_json(value: Any) -> None:
-    json.dump(value, sys.stdout, default=_default, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
+    sys.stdout.write(safe_json(value, default=_default, indent=2) + "\n")
 
 
 def add_passphrase_file(parser: argparse.ArgumentParser) -> None:
@@ -63,8 +62,8 @@ def read_passphrase(
         except OSError as exc:
             raise UsageError(f"{path}: cannot read the passphrase file ({exc.strerror})") from exc
         return bytearray(text.encode())
-    if (env := os.environ.get("LOCALRAG_PASSPHRASE")) is not None:
-        return bytearray(env.encode())
+    if (held := hardening.take_secret("LOCALRAG_PASSPHRASE")) is not None:
+        return held
     if not sys.stdin.isatty():
         raise UsageError("no passphrase: set LOCALRAG_PASSPHRASE or use --passphrase-file")
     first = getpass.getpass(f"{prompt}: ")

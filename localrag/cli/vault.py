@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import sys
 from pathlib import Path
 
-from localrag import store
+from localrag import hardening, store
 from localrag.cli.common import (
     add_json,
     add_passphrase_file,
@@ -58,8 +57,8 @@ def new_passphrase(args: argparse.Namespace) -> bytearray:
     path = getattr(args, "new_passphrase_file", None)
     if path is not None:
         return _not_empty(read_passphrase(argparse.Namespace(passphrase_file=path)))
-    if (env := os.environ.get("LOCALRAG_NEW_PASSPHRASE")) is not None:
-        return _not_empty(bytearray(env.encode()))
+    if (held := hardening.take_secret("LOCALRAG_NEW_PASSPHRASE")) is not None:
+        return _not_empty(held)
     if not sys.stdin.isatty():
         raise UsageError(
             "no new passphrase: set LOCALRAG_NEW_PASSPHRASE or use --new-passphrase-file"

@@ -31,6 +31,9 @@ class Limits:
     """Most bytes a DOCX (zip) or a PDF stream may inflate to."""
     max_seconds: float = 300.0
     """Longest a reader may work on one file."""
+    max_blocks: int = 500_000
+    """Most paragraphs (blocks) in one file: prose of the longest text allowed has about 70,000;
+    hundreds of thousands of one-word paragraphs are a bomb, and each costs memory."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,10 @@ class TextBuilder:
             raise IngestError(
                 f"{self.path}: more than {self.limits.max_text_chars:,} characters of text; "
                 "split the file"
+            )
+        if len(self.blocks) >= self.limits.max_blocks:
+            raise IngestError(
+                f"{self.path}: more than {self.limits.max_blocks:,} paragraphs; split the file"
             )
         span = Span(char_start=start, char_end=self.size, heading=self.heading_path, **where)
         self.blocks.append(Block(span, is_heading))

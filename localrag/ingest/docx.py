@@ -11,6 +11,7 @@ import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 from localrag.errors import IngestError
@@ -20,26 +21,71 @@ from localrag.ingest.text import read_bytes
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 HEADING_STYLE = re.compile(r"^(?:heading|überschrift|titre|titolo|kop)\s*(\d)$", re.IGNORECASE)
 MAX_ENTRIES = 10_000
+MAX_RATIO = 100
+"""Most times a member over 1 MiB may inflate beyond its packed size: Word's XML deflates about
+5-15 times, very repetitive tables a few dozen; a zip bomb, hundreds or thousands."""
+MAX_DEPTH = 256
+"""Deepest XML nesting accepted (Word nests a few dozen levels at most)."""
+FEED_BYTES = 1 << 16
+"""Inflated and parsed this much at a time: the limits are checked between two such steps."""
 
 
-def _inflate(path: Path, archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
-    """One member's bytes, stopping once more than `limit` come out whatever the header says."""
-    out = bytearray()
+def _inflate(
+    path: Path, archive: zipfile.ZipFile, name: str, limit: int, done: list[int]
+) -> Iterator[bytes]:
+    """One member's bytes in steps (`done[0]` counts them), stopping once more than `limit`
+    come out, whatever the header says."""
+    out = 0
+    tail = b""
     with archive.open(name) as member:
-        while chunk := member.read(1 << 20):
-            out += chunk
-            if len(out) > limit:
+        while chunk := member.read(FEED_BYTES):
+            out += len(chunk)
+            if out > limit:
                 raise IngestError(
                     f"{path}: {name} inflates to more than {limit:,} bytes (zip bomb?); not indexed"
                 )
-    return bytes(out)
+            # Entity expansion and external entities need a DOCTYPE: refused, across steps too.
+            seen = (tail + chunk).upper()
+            if b"<!DOCTYPE" in seen or b"<!ENTITY" in seen:
+                raise IngestError(
+                    f"{path}: its XML declares a DOCTYPE or entities; refused for safety"
+                )
+            tail = chunk[-16:]
+            done[0] = out
+            yield chunk
 
 
-def _xml(path: Path, data: bytes) -> ElementTree.Element:
-    if b"<!DOCTYPE" in data[:4096].upper() or b"<!ENTITY" in data.upper():
-        raise IngestError(f"{path}: its XML declares a DOCTYPE or entities; refused for safety")
+def _paragraphs(
+    path: Path, chunks: Iterator[bytes], deadline: Deadline
+) -> Iterator[ElementTree.Element]:
+    """Each `w:p` of the document as it is parsed, in bounded memory.
+
+    The XML is parsed as it inflates (`XMLPullParser`); a paragraph is handed out when it ends
+    and then dropped from the tree, and so is anything else the body holds, so memory stays at
+    one paragraph whatever the document's size. Time and depth are checked inside the parse.
+    """
+    parser: Any = ElementTree.XMLPullParser(events=("start", "end"))
+    stack: list[ElementTree.Element] = []
     try:
-        return ElementTree.fromstring(data)
+        for chunk in chunks:
+            deadline.check()
+            parser.feed(chunk)
+            for event, element in parser.read_events():
+                if event == "start":
+                    stack.append(element)
+                    if len(stack) > MAX_DEPTH:
+                        raise IngestError(
+                            f"{path}: its XML nests deeper than {MAX_DEPTH} levels; "
+                            "not a normal DOCX"
+                        )
+                    continue
+                stack.pop()
+                is_paragraph = element.tag == f"{W}p"
+                if is_paragraph:
+                    yield element
+                if stack and (is_paragraph or len(stack) <= 2):
+                    stack[-1].remove(element)
+        parser.close()
     except ElementTree.ParseError as exc:
         raise IngestError(f"{path}: broken XML inside the DOCX ({exc})") from exc
 
@@ -74,6 +120,8 @@ def read_docx(path: Path, limits: Limits) -> Iterator[Progress | Extracted]:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
         raise IngestError(f"{path}: not a valid DOCX (zip) file ({exc})") from exc
+    builder = TextBuilder(path, limits)
+    count = 0
     with archive:
         entries = archive.infolist()
         if len(entries) > MAX_ENTRIES:
@@ -86,24 +134,30 @@ def read_docx(path: Path, limits: Limits) -> Iterator[Progress | Extracted]:
             )
         if "word/document.xml" not in archive.namelist():
             raise IngestError(f"{path}: no word/document.xml inside; not a Word document")
+        # zipfile never returns more than the size an entry declares, so the declared ratio
+        # is the real one: a bomb is refused before a byte is inflated.
+        for e in entries:
+            if e.file_size > 1 << 20 and e.file_size > MAX_RATIO * max(e.compress_size, 1):
+                raise IngestError(
+                    f"{path}: {e.filename} inflates {e.file_size // max(e.compress_size, 1):,} "
+                    f"times its packed size (zip bomb?); not indexed"
+                )
+        size = max(archive.getinfo("word/document.xml").file_size, 1)
+        done = [0]
+        chunks = _inflate(path, archive, "word/document.xml", limits.max_decompressed_bytes, done)
         try:
-            data = _inflate(path, archive, "word/document.xml", limits.max_decompressed_bytes)
+            for count, p in enumerate(_paragraphs(path, chunks, deadline), start=1):
+                text = _text(p)
+                level = _style_level(p)
+                if level is not None:
+                    builder.heading(level, text, line_start=count, line_end=count)
+                else:
+                    builder.add(text, line_start=count, line_end=count)
+                if count % 1000 == 0:
+                    deadline.check()
+                    yield Progress(min(0.95, done[0] / size))
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
             raise IngestError(f"{path}: damaged DOCX ({exc})") from exc
-    yield Progress(0.3)
-    root = _xml(path, data)
-    body = root.find(f"{W}body")
-    builder = TextBuilder(path, limits)
-    paragraphs = list(body.iter(f"{W}p")) if body is not None else []
-    for n, p in enumerate(paragraphs, start=1):
-        if n % 500 == 0:
-            deadline.check()
-        text = _text(p)
-        level = _style_level(p)
-        if level is not None:
-            builder.heading(level, text, line_start=n, line_end=n)
-        else:
-            builder.add(text, line_start=n, line_end=n)
     if not builder.blocks:
         raise IngestError(f"{path}: no text in this DOCX")
-    yield builder.build(builder.first_heading(), paragraphs=len(paragraphs))
+    yield builder.build(builder.first_heading(), paragraphs=count)

@@ -27,6 +27,8 @@ class _Parser(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.builder = builder
         self.words: list[str] = []
+        self.has_text = False
+        """Whether `words` holds more than white space (kept so data is not joined each time)."""
         self.line = 1
         self.hidden = 0
         self.heading = 0
@@ -37,6 +39,7 @@ class _Parser(HTMLParser):
     def flush(self) -> None:
         raw = "".join(self.words)
         self.words = []
+        self.has_text = False
         text = raw if self.pre else " ".join(raw.split())
         if not text.strip():
             return
@@ -73,9 +76,10 @@ class _Parser(HTMLParser):
             self.title.append(data)
         if self.hidden:
             return
-        if not "".join(self.words).strip():
+        if not self.has_text:
             lead = data[: len(data) - len(data.lstrip())]
             self.line = self.getpos()[0] + lead.count("\n")
+            self.has_text = bool(data.strip())
         self.words.append(data)
 
 
@@ -95,11 +99,12 @@ def read_html(path: Path, limits: Limits) -> Iterator[Progress | Extracted]:
     builder = TextBuilder(path, limits)
     parser = _Parser(builder)
     text = decode_html(data)
-    step = 1_000_000  # well under a second of parsing between two checks of the time limit
+    step = 1 << 16  # a few milliseconds of parsing between two checks of the time limit
     for i in range(0, len(text), step):
         deadline.check()
         parser.feed(text[i : i + step])
-        yield Progress(min(1.0, (i + step) / len(text)))
+        if i % (16 * step) == 0:
+            yield Progress(min(1.0, (i + step) / len(text)))
     parser.close()
     parser.flush()
     if not builder.blocks:

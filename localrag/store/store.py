@@ -31,7 +31,7 @@ from localrag.records import (
     Span,
     Turn,
 )
-from localrag.store import db, schema
+from localrag.store import conversations, db, schema
 from localrag.store import vectors as vec
 from localrag.store.keywords import KEYWORD_ROW_BUDGET, KeywordIndex
 
@@ -252,15 +252,23 @@ class Store:
         conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
         return ids
 
-    def delete_document(self, doc_id: int) -> None:
-        """Remove a document completely: chunks, vectors, FTS entries and transcript.
+    def delete_document(self, doc_id: int, history: str = "scrub") -> int:
+        """Remove a document completely: chunks, vectors, FTS entries, transcript, and the
+        conversation turns that quote or cite it (`history`: "scrub" or "delete" them, see
+        `conversations.py`); returns how many turns that was.
 
         Freed pages are overwritten (`secure_delete`), FTS5 runs in `secure-delete` mode, and the
         WAL is checkpointed so the old pages do not linger in it.
         """
-        with self._write():
+        with self._write() as conn:
+            row = conn.execute("SELECT path FROM documents WHERE id = ?", (doc_id,)).fetchone()
+            rows = conn.execute("SELECT text FROM chunks WHERE doc_id = ?", (doc_id,))
+            texts = [r[0] for r in rows]
+            path = row[0] if row else ""
+            turns = conversations.forget_document(conn, doc_id, path, texts, history)
             self._delete(doc_id)
         self.checkpoint()
+        return turns
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file and empty it (so no old page lingers there)."""
@@ -520,6 +528,15 @@ class Store:
             self.conn.execute("DELETE FROM blob_parts WHERE blob_id = ?", (blob_id,))
             self.conn.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
         return blob_id is not None
+
+    def set_meta_deleting_blobs(self, key: str, value: str, blobs: Sequence[str]) -> None:
+        """Set a meta value and delete blobs in one transaction: a registry that stops naming
+        files and the files themselves go together, or neither does."""
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+            for name in blobs:
+                self._delete_blob(name)
+        self.checkpoint()
 
     def delete_blob(self, name: str) -> bool:
         """Delete a blob completely; False if there was none of that name."""

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from localrag.errors import VaultError, WrongPassphrase
-from localrag.settings import Settings
+from localrag.settings import Settings, make_private
 from localrag.store import db, keys
 from localrag.store.store import Store
 
@@ -56,7 +56,7 @@ def create_vault(
             f"{settings.home}: a vault already exists here; nothing was changed "
             "(use another --home, or delete vault.db and vault.key yourself)"
         )
-    settings.home.mkdir(parents=True, exist_ok=True)
+    make_private(settings.home)
     made = [path for path in _vault_files(settings) if not path.exists()]
     try:
         data_key = _interrupted_init_key(settings, passphrase)
@@ -67,6 +67,7 @@ def create_vault(
             store = Store.open(settings.vault_path, data_key, create=True)
         finally:
             keys.wipe(data_key)
+        make_private(settings.home)  # SQLite made vault.db (and its WAL) by the umask
     except BaseException:
         # Half a vault is worse than none: `init` would call it existing, the rest "run init".
         for path in made:
@@ -111,6 +112,7 @@ def _open(
     """The open vault and the data key that opened it (the caller wipes it), after finishing or
     discarding a rotation that a crash interrupted."""
     data_key = unlock(settings, passphrase)
+    make_private(settings.home)  # also tightens a vault made before localrag did this
     try:
         store = Store.open(settings.vault_path, data_key, vfs=vfs)
     except db.KeyMismatch:

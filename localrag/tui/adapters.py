@@ -17,6 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
+from localrag.display import one_line, visible
 from localrag.tui.adapter_rows import COLUMNS, AdapterRow, adapter_rows
 from localrag.tui.confirm_screen import ConfirmScreen
 from localrag.tui.import_screen import ImportScreen, default_name
@@ -81,7 +82,7 @@ class AdaptersPane(Vertical):
         for row in self.rows:
             style = "bold" if row.active else ""
             # Names and paths are the user's: Text, so they are never read as markup.
-            table.add_row(*(Text(c, style=style) for c in row.cells), key=row.ref)
+            table.add_row(*(Text(one_line(c), style=style) for c in row.cells), key=row.ref)
         table.move_cursor(row=refs.index(keep) if keep in refs else 0)
         self.show_detail()
 
@@ -90,7 +91,7 @@ class AdaptersPane(Vertical):
 
     def show_detail(self) -> None:
         if self.rows:
-            self.query_one("#adapter-detail", Static).update(self.selected().detail)
+            self.query_one("#adapter-detail", Static).update(visible(self.selected().detail))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()

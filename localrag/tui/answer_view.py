@@ -9,6 +9,7 @@ from textual.containers import Vertical
 from textual.widgets import Markdown, Static
 from textual.widgets._markdown import MarkdownStream
 
+from localrag.display import visible
 from localrag.tui.format import offline_markdown, timings_line
 
 
@@ -23,8 +24,8 @@ class AnswerView(Vertical):
         self._stream: MarkdownStream | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(f"> {self.question}", markup=False, classes="question")
-        yield Markdown(self.answer_text, parser_factory=offline_markdown, open_links=False)
+        yield Static(f"> {visible(self.question)}", markup=False, classes="question")
+        yield Markdown(visible(self.answer_text), parser_factory=offline_markdown, open_links=False)
         yield Static(self.meta, markup=False, classes="meta")
 
     @property
@@ -38,7 +39,7 @@ class AnswerView(Vertical):
     async def write(self, text: str) -> None:
         self.answer_text += text
         if self._stream is not None:
-            await self._stream.write(text)
+            await self._stream.write(visible(text))
 
     async def finish(self, answer: Any | None, cancelled: bool) -> None:
         if self._stream is not None:

@@ -19,6 +19,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
+from localrag.display import one_line, visible
 from localrag.errors import LocalragError
 from localrag.settings import Settings
 from localrag.tui.adapters import AdaptersPane
@@ -126,6 +127,8 @@ class LocalragApp(App[None]):
         Notifications carry file names and the core's messages (`a[/b].md: cannot parse it`);
         read as markup they would lose their brackets or raise while drawing.
         """
+        # Control characters in a file name or a document's text must not drive the terminal.
+        message, title = visible(message), one_line(title)
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def report(self, error: BaseException) -> None:

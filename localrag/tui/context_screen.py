@@ -12,6 +12,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
+from localrag.display import one_line, visible
 from localrag.prompt import clock, locator
 from localrag.tui.messages import ContextLoaded, ContextText
 from localrag.tui.sources import Source
@@ -24,7 +25,7 @@ AROUND_S = 30.0
 
 def load_context(assistant: Any, source: Source) -> ContextText:
     """Runs in a worker: what to show around `source`."""
-    title = f"[{source.n}] {source.path}"
+    title = f"[{source.n}] {one_line(source.path)}"
     if source.is_audio:
         doc_id = source.doc_id
         if doc_id is None:
@@ -37,14 +38,18 @@ def load_context(assistant: Any, source: Source) -> ContextText:
             if s.end_s > start - AROUND_S and s.start_s < end + AROUND_S
         ]
         passages = [
-            (f"{clock(s.start_s)}–{clock(s.end_s)}", s.text, s.end_s > start and s.start_s < end)
+            (
+                f"{clock(s.start_s)}–{clock(s.end_s)}",
+                visible(s.text),
+                s.end_s > start and s.start_s < end,
+            )
             for s in segments
         ]
         return ContextText(title, passages)
     chunks = assistant.chunk_context(source.chunk_id, before=AROUND_CHUNKS, after=AROUND_CHUNKS)
     return ContextText(
         title,
-        [(locator(c), c.text, c.id == source.chunk_id) for c in chunks],
+        [(one_line(locator(c)), visible(c.text), c.id == source.chunk_id) for c in chunks],
     )
 
 
@@ -60,7 +65,7 @@ class ContextScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="context-box"):
             # File names and paths are shown as they are, never read as markup.
-            title = f"[{self.source.n}] {Path(self.source.path).name}"
+            title = f"[{self.source.n}] {one_line(Path(self.source.path).name)}"
             yield Static(title, id="context-title", markup=False)
             yield VerticalScroll(Static("loading…"), id="context-body")
         yield Footer()
@@ -70,7 +75,7 @@ class ContextScreen(ModalScreen[None]):
         assistant, source = app.assistant, self.source
 
         def work() -> None:
-            context = ContextText(source.path, [])
+            context = ContextText(one_line(source.path), [])
             try:
                 context = load_context(assistant, source)
             finally:  # on an error (shown as a notification) the screen says it found nothing

@@ -8,6 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label, ProgressBar
 
+from localrag.display import one_line
 from localrag.records import IngestEvent
 
 
@@ -31,7 +32,7 @@ def describe(event: IngestEvent) -> str:
     if event.status in ("added", "updated") and event.chunks_total:
         text += f", {event.chunks_total} chunk" + ("s" if event.chunks_total > 1 else "")
     if event.detail and event.status in ("failed", "skipped"):
-        text += ": " + event.detail.removeprefix(f"{event.path}: ")
+        text += ": " + one_line(event.detail.removeprefix(f"{event.path}: "))
     return text
 
 
@@ -44,7 +45,7 @@ class FileProgress(Horizontal):
         self.status = "started"
 
     def compose(self) -> ComposeResult:
-        yield Label(Path(self.path).name, classes="file-name", markup=False)
+        yield Label(one_line(Path(self.path).name), classes="file-name", markup=False)
         yield ProgressBar(total=100, show_eta=False, show_percentage=True)
         yield Label("waiting…", classes="file-status", markup=False)
 

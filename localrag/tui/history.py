@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
+from localrag.display import one_line
 from localrag.records import Conversation
 from localrag.tui.format import short_time
 from localrag.tui.messages import ConversationOpened, ConversationsLoaded
@@ -45,7 +46,7 @@ class HistoryPane(Vertical):
         for c in self.conversations:
             table.add_row(
                 # Titles are the user's questions: a str cell would be read as markup.
-                Text(c.title or f"conversation {c.id}"),
+                Text(one_line(c.title or f"conversation {c.id}")),
                 str(c.turn_count),
                 short_time(c.updated_at),
                 key=str(c.id),

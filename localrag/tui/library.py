@@ -12,6 +12,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Input
 
 from localrag.cli.common import human_size
+from localrag.display import one_line
 from localrag.records import Document
 from localrag.tui.confirm_screen import ConfirmScreen
 from localrag.tui.file_progress import FileProgress
@@ -68,7 +69,7 @@ class LibraryPane(Vertical):
         for doc in message.documents:
             table.add_row(
                 # A str cell is read as markup: `notes [draft].md` would lose `[draft]`.
-                Text(Path(doc.path).name),
+                Text(one_line(Path(doc.path).name)),
                 doc.kind,
                 human_size(doc.size_bytes),
                 str(doc.chunk_count),
@@ -162,7 +163,7 @@ class LibraryPane(Vertical):
         if doc is None:
             self.app.notify("No document selected.", severity="warning")
             return
-        name = Path(doc.path).name
+        name = one_line(Path(doc.path).name)
 
         def confirmed(yes: bool | None) -> None:
             if yes:
@@ -170,7 +171,8 @@ class LibraryPane(Vertical):
 
         self.app.push_screen(
             ConfirmScreen(
-                f"Delete {name} from the vault?\n\nIts text, vectors and any transcript are erased."
+                f"Delete {name} from the vault?\n\nIts text, vectors and any transcript are erased,"
+                " and answers that quote or cite it are scrubbed from your conversations."
                 " The file on disk is not touched."
             ),
             confirmed,

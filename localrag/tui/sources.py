@@ -10,6 +10,7 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from localrag.display import one_line
 from localrag.prompt import locator
 
 
@@ -65,7 +66,7 @@ class Source:
 
     def label(self) -> str:
         score = f"  {self.score:.2f}" if self.score is not None else ""
-        return f"{'*' if self.cited else ' '}[{self.n}] {self.where}{score}"
+        return f"{'*' if self.cited else ' '}[{self.n}] {one_line(self.where)}{score}"
 
 
 def answer_sources(answer: Any) -> list[Source]:

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from localrag import hardening
 from localrag.errors import ModelError
 from localrag.generate import Grounding, Message
 from localrag.worker import protocol
@@ -34,8 +35,6 @@ log = logging.getLogger(__name__)
 
 COMMAND = [sys.executable, "-m", "localrag.worker"]
 """How a worker starts; its two pipe descriptors follow."""
-SECRET_VARIABLES = ("LOCALRAG_PASSPHRASE", "LOCALRAG_NEW_PASSPHRASE")
-"""Never passed to a worker: it needs no secret."""
 CANCEL_GRACE_S = 2.0
 """A worker that has not stopped this long after a cancel is killed (a new one starts later)."""
 DOCTOR_HINT = "run `localrag doctor` to check the model and this machine"
@@ -87,9 +86,8 @@ def describe_exit(returncode: int | None) -> str:
 
 def worker_env() -> dict[str, str]:
     """The worker's environment: the service's, less its secrets, offline."""
-    env = {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
-    env.update(HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1", ORT_DISABLE_TELEMETRY="1")
-    return env
+    env = {k: v for k, v in os.environ.items() if k not in hardening.SECRET_VARIABLES}
+    return {**env, **hardening.OFFLINE_ENVIRONMENT}
 
 
 class ModelWorker:

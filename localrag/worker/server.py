@@ -13,26 +13,24 @@ from __future__ import annotations
 import ctypes
 import os
 import queue
-import resource
 import signal
 import sys
 import threading
 from typing import Any
 
+from localrag import hardening
 from localrag.worker import protocol
 
 PR_SET_PDEATHSIG = 1
-PR_SET_DUMPABLE = 4
 
 
 def _isolate() -> None:
-    """No core dump (it would hold decrypted text), Ctrl-C is the service's to handle, and the
-    worker dies with the service."""
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    """No core dump (it would hold decrypted text), telemetry off, Ctrl-C is the service's to
+    handle, and the worker dies with the service."""
+    hardening.harden_process()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
