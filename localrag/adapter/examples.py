@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from localrag.errors import UsageError
+from localrag.evaluate.qa import read_squad
 from localrag.generate import Message
 from localrag.prompt import NOT_FOUND, Source, build_messages
 from localrag.records import Chunk, Hit, Span
@@ -140,18 +141,6 @@ class SquadQuestion:
     paragraph: Paragraph
     answers: tuple[tuple[str, int], ...]
     """(text, start character) of each gold answer; empty when it cannot be answered."""
-
-
-def read_squad(path: Path) -> list[dict[str, Any]]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))["data"]
-    except FileNotFoundError as exc:
-        raise UsageError(f"{path}: no such file") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
-        raise UsageError(f"{path}: not a SQuAD 2.0 JSON file ({exc})") from exc
-    if not isinstance(data, list):
-        raise UsageError(f"{path}: not a SQuAD 2.0 JSON file (data is not a list)")
-    return data
 
 
 def article_titles(path: Path) -> list[str]:

@@ -11,12 +11,12 @@ To make it the model that answers (what `models pull` is to do at set-up):
 
 from __future__ import annotations
 
-import hashlib
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from localrag.errors import AdapterError
+from localrag.models import sha256_file
 from localrag.settings import CHECKOUT
 
 NAME = "answer"
@@ -52,14 +52,6 @@ def pins(folder: Path) -> list[PinnedFile]:
         raise AdapterError(f"{path}: not a valid adapter manifest ({exc})") from exc
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verified_folder(folder: Path | None = None) -> Path:
     """The shipped adapter's folder, once every pinned file matches its size and SHA-256."""
     folder = folder or default_folder()
@@ -67,7 +59,7 @@ def verified_folder(folder: Path | None = None) -> Path:
         path = folder / pin.path
         if not path.is_file():
             raise AdapterError(f"{path}: missing from the shipped answer adapter")
-        if path.stat().st_size != pin.size or _sha256(path) != pin.sha256:
+        if path.stat().st_size != pin.size or sha256_file(path) != pin.sha256:
             raise AdapterError(
                 f"{path}: does not match the SHA-256 pinned in {folder / MANIFEST}; "
                 "the shipped answer adapter was altered, so it is not used"
@@ -84,7 +76,7 @@ def write_manifest(folder: Path, files: tuple[str, ...], header: str) -> Path:
             "[[file]]",
             f'path = "{name}"',
             f"size = {path.stat().st_size}",
-            f'sha256 = "{_sha256(path)}"',
+            f'sha256 = "{sha256_file(path)}"',
             "",
         ]
     out = folder / MANIFEST

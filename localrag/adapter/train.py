@@ -28,6 +28,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from localrag import models
 from localrag.adapter.examples import Example, messages
 from localrag.errors import UsageError
 
@@ -44,7 +45,7 @@ class TrainConfig:
     """How to train."""
 
     rank: int = 8
-    alpha: float | None = None
+    alpha: int | None = None
     """LoRA alpha; None means twice the rank."""
     targets: tuple[str, ...] = TARGETS
     layers: int | None = None
@@ -71,8 +72,8 @@ class TrainConfig:
     """CPU threads for torch; None: all cores."""
 
     @property
-    def lora_alpha(self) -> float:
-        return self.alpha if self.alpha is not None else 2.0 * self.rank
+    def lora_alpha(self) -> int:
+        return self.alpha if self.alpha is not None else 2 * self.rank
 
 
 @dataclass(frozen=True)
@@ -255,14 +256,6 @@ def libraries() -> dict[str, str]:
     return found
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def prompt_fingerprint() -> str:
     """A hash of the prompt `ask` builds for a fixed example: it changes when the prompt's
     wording does, which an adapter trained on the old wording should know."""
@@ -310,7 +303,7 @@ def train(
     steps = config.max_steps or max(1, math.ceil(config.epochs * per_epoch))
     accumulate = max(1, config.batch_size // config.micro_batch)
 
-    model = AutoModelForCausalLM.from_pretrained(
+    base = AutoModelForCausalLM.from_pretrained(
         str(base_path.parent), gguf_file=base_path.name, dtype=torch.float32
     )
     lora = LoraConfig(
@@ -318,11 +311,11 @@ def train(
         lora_alpha=config.lora_alpha,
         lora_dropout=0.0,
         target_modules=list(config.targets),
-        layers_to_transform=_top_layers(model, config.layers),
+        layers_to_transform=_top_layers(base, config.layers),
         bias="none",
         task_type="CAUSAL_LM",
     )
-    model = get_peft_model(model, lora)
+    model = get_peft_model(base, lora)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
@@ -385,7 +378,7 @@ def train(
         raise UsageError("stopped before the first step: nothing was trained")
     tail = losses[-max(1, len(losses) // 10) :]
     provenance = {
-        "base": {"file": base_path.name, "sha256": sha256_file(base_path)},
+        "base": {"file": base_path.name, "sha256": models.sha256_file(base_path)},
         "data": data_info or {},
         "examples": {
             "train": len(kept),

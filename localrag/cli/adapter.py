@@ -121,7 +121,7 @@ def run_train(args: argparse.Namespace) -> int:
     train_set, validation = examples.split(data, random.Random(args.seed))
     data_info = {
         "file": args.data.name,
-        "sha256": train.sha256_file(args.data),
+        "sha256": models.sha256_file(args.data),
         "exclude_articles": list(exclude),
         "generated_per_kind": args.generated,
         "kinds": examples.kinds(train_set),
@@ -257,6 +257,13 @@ def run_list(args: argparse.Namespace) -> int:
         print("no adapters; import one with `localrag adapter import PATH --name NAME`")
     for info in listing.adapters:
         print(f"{info.name}  {info.source_format}, rank {info.rank}, alpha {info.alpha:g}")
+        if info.training:
+            t = info.training
+            print(
+                f"   trained here: {t['steps']} steps of {t['batch_size']} on "
+                f"{t['data'].get('file', '?')} ({t['data'].get('sha256', '')[:12]}), validation "
+                f"loss {_loss(t['validation_loss_before'])} -> {_loss(t['validation_loss'])}"
+            )
         for v in (v for v in listing.versions if v.name == info.name):
             mark = "*" if v.ref == listing.active else " "
             print(

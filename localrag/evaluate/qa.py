@@ -57,14 +57,22 @@ class Question:
     """Title of its article."""
 
 
-def load_squad(path: Path) -> tuple[dict[str, tuple[str, str]], list[Question]]:
-    """Paragraphs (id to (title, text)) and questions of a SQuAD 2.0 file."""
+def read_squad(path: Path) -> list[dict[str, Any]]:
+    """The articles of a SQuAD 2.0 file, as JSON; a usage error names what is wrong."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))["data"]
     except FileNotFoundError as exc:
         raise UsageError(f"{path}: no such file") from exc
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
         raise UsageError(f"{path}: not a SQuAD 2.0 JSON file ({exc})") from exc
+    if not isinstance(data, list):
+        raise UsageError(f"{path}: not a SQuAD 2.0 JSON file (data is not a list)")
+    return data
+
+
+def load_squad(path: Path) -> tuple[dict[str, tuple[str, str]], list[Question]]:
+    """Paragraphs (id to (title, text)) and questions of a SQuAD 2.0 file."""
+    data = read_squad(path)
     paragraphs: dict[str, tuple[str, str]] = {}
     questions: list[Question] = []
     for a, article in enumerate(data):
