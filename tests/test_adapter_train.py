@@ -228,13 +228,14 @@ def test_a_short_run_imports_an_adapter_that_changes_the_answer(
     monkeypatch.setenv("LOCALRAG_PASSPHRASE", "train test passphrase")
     assert main(["init"]) == 0
     args = ["adapter", "train", str(data), "--name", "t", "--max-steps", "6", "--rank", "4"]
-    args += ["--batch-size", "4", "--learning-rate", "2e-3", "--out", str(tmp_path / "t")]
+    args += ["--layers", "4", "--batch-size", "4", "--learning-rate", "3e-3"]
+    args += ["--out", str(tmp_path / "t")]
     capsys.readouterr()
     assert main([*args, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["name"] == "t" and result["steps"] == 6 and result["rank"] == 4
     assert result["validation_loss"] < result["validation_loss_before"]
-    assert (tmp_path / "t" / "adapter_model.safetensors").stat().st_size < 2_000_000
+    assert (tmp_path / "t" / "adapter_model.safetensors").stat().st_size < 500_000
     assert main(["adapter", "list", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
     (info,) = listing["adapters"]

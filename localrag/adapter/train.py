@@ -348,7 +348,7 @@ def train(
             ids, labels, mask, n_tokens = _tensors(batch, pad)
             loss, _ = _loss_sum(model, ids, labels, mask)
             (loss / max(total_targets, 1)).backward()
-            step_loss += float(loss)
+            step_loss += float(loss.detach())
             tokens += n_tokens
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
