@@ -21,6 +21,13 @@ from typing import Protocol
 
 Message = dict[str, str]
 
+CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
+    " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+"""The chat template for a GGUF without one (ChatML)."""
+
 
 @dataclass(frozen=True)
 class Grounding:

@@ -185,13 +185,15 @@ def eval_qa(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     generator: EchoGenerator,
+    *options: str,
+    data: dict | None = None,
 ) -> dict:
-    from localrag import worker
+    from localrag import model_choice
 
-    monkeypatch.setattr(worker, "base_worker", lambda settings: generator)
+    monkeypatch.setattr(model_choice, "WorkerModels", lambda settings, store: FixedModel(generator))
     squad = tmp_path / "squad.json"
-    squad.write_text(json.dumps(SQUAD), encoding="utf-8")
-    assert main(["eval", "qa", "--squad", str(squad), "--json"]) == 0
+    squad.write_text(json.dumps(data or SQUAD), encoding="utf-8")
+    assert main(["eval", "qa", "--squad", str(squad), "--json", *options]) == 0
     return json.loads(capsys.readouterr().out)
 
 
@@ -208,6 +210,26 @@ def test_eval_qa_scores_answers_abstaining_and_retrieval(
     assert result["abstain_precision"] == 1.0
     assert 0 < result["f1"] < 1
     assert set(result["latency_ms"]) == {"p50", "p95", "first_token_p50"}
+    # Both answers cite the source that holds the gold answer; SQuAD 2.0's overall score counts
+    # the abstention as exact and the two sentence-long answers as not.
+    assert result["citation_precision"] == 1.0
+    assert result["overall_exact_match"] == round(1 / 3, 3)
+    assert result["overall_f1"] > result["overall_exact_match"]
+
+
+@pytest.mark.usefixtures("fakes")
+def test_eval_qa_asks_only_the_articles_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = json.loads(json.dumps(SQUAD))
+    data["data"].append(
+        {"title": "Other_things", "paragraphs": [SQUAD["data"][0]["paragraphs"][1]]}
+    )
+    result = eval_qa(
+        tmp_path, capsys, monkeypatch, EchoGenerator(), "--articles", "Other things", data=data
+    )
+    assert result["questions"] == 1 and result["records"][0]["question"] == "What do pancakes need?"
+    assert main(["eval", "qa", "--squad", str(tmp_path / "squad.json"), "--articles", "Cars"]) == 2
 
 
 @pytest.mark.usefixtures("fakes")

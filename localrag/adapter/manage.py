@@ -83,8 +83,16 @@ def read_adapter(path: Path, base: convert.BaseShape) -> tuple[convert.GgufLora,
     )
 
 
-def import_adapter(store: Any, settings: Settings, path: Path, name: str) -> AdapterInfo:
-    """Check that the adapter fits the active base and store it (as a GGUF LoRA) in the vault."""
+def import_adapter(
+    store: Any,
+    settings: Settings,
+    path: Path,
+    name: str,
+    *,
+    training: dict[str, Any] | None = None,
+) -> AdapterInfo:
+    """Check that the adapter fits the active base and store it (as a GGUF LoRA) in the vault;
+    `training` is the provenance of an adapter trained here."""
     check_name(name)
     registry = Registry(store)
     if name in {a.name for a in registry.listing().adapters}:
@@ -103,6 +111,7 @@ def import_adapter(store: Any, settings: Settings, path: Path, name: str) -> Ada
         tensor_count=len(lora.tensors),
         base_sha256=models.sha256_file(base_path),
         imported_at=now(),
+        training=training,
     )
     with memfile.memfile("lora") as lora_file:
         convert.write_lora(lora, lora_file)

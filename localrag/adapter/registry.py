@@ -41,6 +41,8 @@ class AdapterInfo:
     """The base model it was checked against."""
     imported_at: str
     """ISO 8601 UTC."""
+    training: dict[str, Any] | None = None
+    """How `localrag adapter train` made it (data hash, examples, steps, losses), if it did."""
 
     @property
     def blob(self) -> str:

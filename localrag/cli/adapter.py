@@ -1,10 +1,14 @@
-"""`localrag adapter import|merge|list|use|rollback|rm|verify`: LoRA adapters in the vault."""
+"""`localrag adapter train|import|merge|list|use|rollback|rm|verify`: LoRA adapters in the vault."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
+import tempfile
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -13,6 +17,7 @@ from localrag.adapter import QUANTS
 from localrag.adapter.registry import Listing
 from localrag.adapter.verify import Agreement
 from localrag.cli import common
+from localrag.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +32,36 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(func=func)
         return p
 
+    p = action("train", "train a LoRA answer adapter here and import it", run_train)
+    p.add_argument("data", type=Path, help="a SQuAD 2.0 JSON file, or JSON lines (.jsonl)")
+    p.add_argument("--name", help="the name to import it as (needed unless --no-import)")
+    p.add_argument("--max-steps", type=int, help="stop after N optimizer steps")
+    p.add_argument("--epochs", type=float, default=1.0, help="passes over the data (default 1)")
+    p.add_argument("--rank", type=int, default=8, help="LoRA rank (default 8; alpha = 2 x rank)")
+    p.add_argument("--layers", type=int, help="train only the last N blocks (default: all)")
+    p.add_argument("--max-minutes", type=float, help="stop after this many minutes of training")
+    p.add_argument("--seed", type=int, default=0, help="fixes the data order and the init")
+    p.add_argument("--batch-size", type=int, default=8, help="examples per step (default 8)")
+    p.add_argument("--learning-rate", type=float, default=3e-4, help="peak (default 3e-4)")
+    p.add_argument(
+        "--exclude-articles",
+        default="",
+        metavar="TITLE,...",
+        help="SQuAD articles to leave out (kept for evaluation)",
+    )
+    p.add_argument(
+        "--generated",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add about N generated examples of each kind: yes/no, steps and lists, "
+        "recordings, injected instructions, distractors only (default 0)",
+    )
+    p.add_argument("--out", type=Path, help="also keep the PEFT adapter folder here")
+    p.add_argument(
+        "--no-import", dest="do_import", action="store_false", help="do not import (needs --out)"
+    )
+    common.add_json(p)
     p = action("import", "check a PEFT folder or GGUF LoRA and store it in the vault", run_import)
     p.add_argument("path", type=Path, help="a PEFT adapter folder or a GGUF LoRA file")
     p.add_argument("--name", required=True, help="the name to choose it by")
@@ -42,6 +77,140 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = action("verify", "compare a merge with base + runtime LoRA on fixed prompts", run_verify)
     p.add_argument("ref", metavar="NAME@vN", help="a version (NAME: its latest)")
     common.add_json(p)
+
+
+def _need_train_extra() -> None:
+    import importlib.util
+
+    missing = [m for m in ("torch", "transformers", "peft") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(
+            f"training needs {', '.join(missing)}: install the train extra, "
+            "`pip install 'localrag[train]'` (a CPU build of torch is enough)"
+        )
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from localrag import models
+    from localrag.adapter import examples, manage, train
+    from localrag.adapter.registry import Registry, check_name
+
+    if args.do_import and not args.name:
+        raise UsageError("name the adapter with --name NAME (or keep it with --out DIR)")
+    if not args.do_import and args.out is None:
+        raise UsageError("--no-import needs --out DIR, or the adapter would be lost")
+    if args.name:
+        check_name(args.name)
+    _need_train_extra()
+    config = train.TrainConfig(
+        rank=args.rank,
+        max_steps=args.max_steps,
+        layers=args.layers,
+        max_minutes=args.max_minutes,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        micro_batch=min(4, args.batch_size),
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+    )
+    exclude = tuple(t.strip() for t in args.exclude_articles.split(",") if t.strip())
+    plan = examples.DataPlan(exclude_articles=exclude, generated=args.generated)
+    data = examples.build(args.data, plan, args.seed)
+    import random
+
+    train_set, validation = examples.split(data, random.Random(args.seed))
+    data_info = {
+        "file": args.data.name,
+        "sha256": models.sha256_file(args.data),
+        "exclude_articles": list(exclude),
+        "generated_per_kind": args.generated,
+        "kinds": examples.kinds(train_set),
+        "validation_kinds": examples.kinds(validation),
+    }
+    with ExitStack() as stack:
+        assistant = None
+        if args.do_import:
+            assistant = stack.enter_context(common.open_assistant(args))
+            if args.name in {a.name for a in Registry(assistant.store).listing().adapters}:
+                raise UsageError(f"an adapter named {args.name!r} exists; choose another name")
+            settings = assistant.settings
+        else:
+            settings = common.settings(args)
+        base_path = models.model_path(settings, "llm")
+        out = args.out
+        if out is None:
+            out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="localrag-train-")))
+        result = _train_with_progress(
+            train.train(train_set, validation, base_path, out, config, data_info)
+        )
+        info = None
+        if assistant is not None:
+            info = manage.import_adapter(
+                assistant.store, settings, out, args.name, training=result.provenance
+            )
+    p = result.provenance
+    if args.json:
+        common.print_json(
+            {
+                "name": info.name if info else None,
+                "folder": str(args.out) if args.out else None,
+                **p,
+            }
+        )
+        return 0
+    print(
+        f"trained {p['steps']} steps of {p['batch_size']} on {p['examples']['train']} examples "
+        f"in {p['train_seconds']:.0f} s ({p['tokens_per_s']:.0f} tokens/s); loss "
+        f"{p['train_loss']:.3f}, validation {_loss(p['validation_loss_before'])} -> "
+        f"{_loss(p['validation_loss'])}"
+    )
+    if args.out:
+        print(f"adapter folder: {args.out}")
+    if info is not None:
+        print(
+            f"imported {info.name}: rank {info.rank}, {info.tensor_count} weights; "
+            f"merge it with `localrag adapter merge {info.name}`"
+        )
+    return 0
+
+
+def _loss(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _train_with_progress(events: Any) -> Any:
+    """Draw the training's progress on stderr; Ctrl-C stops it and nothing is kept."""
+    console = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    result = None
+    with Progress(*columns, TextColumn("{task.fields[info]}"), console=console) as bar:
+        task = bar.add_task("loading the base model", total=None, info="")
+        try:
+            for event in events:
+                if event.phase == "validate":
+                    loss = "" if event.loss is None else f"validation loss {event.loss:.3f}"
+                    bar.update(task, description="validating", info=loss)
+                    if event.loss is not None:
+                        console.print(f"validation loss {event.loss:.3f} at step {event.step}")
+                elif event.phase == "train":
+                    eta = f"{int(event.eta_s // 60)}:{int(event.eta_s % 60):02d}"
+                    bar.update(
+                        task,
+                        description="training",
+                        completed=event.step,
+                        total=event.steps,
+                        info=f"loss {event.loss:.3f}  {event.tokens_per_s:.0f} tok/s  ETA {eta}",
+                    )
+                elif event.phase == "save":
+                    bar.update(task, description="saving", info="")
+                elif event.phase == "done":
+                    result = event.result
+        except KeyboardInterrupt:
+            events.close()
+            print("localrag: training cancelled; nothing was saved or imported", file=sys.stderr)
+            raise SystemExit(130) from None
+    assert result is not None
+    return result
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -88,6 +257,13 @@ def run_list(args: argparse.Namespace) -> int:
         print("no adapters; import one with `localrag adapter import PATH --name NAME`")
     for info in listing.adapters:
         print(f"{info.name}  {info.source_format}, rank {info.rank}, alpha {info.alpha:g}")
+        if info.training:
+            t = info.training
+            print(
+                f"   trained here: {t['steps']} steps of {t['batch_size']} on "
+                f"{t['data'].get('file', '?')} ({t['data'].get('sha256', '')[:12]}), validation "
+                f"loss {_loss(t['validation_loss_before'])} -> {_loss(t['validation_loss'])}"
+            )
         for v in (v for v in listing.versions if v.name == info.name):
             mark = "*" if v.ref == listing.active else " "
             print(

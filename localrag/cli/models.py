@@ -20,7 +20,8 @@ from rich.progress import (
 from localrag import models
 from localrag.cli.common import add_json, human_size, print_json, settings
 from localrag.display import one_line
-from localrag.settings import ROLES
+from localrag.errors import LocalragError
+from localrag.settings import ROLES, Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -82,9 +83,37 @@ def pull(args: argparse.Namespace) -> int:
                 console.print(
                     f"{event.model}: {'already present' if event.step == 'present' else 'verified'}"
                 )
+    answer_model = _build_answer_model(s, console, quiet=args.json)
     if args.json:
-        print_json(events)
+        print_json({"models": events, "answer_model": answer_model})
     return 0
+
+
+def _build_answer_model(s: Settings, console: Console, *, quiet: bool) -> str | None:
+    """Merge the shipped answer adapter into the base (once), with a bar over the weights."""
+    from localrag.adapter import builtin
+
+    if builtin.built(s) is not None:
+        if not quiet:
+            console.print(f"answer model: already built ({escape(str(builtin.model_file(s)))})")
+        return str(builtin.model_file(s))
+    try:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), console=console, disable=quiet
+        ) as bar:
+            task = bar.add_task("merging the answer adapter into the base model", total=None)
+            for event in builtin.build(s):
+                if event.step == "merge":
+                    bar.update(task, completed=event.tensors_done, total=event.tensors_total)
+                elif event.step == "quantize":
+                    bar.update(task, description=f"quantizing to {event.detail}")
+    except LocalragError as exc:
+        # The base model still answers: say why the answer model is missing, and go on.
+        console.print(f"[red]answer model not built[/red]: {escape(one_line(exc.message))}")
+        return None
+    if not quiet:
+        console.print(f"answer model: built {escape(str(builtin.model_file(s)))}")
+    return str(builtin.model_file(s))
 
 
 def _rows(args: argparse.Namespace) -> list[models.ModelStatus]:

@@ -10,7 +10,17 @@ down, in a temporary folder removed afterwards); then the questions are asked th
 - hit@k: the gold paragraph among the sources the model was given (none when the confidence
   gate abstained, or when it did not fit the context), and `retrieval_hit_at_k`: among the `k`
   chunks retrieval found, whatever the gate and the context budget did with them;
+- citation precision: the share of cited answers (to answerable questions) whose cited
+  sources hold a gold answer;
+- SQuAD 2.0's official overall exact match and F1, over every question (an unanswerable one
+  scores 1 when the answer abstains, an answerable one 0);
 - latency p50/p95 of whole answers, and of the first token.
+
+With `--adapter PATH` (a PEFT folder or a GGUF LoRA) the same questions are asked twice, of the
+base model and of the base with the adapter (imported into the throwaway vault and merged as
+`adapter merge` would, or applied at run time with `--runtime`), and the figures are shown side
+by side. `--articles` asks only the questions of some articles (every paragraph is still
+indexed), so that an adapter is measured on articles its training never saw.
 """
 
 from __future__ import annotations
@@ -43,16 +53,26 @@ class Question:
     """Gold answers; empty for an unanswerable question."""
     paragraph: str
     """Id of the paragraph it was written about."""
+    article: str = ""
+    """Title of its article."""
 
 
-def load_squad(path: Path) -> tuple[dict[str, tuple[str, str]], list[Question]]:
-    """Paragraphs (id to (title, text)) and questions of a SQuAD 2.0 file."""
+def read_squad(path: Path) -> list[dict[str, Any]]:
+    """The articles of a SQuAD 2.0 file, as JSON; a usage error names what is wrong."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))["data"]
     except FileNotFoundError as exc:
         raise UsageError(f"{path}: no such file") from exc
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
         raise UsageError(f"{path}: not a SQuAD 2.0 JSON file ({exc})") from exc
+    if not isinstance(data, list):
+        raise UsageError(f"{path}: not a SQuAD 2.0 JSON file (data is not a list)")
+    return data
+
+
+def load_squad(path: Path) -> tuple[dict[str, tuple[str, str]], list[Question]]:
+    """Paragraphs (id to (title, text)) and questions of a SQuAD 2.0 file."""
+    data = read_squad(path)
     paragraphs: dict[str, tuple[str, str]] = {}
     questions: list[Question] = []
     for a, article in enumerate(data):
@@ -62,8 +82,20 @@ def load_squad(path: Path) -> tuple[dict[str, tuple[str, str]], list[Question]]:
             paragraphs[pid] = (title, paragraph["context"])
             for qa in paragraph["qas"]:
                 gold = () if qa.get("is_impossible") else tuple(x["text"] for x in qa["answers"])
-                questions.append(Question(qa["question"], gold, pid))
+                questions.append(Question(qa["question"], gold, pid, title))
     return paragraphs, questions
+
+
+def of_articles(questions: Sequence[Question], titles: str) -> list[Question]:
+    """The questions of the articles named in `titles` (comma separated; `_` or spaces)."""
+    wanted = {t.strip().replace("_", " ") for t in titles.split(",") if t.strip()}
+    known = {q.article for q in questions}
+    unknown = wanted - known
+    if unknown:
+        raise UsageError(
+            f"no article {', '.join(sorted(unknown))}; the file has {', '.join(sorted(known))}"
+        )
+    return [q for q in questions if q.article in wanted]
 
 
 def spread(items: Sequence[Question], limit: int | None) -> list[Question]:
@@ -102,6 +134,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="ask only this many questions (spread evenly)")
     p.add_argument("-k", type=int, help="sources per question (default: top_k of the settings)")
     p.add_argument("--no-retrieval", dest="retrieval", action="store_false")
+    p.add_argument(
+        "--no-grounding",
+        dest="grounded",
+        action="store_false",
+        help="let the model write freely instead of copying its answer from a source",
+    )
+    p.add_argument(
+        "--articles", metavar="TITLE,...", help="ask only the questions of these articles"
+    )
+    p.add_argument(
+        "--adapter",
+        type=Path,
+        metavar="PATH",
+        help="also answer with this adapter (PEFT folder or GGUF LoRA) and compare with the base",
+    )
+    p.add_argument("--quant", default="Q4_K_M", help="merge the adapter at this quantization")
+    p.add_argument(
+        "--runtime", action="store_true", help="apply the adapter at run time instead of merging"
+    )
     from localrag.cli.common import add_json
 
     add_json(p)
@@ -109,11 +160,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def evaluate(
-    assistant: Any, questions: Sequence[Question], k: int, retrieval: bool
+    assistant: Any,
+    questions: Sequence[Question],
+    k: int,
+    retrieval: bool,
+    adapter: str | None = None,
+    runtime: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    """Ask each question; yields one record per question."""
+    """Ask each question (of the model `adapter` names, else the active one); yields one
+    record per question."""
     for q in questions:
-        answer = assistant.ask(q.text, k=k, retrieval=retrieval)
+        answer = assistant.ask(
+            q.text, k=k, retrieval=retrieval, adapter=adapter, runtime_adapter=runtime
+        )
         text = answer.text()
         gold = PREFIX + q.paragraph
         prediction = "" if answer.abstained else _CITATION.sub("", text).strip()
@@ -122,6 +181,7 @@ def evaluate(
             "answers": list(q.answers),
             "prediction": prediction,
             "abstained": answer.abstained,
+            "cited": [c.n for c in answer.citations],
             "hit": any(s.chunk.path == gold for s in answer.sources),
             "retrieval_hit": any(h.chunk.path == gold for h in answer.retrieved),
             "total_ms": answer.timings_ms["total"],
@@ -134,6 +194,12 @@ def evaluate(
             record["in_text"] = any(
                 normalize(g) and normalize(g) in normalize(prediction) for g in q.answers
             )
+            record["squad_em"], record["squad_f1"] = record["em"], record["f1"]
+            if answer.citations and not answer.abstained:
+                cited = [normalize(c.chunk.text) for c in answer.citations]
+                record["cited_ok"] = any(normalize(g) in t for t in cited for g in q.answers)
+        else:
+            record["squad_em"] = record["squad_f1"] = float(answer.abstained)
         yield record
 
 
@@ -156,6 +222,9 @@ def summarize(records: Sequence[dict[str, Any]], retrieval: bool) -> dict[str, A
         "abstain_precision": round(right / len(abstained), 3) if abstained else None,
         "abstain_recall": round(right / len(unanswerable), 3) if unanswerable else None,
         "abstained_answerable": mean(answerable, "abstained"),
+        "citation_precision": mean([r for r in answerable if "cited_ok" in r], "cited_ok"),
+        "overall_exact_match": mean(records, "squad_em"),
+        "overall_f1": mean(records, "squad_f1"),
         "hit_at_k": mean(answerable, "hit") if retrieval else None,
         "retrieval_hit_at_k": mean(answerable, "retrieval_hit") if retrieval else None,
         "latency_ms": {
@@ -169,51 +238,110 @@ def summarize(records: Sequence[dict[str, Any]], retrieval: bool) -> dict[str, A
     }
 
 
+ADAPTER_NAME = "evaluated"
+
+
 def run(args: argparse.Namespace) -> int:
-    from localrag import embed
+    from localrag import embed, models
     from localrag.chunk import ChunkSettings
     from localrag.cli.common import print_json, settings
     from localrag.evaluate.progress import progress_bar
+    from localrag.model_choice import WorkerModels
     from localrag.service import Assistant
     from localrag.store import Store
     from localrag.store.keys import new_data_key, wipe
-    from localrag.worker import base_worker
 
-    s = settings(args)
+    s = settings(args).with_changes(grounded_answers=args.grounded)
     paragraphs, questions = load_squad(args.squad)
+    if args.articles:
+        questions = of_articles(questions, args.articles)
     chosen = spread(questions, args.limit)
+    if not chosen:
+        raise UsageError(f"{args.squad}: no questions to ask")
     k = args.k or s.top_k
     embedder = embed.from_settings(s)
-    generator = base_worker(s)
     folder = Path(tempfile.mkdtemp(prefix="localrag-eval-qa-"))
     key = new_data_key()
+    runs: dict[str, list[dict[str, Any]]] = {}
+    adapter_ref: str | None = None
     try:
         store = Store.open(folder / "eval.db", key, create=True)
         with progress_bar("indexing", len(paragraphs)) as update:
             for done in build(store, embedder, BeirSet(paragraphs, {}, {}), ChunkSettings()):
                 update(done)
-        records = []
-        with (
-            Assistant(s.with_changes(home=folder), store, embedder, generator) as assistant,
-            progress_bar("asking", len(chosen)) as update,
-        ):
-            for record in evaluate(assistant, chosen, k, args.retrieval):
-                records.append(record)
-                update(len(records))
+        answering = WorkerModels(s, store)
+        with Assistant(s.with_changes(home=folder), store, embedder, models=answering) as assistant:
+            configs: list[tuple[str, str | None]] = [("base", None)]
+            if args.adapter is not None:
+                adapter_ref = _prepare_adapter(assistant, args.adapter, args.quant, args.runtime)
+                configs.append(("adapter", adapter_ref))
+            for label, ref in configs:
+                runtime = ref is not None and args.runtime
+                # One answer first, not counted: loading the model is not answering.
+                assistant.ask(
+                    chosen[0].text,
+                    k=k,
+                    retrieval=args.retrieval,
+                    adapter=ref,
+                    runtime_adapter=runtime,
+                ).text()
+                records: list[dict[str, Any]] = []
+                with progress_bar(f"asking ({label})", len(chosen)) as update:
+                    for record in evaluate(assistant, chosen, k, args.retrieval, ref, runtime):
+                        records.append(record)
+                        update(len(records))
+                runs[label] = records
     finally:
-        generator.close()
         wipe(key)
         shutil.rmtree(folder, ignore_errors=True)
-    result = {
+    result: dict[str, Any] = {
         "data": str(args.squad),
-        "model": generator.name,
+        "articles": args.articles,
+        "model": models.active_name(s, "llm"),
         "retrieval": args.retrieval,
+        "grounded": args.grounded,
         "k": k,
-        **summarize(records, args.retrieval),
+        **summarize(runs["base"], args.retrieval),
     }
+    if "adapter" in runs:
+        result["adapter"] = {
+            "path": str(args.adapter),
+            "how": "runtime LoRA" if args.runtime else f"merged, {args.quant}",
+            **summarize(runs["adapter"], args.retrieval),
+        }
     if args.json:
-        print_json({**result, "records": records})
+        result["records"] = runs["base"]
+        if "adapter" in runs:
+            result["adapter"]["records"] = runs["adapter"]
+        print_json(result)
         return 0
-    for name, value in result.items():
-        print(f"{name:<22} {value}")
+    _print_side_by_side(result)
     return 0
+
+
+def _prepare_adapter(assistant: Any, path: Path, quant: str, runtime: bool) -> str:
+    """Import the adapter into the throwaway vault (and merge it, unless `runtime`)."""
+    from localrag.adapter import manage
+
+    manage.import_adapter(assistant.store, assistant.settings, path, ADAPTER_NAME)
+    if runtime:
+        return ADAPTER_NAME
+    from localrag.evaluate.progress import progress_bar
+
+    with progress_bar(f"merging ({quant})", 1):
+        for _ in manage.merge_adapter(assistant.store, assistant.settings, ADAPTER_NAME, quant):
+            pass
+    return ADAPTER_NAME
+
+
+def _print_side_by_side(result: dict[str, Any]) -> None:
+    adapter = result.get("adapter")
+    for name, value in result.items():
+        if name == "adapter":
+            continue
+        if adapter is None or name not in adapter:
+            print(f"{name:<22} {value}")
+            continue
+        print(f"{name:<22} {value!s:<28} {adapter[name]}")
+    if adapter is not None:
+        print(f"{'':<22} {'(base)':<28} (adapter {adapter['path']}, {adapter['how']})")

@@ -24,15 +24,9 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
-from localrag.generate import Message
+from localrag.generate import CHATML, Message
 from localrag.grounding import SpanGuard
 
-CHATML = (
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
-    " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
-    "{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-"""The template for a GGUF without one (ChatML)."""
 # llama.cpp's log lines reach the worker's stderr through llama-cpp-python's logger: errors only
 # (the service keeps the last ones to explain a failure).
 logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)

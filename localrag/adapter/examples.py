@@ -1,0 +1,373 @@
+"""Training examples for an answer adapter: the prompt `ask` builds, and the reply to learn.
+
+An `Example` is a question, the numbered sources the prompt would show for it, and the reply
+(the shortest span that answers, cited: `1622 [2]`; or the not-found sentence). `messages()`
+turns it into exactly the chat messages `localrag ask` sends (`prompt.build_messages`), so what
+the adapter learns is what it will see.
+
+Examples come from a SQuAD 2.0 file (`from_squad`: the gold paragraph, cut to a window around
+the answer, and one or two distractor paragraphs that share the question's words, as retrieval
+would find them, in a random order), from JSON lines (`from_jsonl`:
+`{"question", "sources": [text, ...], "answer", "cited": [n, ...]}`, an empty answer meaning
+the sources do not hold it), and from the generated kinds of `localrag.adapter.synthetic`.
+No torch here: building and checking data needs none.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from localrag.errors import UsageError
+from localrag.evaluate.qa import read_squad
+from localrag.generate import Message
+from localrag.prompt import NOT_FOUND, Source, build_messages
+from localrag.records import Chunk, Hit, Span
+
+GOLD_WORDS = 70
+"""The gold paragraph is cut to about this many words around the answer."""
+DISTRACTOR_WORDS = 35
+"""Each distractor is cut to about this many words."""
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+_WORD = re.compile(r"\w+")
+_STOPWORDS = """a an and are as at be by did do does for from had has have he her his how i in is
+    it its of
+    on or she that the their them they this to was were what when where which who whom why will
+    with you your can could would should about into than then there these those"""
+_STOP = frozenset(_STOPWORDS.split())
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One source as the prompt shows it."""
+
+    text: str
+    path: str = "notes.txt"
+    """The file it is from: its name is the `from=` of the block."""
+    span: Span = field(default_factory=Span)
+    """Where in the file (lines, page, or a time range for a recording)."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """A question, its numbered sources and the reply to learn."""
+
+    question: str
+    sources: tuple[Passage, ...]
+    reply: str
+    """The target: a short cited answer, or `prompt.NOT_FOUND`."""
+    kind: str
+    """squad, unanswerable, distractors, yes-no, steps, recording, injection or jsonl."""
+    group: str = ""
+    """Examples of one group (a paragraph) go to the same side of the validation split."""
+
+    @property
+    def abstains(self) -> bool:
+        return self.reply == NOT_FOUND
+
+
+def messages(example: Example) -> list[Message]:
+    """The chat messages `localrag ask` would send for this question and these sources."""
+    sources = [
+        Source(n, Hit(Chunk(n, n, p.path, 0, p.text, p.span), 1.0))
+        for n, p in enumerate(example.sources, start=1)
+    ]
+    return build_messages(example.question, sources, retrieval=True)
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1}
+
+
+def sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE.split(text.strip()) if s]
+
+
+def window(text: str, max_words: int, at: int | None = None, length: int = 0) -> str:
+    """Whole sentences of `text` around the character range [at, at+length), up to about
+    `max_words` words; the range is always kept, so an answer is never cut."""
+    parts = sentences(text)
+    if not parts:
+        return text.strip()
+    starts, pos = [], 0
+    for s in parts:
+        pos = text.find(s, pos)
+        starts.append(pos)
+        pos += len(s)
+    first = 0
+    if at is not None:
+        first = max(i for i, s in enumerate(starts) if s <= at)
+    last = first
+    if at is not None:
+        while last + 1 < len(parts) and starts[last + 1] < at + length:
+            last += 1
+    words = sum(len(parts[i].split()) for i in range(first, last + 1))
+    lo, hi = first, last
+    while True:
+        grew = False
+        for side in (1, -1):
+            i = hi + 1 if side == 1 else lo - 1
+            if 0 <= i < len(parts) and words + len(parts[i].split()) <= max_words:
+                words += len(parts[i].split())
+                lo, hi = (lo, i) if side == 1 else (i, hi)
+                grew = True
+        if not grew:
+            break
+    chosen = " ".join(parts[lo : hi + 1])
+    if at is None and len(chosen.split()) > max_words:
+        chosen = " ".join(chosen.split()[:max_words])
+    return chosen
+
+
+# -- SQuAD ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    id: str
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class SquadQuestion:
+    question: str
+    paragraph: Paragraph
+    answers: tuple[tuple[str, int], ...]
+    """(text, start character) of each gold answer; empty when it cannot be answered."""
+
+
+def article_titles(path: Path) -> list[str]:
+    return [a.get("title", "") for a in read_squad(path)]
+
+
+def squad_questions(
+    path: Path, articles: Iterable[str] | None = None, exclude: Iterable[str] = ()
+) -> list[SquadQuestion]:
+    """The questions of the chosen articles (by title; all but `exclude` when `articles` is
+    None)."""
+    data = read_squad(path)
+    titles = [a.get("title", "") for a in data]
+    wanted = set(articles) if articles is not None else set(titles) - set(exclude)
+    unknown = (wanted | set(exclude)) - set(titles)
+    if unknown:
+        raise UsageError(
+            f"{path}: no article {', '.join(sorted(unknown))}; it has {', '.join(titles)}"
+        )
+    out = []
+    for a, article in enumerate(data):
+        if article.get("title", "") not in wanted:
+            continue
+        for p, para in enumerate(article["paragraphs"]):
+            paragraph = Paragraph(f"{a}.{p}", article.get("title", ""), para["context"])
+            for qa in para["qas"]:
+                answers = () if qa.get("is_impossible") else _answers(qa["answers"])
+                out.append(SquadQuestion(qa["question"], paragraph, answers))
+    return out
+
+
+def _answers(raw: Sequence[dict[str, Any]]) -> tuple[tuple[str, int], ...]:
+    """Gold answers, the one most annotators chose first (then the shorter)."""
+    counts = Counter(a["text"].strip() for a in raw)
+    seen: dict[str, int] = {}
+    for a in raw:
+        seen.setdefault(a["text"].strip(), int(a["answer_start"]))
+    ranked = sorted(seen, key=lambda t: (-counts[t], len(t)))
+    return tuple((t, seen[t]) for t in ranked)
+
+
+def _file_for(paragraph: Paragraph, rng: random.Random) -> tuple[str, Span]:
+    """A plausible file and place for a paragraph, so `from=` looks like a user's files."""
+    stem = re.sub(r"\W+", "-", paragraph.title.lower()).strip("-") or "notes"
+    line = rng.randint(1, 120)
+    kind = rng.random()
+    if kind < 0.4:
+        return f"{stem}.pdf", Span(page=rng.randint(1, 30), line_start=line, line_end=line + 6)
+    if kind < 0.7:
+        return f"{stem}.md", Span(line_start=line, line_end=line + rng.randint(0, 4))
+    if kind < 0.85:
+        return f"{stem}.docx", Span(line_start=line, line_end=line + rng.randint(0, 3))
+    return f"{stem}.html", Span(line_start=line, line_end=line + rng.randint(2, 9))
+
+
+class Distractors:
+    """Paragraphs that retrieval would also find for a question: those sharing most of its
+    content words, from any article, never ones holding a gold answer."""
+
+    def __init__(self, paragraphs: Iterable[Paragraph]) -> None:
+        self.paragraphs = list({p.id: p for p in paragraphs}.values())
+        self.words = [content_words(p.text) for p in self.paragraphs]
+
+    def pick(
+        self, question: str, avoid: Paragraph, answers: Sequence[str], n: int, rng: random.Random
+    ) -> list[Paragraph]:
+        wanted = content_words(question)
+        scored = []
+        for p, words in zip(self.paragraphs, self.words, strict=True):
+            if p.id == avoid.id or any(a.lower() in p.text.lower() for a in answers):
+                continue
+            scored.append((len(wanted & words) + rng.random() * 0.5, p))
+        scored.sort(key=lambda t: -t[0])
+        pool = [p for _, p in scored[: max(n, 5)]]
+        return rng.sample(pool, min(n, len(pool)))
+
+
+def from_squad(
+    questions: Sequence[SquadQuestion],
+    rng: random.Random,
+    *,
+    distractor_only: float = 0.1,
+    pool: Iterable[Paragraph] | None = None,
+) -> list[Example]:
+    """One example per question, plus (a share `distractor_only` of the answerable ones) the
+    same question with only distractors, whose reply is the not-found sentence."""
+    distractors = Distractors(pool if pool is not None else (q.paragraph for q in questions))
+    out = []
+    for q in questions:
+        texts = [a for a, _ in q.answers]
+        others = distractors.pick(q.question, q.paragraph, texts, rng.choice((1, 1, 2)), rng)
+        if q.answers:
+            text, start = q.answers[0]
+            gold = window(q.paragraph.text, GOLD_WORDS, start, len(text))
+        else:
+            gold = window(q.paragraph.text, GOLD_WORDS, rng.randrange(len(q.paragraph.text)))
+        passages = [_passage(p.text, p, rng, DISTRACTOR_WORDS) for p in others]
+        at = rng.randrange(len(passages) + 1)
+        passages.insert(at, _passage(gold, q.paragraph, rng, None))
+        if q.answers:
+            reply = f"{q.answers[0][0]} [{at + 1}]"
+            out.append(Example(q.question, tuple(passages), reply, "squad", q.paragraph.id))
+            if rng.random() < distractor_only:
+                alone = tuple(_passage(p.text, p, rng, DISTRACTOR_WORDS) for p in others)
+                if alone:
+                    out.append(Example(q.question, alone, NOT_FOUND, "distractors", q.paragraph.id))
+        else:
+            out.append(
+                Example(q.question, tuple(passages), NOT_FOUND, "unanswerable", q.paragraph.id)
+            )
+    return out
+
+
+def _passage(text: str, paragraph: Paragraph, rng: random.Random, words: int | None) -> Passage:
+    if words is not None:
+        start = rng.randrange(len(text)) if rng.random() < 0.5 else 0
+        text = window(text, words, start)
+    path, span = _file_for(paragraph, rng)
+    return Passage(text, path, span)
+
+
+# -- JSON lines -------------------------------------------------------------------------------
+
+
+def from_jsonl(path: Path) -> list[Example]:
+    """`{"question", "sources": [text or {"text", "from"}], "answer", "cited": [n]}` per line."""
+    out = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError as exc:
+        raise UsageError(f"{path}: no such file") from exc
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            question = str(row["question"]).strip()
+            sources = tuple(_jsonl_source(s, i) for i, s in enumerate(row["sources"], start=1))
+            answer = str(row.get("answer") or "").strip()
+            cited = [int(n) for n in row.get("cited") or []]
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise UsageError(
+                f"{path}, line {number}: expected {{question, sources, answer, cited}} ({exc})"
+            ) from exc
+        if not question or not sources:
+            raise UsageError(f"{path}, line {number}: a question and at least one source")
+        if any(not 1 <= n <= len(sources) for n in cited):
+            raise UsageError(f"{path}, line {number}: cited {cited}, but {len(sources)} sources")
+        reply = NOT_FOUND
+        if answer:
+            marks = "".join(f" [{n}]" for n in cited if f"[{n}]" not in answer)
+            reply = answer + marks
+        out.append(Example(question, sources, reply, "jsonl", f"line{number}"))
+    if not out:
+        raise UsageError(f"{path}: no examples")
+    return out
+
+
+def _jsonl_source(value: Any, n: int) -> Passage:
+    if isinstance(value, dict):
+        return Passage(str(value["text"]), str(value.get("from") or f"source-{n}.txt"))
+    return Passage(str(value), f"source-{n}.txt")
+
+
+# -- splitting --------------------------------------------------------------------------------
+
+
+def split(
+    examples: Sequence[Example], rng: random.Random, share: float = 0.05, most: int = 64
+) -> tuple[list[Example], list[Example]]:
+    """(train, validation): whole groups go to validation until it holds `share` of the
+    examples (at most `most`; at least one when there are two groups or more)."""
+    groups = sorted({e.group for e in examples})
+    rng.shuffle(groups)
+    want = min(most, max(1, round(share * len(examples)))) if len(groups) > 1 else 0
+    held: set[str] = set()
+    count = 0
+    by_group = Counter(e.group for e in examples)
+    for g in groups:
+        if count >= want:
+            break
+        held.add(g)
+        count += by_group[g]
+    train = [e for e in examples if e.group not in held]
+    return train, [e for e in examples if e.group in held]
+
+
+def kinds(examples: Iterable[Example]) -> dict[str, int]:
+    return dict(sorted(Counter(e.kind for e in examples).items()))
+
+
+@dataclass(frozen=True)
+class DataPlan:
+    """What `build` makes of a data file."""
+
+    exclude_articles: tuple[str, ...] = ()
+    """SQuAD articles (titles) kept out of training, for evaluation."""
+    generated: int = 0
+    """About this many examples of each generated kind (yes/no, steps, recordings, injected
+    instructions, distractors only) are added; 0 adds none."""
+    distractor_only: float = 0.1
+    """Share of answerable SQuAD questions also asked with distractors only."""
+
+
+def build(path: Path, plan: DataPlan, seed: int) -> list[Example]:
+    """The examples of a SQuAD 2.0 file or a JSON-lines file, plus the generated kinds, in a
+    shuffled order fixed by `seed`."""
+    from localrag.adapter import synthetic
+
+    rng = random.Random(seed)
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        if plan.exclude_articles:
+            raise UsageError("--exclude-articles applies to SQuAD files, not JSON lines")
+        base = from_jsonl(path)
+    else:
+        questions = squad_questions(path, exclude=plan.exclude_articles)
+        base = from_squad(questions, rng, distractor_only=plan.distractor_only)
+    out = list(base)
+    if plan.generated:
+        n = plan.generated
+        fillers = synthetic.fillers_from(base, rng)
+        answered = [e for e in base if not e.abstains]
+        out += synthetic.yes_no(n, rng, fillers)
+        out += synthetic.steps(n, rng, fillers)
+        out += synthetic.off_topic(n // 2, rng, fillers)
+        out += synthetic.recordings(rng.sample(answered, min(n, len(answered))), rng)
+        injected = rng.sample(base, min(n, len(base)))
+        out += synthetic.injections(injected, rng)
+    rng.shuffle(out)
+    return out
