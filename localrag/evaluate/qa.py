@@ -263,7 +263,6 @@ def run(args: argparse.Namespace) -> int:
     folder = Path(tempfile.mkdtemp(prefix="localrag-eval-qa-"))
     key = new_data_key()
     runs: dict[str, list[dict[str, Any]]] = {}
-    adapter_ref: str | None = None
     try:
         store = Store.open(folder / "eval.db", key, create=True)
         with progress_bar("indexing", len(paragraphs)) as update:
@@ -271,11 +270,11 @@ def run(args: argparse.Namespace) -> int:
                 update(done)
         answering = WorkerModels(s, store)
         with Assistant(s.with_changes(home=folder), store, embedder, models=answering) as assistant:
-            configs: list[tuple[str, str | None]] = [("base", None)]
-            if args.adapter is not None:
-                adapter_ref = _prepare_adapter(assistant, args.adapter, args.quant, args.runtime)
-                configs.append(("adapter", adapter_ref))
-            for label, ref in configs:
+            labels = ["base"] + (["adapter"] if args.adapter is not None else [])
+            for label in labels:
+                ref = None
+                if label == "adapter":
+                    ref = _prepare_adapter(assistant, args.adapter, args.quant, args.runtime)
                 runtime = ref is not None and args.runtime
                 # One answer first, not counted: loading the model is not answering.
                 assistant.ask(

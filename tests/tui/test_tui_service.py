@@ -11,6 +11,7 @@ from tui_helpers import SIZE, ask, context_shown, names, notifications, wait_unt
 from localrag.embed import HashingEmbedder
 from localrag.generate import EchoGenerator
 from localrag.settings import Settings
+from localrag.store.conversations import SCRUBBED
 from localrag.tui import build_app
 from localrag.tui.answer_view import AnswerView
 from localrag.tui.confirm_screen import ConfirmScreen
@@ -61,7 +62,7 @@ async def test_create_add_ask_open_source_delete_then_unlock_again(
         assert app.assistant.documents() == []
         assert notifications(pilot) == ["Deleted notes.md."]  # and no error on the way
 
-    # Later runs unlock; the conversation is still there.
+    # Later runs unlock; the conversation is still there, its answer scrubbed.
     app = build_app(vault=vault(settings))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press(*"not it at all", "enter")
@@ -75,7 +76,9 @@ async def test_create_add_ask_open_source_delete_then_unlock_again(
         await wait_until(pilot, lambda: table.row_count == 1)
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.screen.query(AnswerView))
-        assert "blue-42" in app.screen.query(AnswerView).last().answer_text
+        # Deleting notes.md scrubbed the answer that quoted it (security.md item 27).
+        answer = app.screen.query(AnswerView).last().answer_text
+        assert answer == SCRUBBED and "blue-42" not in answer
     assert no_network == []
 
 
