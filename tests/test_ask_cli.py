@@ -44,7 +44,7 @@ def docs(
 
 @pytest.fixture
 def fakes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embed, "from_settings", lambda settings: HashingEmbedder())
+    monkeypatch.setattr(embed, "from_settings", lambda settings, **_: HashingEmbedder())
     monkeypatch.setattr(
         service, "WorkerModels", lambda settings, store: FixedModel(EchoGenerator())
     )

@@ -17,6 +17,7 @@ from localrag.cli.library import _Bar
 from localrag.display import one_line, safe_json, visible
 from localrag.embed import HashingEmbedder
 from localrag.generate import EchoGenerator
+from localrag.model_choice import FixedModel
 from localrag.records import IngestEvent
 from localrag.tui.file_progress import describe
 from localrag.tui.sources import Source
@@ -46,9 +47,10 @@ def hostile_vault(
 ) -> Path:
     """A vault holding one document whose name and text carry terminal escapes."""
     monkeypatch.setenv("LOCALRAG_PASSPHRASE", "correct horse")
-    monkeypatch.setattr(embed, "from_settings", lambda settings: HashingEmbedder())
+    monkeypatch.setattr(embed, "from_settings", lambda settings, **_: HashingEmbedder())
     reply = f"The capybara {RETITLE}is large{CLEAR} [1]."
-    monkeypatch.setattr(service, "build_generator", lambda settings: EchoGenerator(reply))
+    echo = FixedModel(EchoGenerator(reply))
+    monkeypatch.setattr(service, "WorkerModels", lambda settings, store: echo)
     folder = tmp_path / "docs"
     folder.mkdir()
     doc = folder / f"notes{RETITLE}.txt"

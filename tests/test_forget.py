@@ -14,6 +14,7 @@ from localrag import embed, service
 from localrag.cli import main
 from localrag.embed import HashingEmbedder
 from localrag.generate import EchoGenerator
+from localrag.model_choice import FixedModel
 from localrag.settings import Settings
 from localrag.store.conversations import SCRUBBED
 from localrag.store.vault import unlock
@@ -28,8 +29,9 @@ def asked(
 ) -> Path:
     """Two documents, and one answered question about each (the echo model quotes its source)."""
     monkeypatch.setenv("LOCALRAG_PASSPHRASE", PASS)
-    monkeypatch.setattr(embed, "from_settings", lambda settings: HashingEmbedder())
-    monkeypatch.setattr(service, "build_generator", lambda settings: EchoGenerator())
+    monkeypatch.setattr(embed, "from_settings", lambda settings, **_: HashingEmbedder())
+    echo = FixedModel(EchoGenerator())
+    monkeypatch.setattr(service, "WorkerModels", lambda settings, store: echo)
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "note.txt").write_text(

@@ -25,7 +25,7 @@ import json, sys
 from localrag import embed
 from localrag.embed import HashingEmbedder
 
-embed.from_settings = lambda settings: HashingEmbedder()
+embed.from_settings = lambda settings, **_: HashingEmbedder()
 from localrag.cli import main
 
 codes = [main(["init"]), main(["add", sys.argv[1], "--json"]), main(["vault", "info"])]

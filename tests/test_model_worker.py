@@ -24,7 +24,7 @@ FAKE = Path(__file__).with_name("fake_worker.py")
 @pytest.fixture
 def fake_worker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(client, "COMMAND", [sys.executable, str(FAKE)])
-    monkeypatch.setattr(embed, "from_settings", lambda settings: HashingEmbedder())
+    monkeypatch.setattr(embed, "from_settings", lambda settings, **_: HashingEmbedder())
     model = tmp_path / "any.gguf"
     model.write_bytes(b"GGUF")
     monkeypatch.setattr(models, "model_path", lambda settings, role, specs=None: model)
