@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from test_library_cli import tiny_beir
 
 from localrag.bench.retrieval import units
 from localrag.cli import main
 from localrag.settings import Settings
-
-from test_library_cli import tiny_beir
 
 
 def test_units_are_sentences_then_titles_then_windows(tmp_path: Path) -> None:
