@@ -13,12 +13,14 @@ pytestmark = pytest.mark.models
 
 
 def test_llm_generates_tokens(real_models):
-    from llama_cpp import Llama
+    from localrag.worker import base_worker
 
-    llm = Llama(str(model_path(real_models, "llm")), n_ctx=256, verbose=False)
-    out = llm.create_completion("Monday, Tuesday, Wednesday,", max_tokens=4, temperature=0)
-    assert out["usage"]["completion_tokens"] > 0
-    assert "Thursday" in out["choices"][0]["text"]
+    worker = base_worker(real_models)
+    try:
+        ask = [{"role": "user", "content": "Which day comes after Monday, Tuesday, Wednesday?"}]
+        assert "Thursday" in "".join(worker.stream(ask, 12))
+    finally:
+        worker.close()
 
 
 def test_embedder_ranks_a_paraphrase_above_an_unrelated_sentence(real_models):
