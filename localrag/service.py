@@ -142,7 +142,8 @@ class Assistant:
 
     @classmethod
     def create(cls, settings: Settings, passphrase: bytearray, **parts: Any) -> Assistant:
-        """A new, empty vault under `passphrase` (refuses to overwrite one), opened.
+        """A new, empty vault under `passphrase` (refuses to overwrite one), opened; with the
+        real models, the default answer model (`adapter.builtin`) is its active version.
 
         `parts` may override `embedder=`, `generator=`, `transcriber=` (tests hand in fakes);
         by default the real ones are built from the settings on first use. The caller owns
@@ -151,7 +152,13 @@ class Assistant:
         from localrag import store
 
         built = _default_parts(settings, parts)
-        return cls(settings, store.create_vault(settings, passphrase), **built)
+        vault = store.create_vault(settings, passphrase)
+        if "generator" not in parts and "models" not in parts:
+            from localrag.adapter import builtin
+
+            # The first answer comes from the locally merged answer model, where it was built.
+            builtin.install(vault, settings)
+        return cls(settings, vault, **built)
 
     @classmethod
     def open(cls, settings: Settings, passphrase: bytearray, **parts: Any) -> Assistant:

@@ -125,3 +125,28 @@ def test_a_gguf_llama_cpp_cannot_run_is_refused_by_models_add_and_adapter_import
     assert "broken-lora.gguf" in line
     assert main(["adapter", "list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["adapters"] == []
+
+
+@pytest.mark.models
+def test_a_new_vault_answers_with_the_merged_default_answer_model(
+    real_models: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from localrag.adapter import builtin
+    from localrag.settings import Settings
+
+    assert builtin.built(Settings.load()) is not None, "run `localrag models pull` first"
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", "answer model passphrase")
+    assert main(["init"]) == 0
+    capsys.readouterr()
+
+    def ask() -> dict[str, object]:
+        assert main(["ask", "--no-retrieval", "--json", "Say hello."]) == 0
+        return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]
+
+    assert ask()["adapter"] == "answer@v1"  # the locally merged LoRA model answers first
+    assert main(["adapter", "use", "base"]) == 0
+    capsys.readouterr()
+    assert ask()["adapter"] is None
+    assert main(["adapter", "rollback"]) == 0
+    capsys.readouterr()
+    assert ask()["adapter"] == "answer@v1"

@@ -70,11 +70,13 @@ def new_passphrase(args: argparse.Namespace) -> bytearray:
 
 
 def run_init(args: argparse.Namespace) -> int:
+    from localrag.service import Assistant
+
     config = settings(args)
     if store.vault_exists(config):
         raise UsageError(f"{config.home}: a vault already exists here; nothing was changed")
     with wiped(_not_empty(read_passphrase(args, confirm=True))) as passphrase:
-        store.create_vault(config, passphrase).close()
+        Assistant.create(config, passphrase).close()
     print(f"created the encrypted vault {config.vault_path}")
     print(f"key file {config.key_path}: back up both; without the passphrase nothing opens them")
     return 0
