@@ -141,9 +141,12 @@ class Assistant:
         return store.vault_exists(settings)
 
     @classmethod
-    def create(cls, settings: Settings, passphrase: bytearray, **parts: Any) -> Assistant:
+    def create(
+        cls, settings: Settings, passphrase: bytearray, *, answer_model: bool = True, **parts: Any
+    ) -> Assistant:
         """A new, empty vault under `passphrase` (refuses to overwrite one), opened; with the
-        real models, the default answer model (`adapter.builtin`) is its active version.
+        real models, the default answer model (`adapter.builtin`) is its active version
+        (`answer_model=False`: the base, for tests of the registry from empty).
 
         `parts` may override `embedder=`, `generator=`, `transcriber=` (tests hand in fakes);
         by default the real ones are built from the settings on first use. The caller owns
@@ -153,7 +156,7 @@ class Assistant:
 
         built = _default_parts(settings, parts)
         vault = store.create_vault(settings, passphrase)
-        if "generator" not in parts and "models" not in parts:
+        if answer_model and "generator" not in parts and "models" not in parts:
             from localrag.adapter import builtin
 
             # The first answer comes from the locally merged answer model, where it was built.

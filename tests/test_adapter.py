@@ -221,6 +221,8 @@ def test_cli_import_list_and_refusals(
 
     monkeypatch.setenv("LOCALRAG_PASSPHRASE", PASS.decode())
     assert main(["init"]) == 0
+    # init made the shipped answer model active: remove it, to start from the base alone.
+    assert main(["adapter", "rm", "answer"]) == 0
     base = convert.read_base(manage.models.model_path(real_models, "llm"))
     folder = make_peft_adapter(base, tmp_path / "tone", rank=2, layers=range(1))
     gguf_lora = tmp_path / "tone.gguf"

@@ -41,7 +41,7 @@ def test_adapter_life_cycle(
     folder = make_peft_adapter(base, tmp_path / "tone", rank=8, alpha=16, targets=ALL_TARGETS)
     secret = (folder / peft.WEIGHTS).read_bytes()[-4096:]  # raw bytes of the last lora_B
 
-    with Assistant.create(real_models, bytearray(PASS)) as a:
+    with Assistant.create(real_models, bytearray(PASS), answer_model=False) as a:
         info = a.import_adapter(folder, "tone")
         assert info.tensor_count == 7 * base.block_count
         assert info.targets == sorted(
@@ -120,6 +120,8 @@ def test_cli_merge_verify_ask_use_rollback_rm(
     base = convert.read_base(models.model_path(real_models, "llm"))
     folder = make_peft_adapter(base, tmp_path / "tone", rank=8, alpha=16)
     assert main(["init"]) == 0
+    # init made the shipped answer model active: remove it, to start from the base alone.
+    assert main(["adapter", "rm", "answer"]) == 0
     assert main(["adapter", "import", str(folder), "--name", "tone"]) == 0
     assert main(["adapter", "merge", "tone", "--quant", "F16"]) == 0
     assert "tone@v1: F16" in capsys.readouterr().out

@@ -124,7 +124,7 @@ def test_a_gguf_llama_cpp_cannot_run_is_refused_by_models_add_and_adapter_import
     [line] = capsys.readouterr().err.strip().splitlines()
     assert "broken-lora.gguf" in line
     assert main(["adapter", "list", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["adapters"] == []
+    assert "broken" not in [a["name"] for a in json.loads(capsys.readouterr().out)["adapters"]]
 
 
 @pytest.mark.models

@@ -95,7 +95,9 @@ async def test_real_import_and_merge_from_the_adapters_view(
     folder = make_peft_adapter(base, tmp_path / "tone", rank=8, alpha=16, targets=("q_proj",))
     pickled = tmp_path / "adapter_model.bin"
     pickled.write_bytes(b"\x80\x04")
-    with Assistant.create(real_models, bytearray(PASSPHRASE.encode())) as assistant:
+    with Assistant.create(
+        real_models, bytearray(PASSPHRASE.encode()), answer_model=False
+    ) as assistant:
         app = build_app(assistant=assistant)
         async with app.run_test(size=SIZE) as pilot:
             pane = app.screen.query_one(AdaptersPane)
