@@ -192,18 +192,18 @@ def test_training_tokenizes_the_prompt_as_the_generator_does(
     pytest.importorskip("transformers")
     from localrag import models
     from localrag.adapter.train import PromptTokenizer
-    from localrag.generate import LlamaGenerator
+    from localrag.worker import base_worker
 
     path = models.model_path(real_models, "llm")
     tok = PromptTokenizer(path)
-    generator = LlamaGenerator(path, n_ctx=1024)
+    worker = base_worker(real_models)
     try:
         made = examples.build(squad, examples.DataPlan(generated=3), seed=0)
         for e in made[:12]:
             msgs = examples.messages(e)
-            assert tok.prompt(msgs) == generator.prompt_tokens(msgs), e.kind
+            assert tok.prompt(msgs) == worker.prompt_tokens(msgs), e.kind
     finally:
-        generator.llm.close()
+        worker.close()
 
 
 @pytest.mark.models

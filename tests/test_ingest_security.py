@@ -44,7 +44,7 @@ from localrag.settings import Settings
 from localrag.transcribe import FakeTranscriber
 
 parts = dict(embedder=HashingEmbedder(), transcriber=FakeTranscriber("Say {MARKER} twice."))
-with Assistant.create(Settings.load(), bytearray({PASS!r}), **parts) as a:
+with Assistant.create(Settings.load(), bytearray({PASS!r}), answer_model=False, **parts) as a:
     status = {{Path(e.path).name: e.status for e in a.add([Path(sys.argv[1])]) if e.final}}
     hits = len(a.search("{MARKER}", mode="keyword"))
 print(json.dumps({{"status": status, "hits": hits, "written": written}}))
