@@ -145,8 +145,8 @@ class Assistant:
         cls, settings: Settings, passphrase: bytearray, *, answer_model: bool = True, **parts: Any
     ) -> Assistant:
         """A new, empty vault under `passphrase` (refuses to overwrite one), opened; with the
-        real models, the default answer model (`adapter.builtin`) is its active version
-        (`answer_model=False`: the base, for tests of the registry from empty).
+        real models, the default answer model (`adapter.builtin`) is one of its versions
+        (`answer_model=False`: none, for tests of the registry from empty).
 
         `parts` may override `embedder=`, `generator=`, `transcriber=` (tests hand in fakes);
         by default the real ones are built from the settings on first use. The caller owns
@@ -159,7 +159,7 @@ class Assistant:
         if answer_model and "generator" not in parts and "models" not in parts:
             from localrag.adapter import builtin
 
-            # The first answer comes from the locally merged answer model, where it was built.
+            # The locally merged answer model is one `adapter use answer` away, where it was built.
             builtin.install(vault, settings)
         return cls(settings, vault, **built)
 

@@ -119,9 +119,10 @@ class Settings:
     """Where an answer stops."""
     context_tokens: int = 4096
     """The LLM's context window, in tokens."""
-    grounded_answers: bool = True
+    grounded_answers: bool = False
     """An answer from sources copies its span from one of them (decode-time grounding, see
-    `localrag.grounding`); off, the model writes freely."""
+    `localrag.grounding`). Off by default: the base model, not trained to answer with a short
+    span, then stops mid-sentence where it would leave the source's words."""
     models_dir_pinned: bool = False
     """Whether config.toml names `[models] dir`: `save` keeps it even where it equals the default,
     since a pinned folder wins over `LOCALRAG_MODELS` and the checkout."""

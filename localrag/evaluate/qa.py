@@ -135,10 +135,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-k", type=int, help="sources per question (default: top_k of the settings)")
     p.add_argument("--no-retrieval", dest="retrieval", action="store_false")
     p.add_argument(
-        "--no-grounding",
-        dest="grounded",
-        action="store_false",
-        help="let the model write freely instead of copying its answer from a source",
+        "--grounded",
+        action="store_true",
+        help="decode-time grounding: the answer is copied from a source (default: as config.toml)",
     )
     p.add_argument(
         "--articles", metavar="TITLE,...", help="ask only the questions of these articles"
@@ -251,7 +250,8 @@ def run(args: argparse.Namespace) -> int:
     from localrag.store import Store
     from localrag.store.keys import new_data_key, wipe
 
-    s = settings(args).with_changes(grounded_answers=args.grounded)
+    s = settings(args)
+    s = s.with_changes(grounded_answers=args.grounded or s.grounded_answers)
     paragraphs, questions = load_squad(args.squad)
     if args.articles:
         questions = of_articles(questions, args.articles)
@@ -298,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
         "articles": args.articles,
         "model": models.active_name(s, "llm"),
         "retrieval": args.retrieval,
-        "grounded": args.grounded,
+        "grounded": s.grounded_answers,
         "k": k,
         **summarize(runs["base"], args.retrieval),
     }
