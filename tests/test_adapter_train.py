@@ -238,7 +238,7 @@ def test_a_short_run_imports_an_adapter_that_changes_the_answer(
     assert (tmp_path / "t" / "adapter_model.safetensors").stat().st_size < 500_000
     assert main(["adapter", "list", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
-    (info,) = listing["adapters"]
+    [info] = [a for a in listing["adapters"] if a["name"] == "t"]
     assert info["training"]["data"]["sha256"] and info["training"]["steps"] == 6
 
     question = ["ask", "--no-retrieval", "--json", "What colour is box 12?"]
