@@ -27,6 +27,11 @@ def normalise(text: str) -> str:
     return _SPACE.sub(" ", text).lower()
 
 
+def _span(said: str) -> str:
+    """The copied part of a normalised answer: no yes/no, quotes or closing punctuation."""
+    return _YES_NO.sub("", said).strip().strip(_QUOTES).rstrip(" ,.;:").strip(_QUOTES)
+
+
 class SpanGuard:
     """Says which texts keep an answer grounded in `sources` (numbered from 1)."""
 
@@ -39,8 +44,8 @@ class SpanGuard:
         said = normalise(text).lstrip()
         if self.refusal.startswith(said.rstrip()):
             return True
-        body, bracket, cite = said.partition("[")
-        body = _YES_NO.sub("", body).strip().strip(_QUOTES).rstrip(" ,.;:").strip(_QUOTES)
+        said, bracket, cite = said.partition("[")
+        body = _span(said)
         holders = [n for n, s in enumerate(self.sources, 1) if body in s]
         if not holders:
             return False
@@ -58,8 +63,7 @@ class SpanGuard:
 
     def source_of(self, text: str) -> int | None:
         """The first source that holds the answer's span, if any."""
-        body = _YES_NO.sub("", normalise(text).lstrip()).partition("[")[0]
-        body = body.strip().strip(_QUOTES).rstrip(" ,.;:").strip(_QUOTES)
+        body = _span(normalise(text).lstrip().partition("[")[0])
         if not body:
             return None
         return next((n for n, s in enumerate(self.sources, 1) if body in s), None)

@@ -38,6 +38,12 @@ class ModelChoice(Protocol):
     def close(self) -> None: ...
 
 
+def _check_runtime(ref: str | None, runtime: bool) -> None:
+    if runtime and ref is None:
+        # Checked first: answering with the active model instead would hide the mistake.
+        raise UsageError("a runtime adapter needs a name: --adapter NAME --runtime")
+
+
 class FixedModel:
     """Every question goes to one generator: adapters cannot be chosen."""
 
@@ -46,8 +52,7 @@ class FixedModel:
         self._used = False
 
     def generator(self, ref: str | None = None, *, runtime: bool = False) -> Generator:
-        if runtime and ref is None:
-            raise UsageError("a runtime adapter needs a name: --adapter NAME --runtime")
+        _check_runtime(ref, runtime)
         if ref is not None:
             raise UsageError(f"cannot apply adapter {ref!r}: no llama.cpp model here")
         self._used = True
@@ -75,9 +80,7 @@ class WorkerModels:
     def generator(self, ref: str | None = None, *, runtime: bool = False) -> Generator:
         from localrag.adapter import manage
 
-        if runtime and ref is None:
-            # Checked first: answering with the active model instead would hide the mistake.
-            raise UsageError("a runtime adapter needs a name: --adapter NAME --runtime")
+        _check_runtime(ref, runtime)
         key = manage.model_key(self.store, self.settings, ref, runtime=runtime)
         with self._lock:
             worker = self._workers.get(key)

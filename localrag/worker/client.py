@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -283,7 +282,7 @@ class TokenStream:
         self.prompt_tokens = 0
         self.reused_tokens = 0
         self.tokens = 0
-        self._cancelled_at: float | None = None
+        self._cancel_sent = False
 
     def __iter__(self) -> TokenStream:
         return self
@@ -306,9 +305,9 @@ class TokenStream:
 
     def cancel(self) -> None:
         """Ask the worker to stop; it stops within a token, or is killed after a grace time."""
-        if self.ended or self._cancelled_at is not None:
+        if self.ended or self._cancel_sent:
             return
-        self._cancelled_at = time.monotonic()
+        self._cancel_sent = True
         try:
             self.worker._send({"op": "cancel", "id": self.request_id})
         except ModelError:
