@@ -48,10 +48,6 @@ of on or she that the their them they this to was were what when where which who
 with you your can could would should about into than then there these those"""
 STOPWORDS = frozenset(_STOP.split())
 
-MIN_DENSE = 0.30
-"""Cosine similarity of the best chunk below which retrieval counts as having found nothing..."""
-MIN_COVERAGE = 0.5
-"""...unless at least this share of the question's content words appear in the sources."""
 MIN_OVERLAP = 0.5
 """Share of an uncited answer's content words found in a source for it to be cited anyway."""
 INTERRUPTED = " [interrupted]"
@@ -64,26 +60,6 @@ def content_words(text: str) -> set[str]:
 
 def _content_list(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1]
-
-
-def coverage(question: str, hits: Sequence[Hit]) -> float:
-    """Share of the question's content words that occur in the best hits."""
-    wanted = content_words(question)
-    if not wanted:
-        return 0.0
-    found: set[str] = set()
-    for hit in hits:
-        found |= wanted & content_words(hit.chunk.text)
-    return len(found) / len(wanted)
-
-
-def confident(question: str, hits: Sequence[Hit], dense_top: float | None) -> bool:
-    """The confidence gate: did retrieval find something worth answering from?"""
-    if not hits:
-        return False
-    if dense_top is not None and dense_top >= MIN_DENSE:
-        return True
-    return coverage(question, hits) >= MIN_COVERAGE
 
 
 def neutralise_display(text: str, valid: Callable[[int], bool]) -> str:
@@ -242,13 +218,15 @@ class Answer:
         abstain: bool = False,
         stops: Sequence[str] = (),
         question: str = "",
+        checked: bool = False,
         on_finish: Callable[[Answer], None] | None = None,
     ) -> None:
         """`tokens` is the model's stream (one item per token); with `abstain` it is not used and
         the answer is the not-found message. The answer ends where the model writes one of
         `stops`. An answer with sources that adds nothing to `question` counts as abstaining.
         `retrieved` is every hit retrieval found, whatever the gate and the context budget kept
-        of them as `sources`."""
+        of them as `sources`. A `checked` answer is held back until it is complete and shown
+        only if a source supports it (else the not-found message): the gate was unsure."""
         self.sources = list(sources)
         self.retrieved = list(retrieved)
         self.question = question
@@ -257,6 +235,7 @@ class Answer:
         self.conversation_id = conversation_id
         self.citations: list[Citation] = []
         self.abstained = abstain
+        self.checked = checked
         self.cancelled = False
         self.error: str | None = None
         """Why the model stopped mid-answer, if it did (the partial text is kept, marked)."""
@@ -268,6 +247,7 @@ class Answer:
         self._on_finish = on_finish
         self._stops = stops
         self._parts: list[str] = []
+        self._holding = checked
         self._done = False
         self._cancel = False
 
@@ -313,6 +293,9 @@ class Answer:
         else:
             self.error = failure.message
             yield from self._emit(INTERRUPTED)
+        if self._holding:
+            self._holding = False
+            yield self.text()
         self._timings(first_at or end, end)
         if self._on_finish is not None:
             self._on_finish(self)
@@ -322,7 +305,8 @@ class Answer:
     def _emit(self, text: str) -> Iterator[str]:
         if text:
             self._parts.append(text)
-            yield text
+            if not self._holding:
+                yield text
 
     def _settle(self) -> str:
         """Set citations and abstained once the text is complete; return text to append."""
@@ -339,6 +323,10 @@ class Answer:
                 numbers = [support.n]
                 extra = f" [{support.n}]"
         cited = [by_n[n] for n in numbers]
+        if self.checked and not self.cancelled and best_supporting(text, self.sources) is None:
+            self.abstained = True
+            self._parts = []  # words no source supports are never shown
+            return NOT_FOUND
         if self.sources and not self.cancelled and is_abstention(text, self.question, cited):
             self.abstained = True
             # An empty answer, or one that only restates the question, gets the plain words.
@@ -375,6 +363,7 @@ class Answer:
             "answer": self.text(),
             "citations": [citation_dict(c) for c in self.citations],
             "abstained": self.abstained,
+            "checked": self.checked,
             "cancelled": self.cancelled,
             "error": self.error,
             "timings_ms": self.timings_ms,

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from localrag import models
-from localrag.answer import Answer, citation_dict, confident
+from localrag.answer import Answer, citation_dict
 from localrag.errors import UsageError
+from localrag.gate import Gate, judge
 from localrag.generate import Generator, Grounding
 from localrag.model_choice import FixedModel, ModelChoice, WorkerModels
 from localrag.prompt import (
@@ -205,13 +206,13 @@ class Assistant:
             conversation_id = self.store.new_conversation(conversation_title(question))
         sources: list[Source] = []
         hits: list[Hit] = []
-        abstain = False
+        verdict = Gate.ANSWER
         retrieve_started = time.perf_counter()
         if retrieval:
             query = search_query(question, history)
             found = self.retrieve(query, k=k or self.settings.top_k)
             hits = found.hits
-            abstain = not confident(query, hits, found.top_similarity)
+            verdict = judge(query, hits, found.top_similarity)
             budget = source_budget(
                 generator.n_ctx,
                 self.settings.max_answer_tokens,
@@ -219,8 +220,11 @@ class Assistant:
                 history,
                 generator.count_tokens,
             )
-            sources = [] if abstain else fit_sources(hits, budget, generator.count_tokens)
-            abstain = abstain or not sources
+            if verdict is not Gate.ABSTAIN:
+                sources = fit_sources(hits, budget, generator.count_tokens)
+            if not sources:
+                verdict = Gate.ABSTAIN
+        abstain = verdict is Gate.ABSTAIN
         retrieve_ms = (time.perf_counter() - retrieve_started) * 1000
         messages = build_messages(question, sources, history, retrieval=retrieval)
         self.store.add_turn(conversation_id, "user", question, [])
@@ -247,6 +251,7 @@ class Assistant:
             started=started,
             retrieve_ms=retrieve_ms,
             abstain=abstain,
+            checked=verdict is Gate.CHECK,
             stops=STOPS,
             question=question,
             on_finish=finish,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from localrag.answer import Answer, DisplayFilter, alternatives, confident
+from localrag.answer import Answer, DisplayFilter, alternatives
 from localrag.embed import HashingEmbedder
 from localrag.errors import UsageError
 from localrag.generate import EchoGenerator
@@ -131,14 +131,6 @@ def test_on_finish_sees_the_complete_answer() -> None:
     a = answer(["Yes", " [1]."], sources("Yes."), on_finish=lambda a: done.append((a.text(), 1)))
     assert a.text() == "Yes [1]."
     assert done == [("Yes [1].", 1)]
-
-
-def test_confidence_gate() -> None:
-    hits = [s.hit for s in sources("The Normans gave their name to Normandy.")]
-    assert confident("Who gave their name to Normandy?", hits, dense_top=0.1)
-    assert confident("anything", hits, dense_top=0.6)
-    assert not confident("What is the boiling point of mercury?", hits, dense_top=0.05)
-    assert not confident("Who gave their name to Normandy?", [], dense_top=None)
 
 
 def test_the_answer_ends_where_the_model_starts_writing_a_source_block() -> None:

@@ -12,12 +12,17 @@ Time to first token is measured twice on a prompt with three numbered sources, o
 with the cache cleared (the whole prompt is evaluated), and after a different question on the
 same sources, when llama.cpp reuses the cached prefix (system message and sources) and evaluates
 only the new question.
+
+Cancelling is timed from `Answer.cancel()` to the end of the stream (the worker has stopped and
+answered), in the two states a user can press Esc in: while the model writes, and while it still
+reads a long prompt (llama.cpp's abort callback, checked between batches).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -134,6 +139,44 @@ def raw(side: Raw, messages: list[Message], max_tokens: int) -> dict[str, float]
     }
 
 
+CANCEL_AFTER_S = 0.05
+"""When a cancel arrives in the reading-the-prompt case: well before a long prompt is read."""
+
+
+def cancel_ms(worker: Any, messages: list[Message], max_tokens: int, writing: bool) -> float:
+    """Milliseconds from cancel() to the end of the stream, while writing or reading the prompt."""
+    worker.reset_cache()
+    answer = Answer(worker.stream(messages, max_tokens), sources=[], model=worker.name)
+    pieces = iter(answer)
+    asked: list[float] = []
+
+    def cancel() -> None:
+        asked.append(time.perf_counter())
+        answer.cancel()
+
+    if writing:
+        for count, _ in enumerate(pieces, start=1):
+            if count == 5:
+                cancel()
+                break
+    else:
+        threading.Timer(CANCEL_AFTER_S, cancel).start()
+    for _ in pieces:
+        pass
+    if not asked:  # the prompt was read and the answer written before the cancel came
+        return 0.0
+    return (time.perf_counter() - asked[0]) * 1000
+
+
+def long_prompt() -> list[Message]:
+    """Sources filling most of the context: a prompt that takes a while to read."""
+    hits = [
+        Hit(Chunk(i, 1, "/bench/bridge.txt", i, PASSAGES[i % 3], Span(line_start=i)), 1.0)
+        for i in range(45)
+    ]
+    return build_messages(QUESTIONS[0], fit_sources(hits, 100_000, len), retrieval=True)
+
+
 def measure(worker: Any, side: Raw, max_tokens: int, runs: int) -> dict[str, Any]:
     long = build_messages(LONG_QUESTION, [], retrieval=False)
     messages = sample_messages(QUESTIONS[0])
@@ -158,6 +201,13 @@ def measure(worker: Any, side: Raw, max_tokens: int, runs: int) -> dict[str, Any
     def median(name: str, key: str) -> float:
         return round(statistics.median(r[key] for r in rows[name]), 1)
 
+    cancels: dict[str, list[float]] = {"writing": [], "reading_prompt": []}
+    for _ in range(runs):
+        cancels["writing"].append(cancel_ms(worker, long, max_tokens, writing=True))
+        cancels["reading_prompt"].append(
+            cancel_ms(worker, long_prompt(), max_tokens, writing=False)
+        )
+
     ours_rate, raw_rate = median("ask", "tokens_per_s"), median("raw", "tokens_per_s")
     cold, warm = rows["ask_cold"][-1], rows["ask_warm"][-1]
     return {
@@ -174,6 +224,10 @@ def measure(worker: Any, side: Raw, max_tokens: int, runs: int) -> dict[str, Any
             "prefix_cached": median("ask_warm", "first_token_ms"),
             "raw_cold": median("raw_cold", "first_token_ms"),
             "raw_prefix_cached": median("raw_warm", "first_token_ms"),
+        },
+        "cancel_ms": {
+            state: {"median": round(statistics.median(ms), 1), "max": round(max(ms), 1)}
+            for state, ms in cancels.items()
         },
     }
 
@@ -208,4 +262,9 @@ def run(args: argparse.Namespace) -> int:
         f" (raw {ft['raw_prefix_cached']}) reusing the cached prefix"
         f" ({result['cached_prefix_tokens']} tokens)"
     )
+    for state, ms in result["cancel_ms"].items():
+        print(
+            f"  cancel while {state.replace('_', ' ')}: stopped in {ms['median']} ms"
+            f" (max {ms['max']}; goal <= 200)"
+        )
     return 0

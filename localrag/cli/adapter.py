@@ -178,6 +178,10 @@ def _loss(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+_LOG_EVERY = 10
+"""Steps between progress lines when stderr is not a terminal."""
+
+
 def _train_with_progress(events: Any) -> Any:
     """Draw the training's progress on stderr; Ctrl-C stops it and nothing is kept."""
     console = Console(stderr=True)
@@ -194,13 +198,17 @@ def _train_with_progress(events: Any) -> Any:
                         console.print(f"validation loss {event.loss:.3f} at step {event.step}")
                 elif event.phase == "train":
                     eta = f"{int(event.eta_s // 60)}:{int(event.eta_s % 60):02d}"
+                    info = f"loss {event.loss:.3f}  {event.tokens_per_s:.0f} tok/s  ETA {eta}"
                     bar.update(
                         task,
                         description="training",
                         completed=event.step,
                         total=event.steps,
-                        info=f"loss {event.loss:.3f}  {event.tokens_per_s:.0f} tok/s  ETA {eta}",
+                        info=info,
                     )
+                    if not console.is_terminal and event.step % _LOG_EVERY == 0:
+                        # A log file gets no live bar: a line now and then shows it is alive.
+                        console.print(f"step {event.step}/{event.steps}  {info}")
                 elif event.phase == "save":
                     bar.update(task, description="saving", info="")
                 elif event.phase == "done":

@@ -6,7 +6,8 @@
 #
 #   models/answer-adapter/recipe.sh SQUAD_FILE
 #
-# STEPS (default: the steps of the shipped run, see training.json) sets the length; the seed fixes
+# STEPS, BATCH and LAYERS (default: those of the shipped run, see training.json; LAYERS=all trains
+# every block) set the size of the run, MINUTES caps its time; the seed fixes
 # the examples, their order and the initialisation (the same machine and thread count give the
 # same weights). The shipped run was stopped by time (--max-minutes) on 2 shared cores; more steps
 # on a quieter machine should give a better adapter: measure it with `localrag eval qa --adapter`.
@@ -20,10 +21,13 @@ trap 'rm -rf "$out"' EXIT
 
 # The held-out articles: `localrag eval qa --articles` measures the adapter on them.
 HELD_OUT=Normans,1973_oil_crisis,Imperialism
+layers="--layers ${LAYERS:-10}"
+[ "${LAYERS:-}" = all ] && layers=""
 
 "$python" -m localrag adapter train "$squad" --no-import --out "$out/adapter" \
     --exclude-articles "$HELD_OUT" --generated 150 \
-    --rank 8 --layers 10 --batch-size 4 --learning-rate 8e-4 --max-steps "${STEPS:-23}" \
+    --rank 8 $layers --batch-size "${BATCH:-4}" --learning-rate 8e-4 --max-steps "${STEPS:-23}" \
+    ${MINUTES:+--max-minutes "$MINUTES"} \
     --seed 0 --json \
     > "$out/result.json"
 
