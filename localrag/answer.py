@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from localrag.errors import ModelError
@@ -141,10 +141,13 @@ def cited_numbers(text: str) -> list[int]:
     return seen
 
 
-def best_supporting(text: str, sources: Sequence[Source]) -> Source | None:
-    """The source that contains most of an answer's content words, if it contains enough and
-    every number of the answer (a date, an amount: what a small model gets wrong)."""
-    words = content_words(text)
+def best_supporting(
+    text: str, sources: Sequence[Source], known: Iterable[str] = ()
+) -> Source | None:
+    """The source that contains most of an answer's content words (less the `known` ones: those
+    of the question it restates), if it contains enough and every number of the answer (a date,
+    an amount: what a small model gets wrong)."""
+    words = content_words(text) - set(known)
     numbers = {w for w in words if any(ch.isdigit() for ch in w)}
     if not words or not sources:
         return None
@@ -323,7 +326,8 @@ class Answer:
                 numbers = [support.n]
                 extra = f" [{support.n}]"
         cited = [by_n[n] for n in numbers]
-        if self.checked and not self.cancelled and best_supporting(text, self.sources) is None:
+        known = content_words(self.question)
+        if self.checked and not self.cancelled and not best_supporting(text, self.sources, known):
             self.abstained = True
             self._parts = []  # words no source supports are never shown
             return NOT_FOUND

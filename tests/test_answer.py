@@ -182,7 +182,8 @@ def test_ask_answers_from_the_document_and_cites_its_span(assistant: Assistant) 
 
 
 def test_an_unrelated_question_abstains_without_asking_the_model(assistant: Assistant) -> None:
-    a = assistant.ask("What is the boiling point of mercury at sea level?")
+    # (A question of other words: the hashing fake finds common words like "is" and "the" similar.)
+    a = assistant.ask("How hot does mercury boil?")
     assert a.text() == NOT_FOUND
     assert a.abstained
     assert a.citations == []

@@ -34,13 +34,16 @@ def test_a_checked_answer_that_a_source_supports_is_shown_whole() -> None:
     verdict = judge(question, hits, dense_top=0.26)
     assert verdict is Gate.CHECK  # no word of the question is in the source
     a = Answer(
-        iter(["Set", " DO_NOT_TRACK=1", " before", " the", " first", " start", " [1]."]),
+        iter(["To stop it reporting usage, set", " DO_NOT_TRACK=1", " before the first start."]),
         sources=sources(TELEMETRY),
         question=question,
         checked=True,
     )
     streamed = list(a)
-    assert streamed == ["Set DO_NOT_TRACK=1 before the first start [1]."]  # held, then whole
+    # Held back, then shown whole (the words it repeats from the question are not evidence).
+    assert streamed == [
+        "To stop it reporting usage, set DO_NOT_TRACK=1 before the first start. [1]"
+    ]
     assert not a.abstained
     assert [c.n for c in a.citations] == [1]
     assert a.to_dict()["checked"] is True
