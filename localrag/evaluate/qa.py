@@ -30,11 +30,13 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from localrag.errors import UsageError
 from localrag.evaluate.retrieval import PREFIX
 from localrag.evaluate.scoring import score, summarize
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def of_articles(questions: Sequence[Question], titles: str) -> list[Question]:
     return [q for q in questions if q.article in wanted]
 
 
-def spread(items: Sequence[Question], limit: int | None) -> list[Question]:
+def spread(items: Sequence[T], limit: int | None) -> list[T]:
     """`limit` items evenly spaced through the list, so every article is represented."""
     if not limit or limit >= len(items):
         return list(items)
