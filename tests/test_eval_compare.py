@@ -194,6 +194,39 @@ def test_make_qa_on_an_empty_vault_says_what_to_do(
     assert "add some with `localrag add PATH`" in capsys.readouterr().err
 
 
+def test_training_from_a_set_leaves_out_its_held_out_questions(
+    vault: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import random
+
+    from localrag.adapter import examples
+    from localrag.prompt import NOT_FOUND
+
+    replies = {**REPLIES, "Pancakes": "Q: What do you fry pancakes in?\nA: butter"}
+    use_models(monkeypatch, FixedModel(Questioner(replies)))
+    assert main(["eval", "make-qa", "--n", "2", "--name", "mine"]) == 0
+    with open_vault(Settings.load(), bytearray(PASS.encode())) as store:
+        items = store.evaluations.items("mine")
+        made, held = examples.from_set(store, "mine", random.Random(0))
+    assert held == sum(i.held_out for i in items) >= 1
+    kept = {i.question for i in items if not i.held_out}
+    assert {e.question for e in made} == kept and len(made) < len(items)
+    for e in made:
+        if e.abstains:
+            assert e.reply == NOT_FOUND
+            continue
+        answer, n = re.fullmatch(r"(.+) \[(\d)\]", e.reply).groups()  # type: ignore[union-attr]
+        assert answer in e.sources[int(n) - 1].text
+    capsys.readouterr()
+    from localrag.cli import adapter as adapter_cli
+
+    monkeypatch.setattr(adapter_cli, "_need_train_extra", lambda: None)  # torch or not
+    assert main(["adapter", "train", "--name", "x"]) == 2
+    assert "one of the two" in capsys.readouterr().err
+    assert main(["adapter", "train", "--from-set", "nope", "--name", "x"]) == 2
+    assert "no question set named 'nope'" in capsys.readouterr().err
+
+
 # -- compare ----------------------------------------------------------------------------------
 
 
@@ -398,10 +431,13 @@ def test_compare_on_the_real_models_answers_every_configuration(
     text = (out / report.MARKDOWN).read_text(encoding="utf-8")
     with open_vault(Settings.load(), bytearray(PASS.encode())) as store:
         result = store.evaluations.last_result()
+        active = Registry(store).active
     assert result is not None
     names = [c["name"] for c in result["configurations"]]
-    # The shipped answer adapter is active after set-up: all four rows.
-    assert names == ["base", "base+retrieval", "adapter", "adapter+retrieval"]
+    # Where set-up built the shipped answer model, it is active: the adapter rows are its.
+    rows = 4 if active is not None else 2
+    assert names == ["base", "base+retrieval", "adapter", "adapter+retrieval"][:rows]
+    assert result["adapter"] == (active.ref if active is not None else None)
     for c in result["configurations"]:
         assert c["questions"] == 2 and c["latency_ms"]["p50"] > 0
         assert c["peak_memory_mb"] is not None and c["peak_memory_mb"] > 50
