@@ -31,10 +31,23 @@ from localrag.evaluate.scoring import normalize, occurs_in
 from localrag.records import Chunk, QaItem, QaSet
 
 PROMPT = (
-    "Read the text. Write one question that the text answers, and its answer: a few words "
-    "copied exactly from the text. Reply with two lines and nothing else:\n"
-    "Q: <the question>\nA: <the answer>"
+    "You write one quiz question about a text, and its answer: a few words copied exactly "
+    "from the text."
 )
+EXAMPLES = (
+    (
+        "The Eiffel Tower was built for the 1889 World's Fair in Paris. It is 330 metres tall "
+        "and was the tallest structure in the world until 1930.",
+        "Q: For which event was the Eiffel Tower built?\nA: the 1889 World's Fair",
+    ),
+    (
+        "Invoices are paid within 30 days. Refunds must be approved by the finance manager "
+        "before they are sent.",
+        "Q: Who must approve a refund?\nA: the finance manager",
+    ),
+)
+"""Shown before each text as earlier turns: a small model follows a shown form far better than
+a described one."""
 CHUNK_WORDS = 120
 """A chunk is cut to about this many words for the prompt: a short prompt, a quick answer."""
 MIN_CHUNK_WORDS = 12
@@ -119,10 +132,13 @@ def unanswerable(question: str, text: str, name: str) -> str | None:
 def propose(generator: Any, text: str) -> tuple[str, str] | None:
     """Ask the model for a question and answer about `text`."""
     excerpt = " ".join(text.split()[:CHUNK_WORDS])
-    messages = [
-        {"role": "system", "content": PROMPT},
-        {"role": "user", "content": f"<text>\n{excerpt}\n</text>"},
-    ]
+    messages = [{"role": "system", "content": PROMPT}]
+    for shown, reply in EXAMPLES:
+        messages += [
+            {"role": "user", "content": f"Text: {shown}"},
+            {"role": "assistant", "content": reply},
+        ]
+    messages.append({"role": "user", "content": f"Text: {excerpt}"})
     return parse("".join(generator.stream(messages, MAX_TOKENS)))
 
 

@@ -120,15 +120,20 @@ def _cell(value: Any, fmt: str) -> str:
     return fmt.format(value)
 
 
+def rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """(column titles, one row of formatted cells per configuration): the table, anywhere."""
+    cells = [
+        [_cell(_value(c, key), fmt) for _, key, fmt in _COLUMNS] for c in result["configurations"]
+    ]
+    return [title for title, _, _ in _COLUMNS], cells
+
+
 def table(result: dict[str, Any]) -> str:
     """The figures of every configuration as a Markdown table."""
-    head = "| " + " | ".join(title for title, _, _ in _COLUMNS) + " |"
-    rule = "|" + "|".join("---" for _ in _COLUMNS) + "|"
-    rows = [
-        "| " + " | ".join(_cell(_value(c, key), fmt) for _, key, fmt in _COLUMNS) + " |"
-        for c in result["configurations"]
-    ]
-    return "\n".join([head, rule, *rows])
+    titles, cells = rows(result)
+    head = "| " + " | ".join(titles) + " |"
+    rule = "|" + "|".join("---" for _ in titles) + "|"
+    return "\n".join([head, rule, *("| " + " | ".join(r) + " |" for r in cells)])
 
 
 def _escape(text: str, width: int = 80) -> str:
