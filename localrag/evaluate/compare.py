@@ -28,6 +28,8 @@ from localrag.errors import UsageError
 from localrag.evaluate.scoring import score, summarize
 
 CONFIGURATIONS = ("base", "base+retrieval", "adapter", "adapter+retrieval")
+WARM_UP = "Say hello."
+"""Asked (without retrieval, not counted) before each configuration, to load its model."""
 
 
 @dataclass(frozen=True)
@@ -113,8 +115,12 @@ def compare(
         missing = [i for i in range(len(items)) if (config.name, i) not in kept]
         if not missing:
             continue
-        # One answer first, not counted: loading the model is not answering.
-        _ask(assistant, items[missing[0]], config, k, forget_turns)
+        # One answer first, not counted: loading the model is not answering. Not one of the
+        # questions, whose prompt the worker would then have cached.
+        warm = assistant.ask(WARM_UP, retrieval=False, adapter=config.model)
+        warm.text()
+        if forget_turns:
+            assistant.store.delete_conversation(warm.conversation_id)
         pid = getattr(assistant.models.generator(config.model), "pid", None)
         memory.reset_peak_rss(pid)
         for i in missing:
