@@ -442,3 +442,30 @@ def test_compare_on_the_real_models_answers_every_configuration(
         assert c["questions"] == 2 and c["latency_ms"]["p50"] > 0
         assert c["peak_memory_mb"] is not None and c["peak_memory_mb"] > 50
         assert f"| {c['name']} |" in text
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's /proc")
+def test_the_peak_memory_of_a_child_is_read_and_set_back_to_what_it_holds_now() -> None:
+    import subprocess
+    import sys
+    import time
+
+    from localrag.worker import memory
+
+    # A child that touches 200 MB, lets it go, and waits to be measured.
+    code = "x = bytearray(200_000_000); del x; import sys; sys.stdin.read()"
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE)
+    try:
+        peak = None
+        for _ in range(200):
+            peak = memory.peak_rss_bytes(child.pid)
+            if peak and peak > 200_000_000:
+                break
+            time.sleep(0.05)
+        assert peak is not None and peak > 200_000_000
+        assert memory.reset_peak_rss(child.pid)
+        after = memory.peak_rss_bytes(child.pid)
+        assert after is not None and after < 100_000_000
+    finally:
+        child.communicate(b"")
+    assert memory.peak_rss_bytes(None) is None and not memory.reset_peak_rss(None)

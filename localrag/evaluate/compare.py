@@ -22,10 +22,14 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from localrag.errors import UsageError
 from localrag.evaluate.scoring import score, summarize
+
+if TYPE_CHECKING:
+    from localrag.service import Assistant
+    from localrag.store.evaluations import Evaluations
 
 CONFIGURATIONS = ("base", "base+retrieval", "adapter", "adapter+retrieval")
 WARM_UP = "Say hello."
@@ -89,10 +93,10 @@ def run_key(items: Sequence[Item], configs: Sequence[Config], **how: Any) -> str
 
 
 def compare(
-    assistant: Any,
+    assistant: Assistant,
     items: Sequence[Item],
     configs: Sequence[Config],
-    runs: Any,
+    runs: Evaluations,
     *,
     k: int,
     meta: dict[str, Any],
@@ -147,7 +151,7 @@ def compare(
     yield Progress("", total, total, resumed, result)
 
 
-def _ask(assistant: Any, item: Item, config: Config, k: int, forget: bool) -> dict[str, Any]:
+def _ask(assistant: Assistant, item: Item, config: Config, k: int, forget: bool) -> dict[str, Any]:
     answer = assistant.ask(item.question, k=k, retrieval=config.retrieval, adapter=config.model)
     record = score(answer, item.question, item.answers, item.gold_path)
     if forget:
@@ -273,7 +277,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def compare_squad(
-    assistant: Any, path: Path, adapter: str | None, limit: int | None, k: int | None
+    assistant: Assistant, path: Path, adapter: str | None, limit: int | None, k: int | None
 ) -> Iterator[Progress]:
     """`compare` on a SQuAD file: its paragraphs in a throwaway vault, asked of the models of
     the user's vault (`assistant`), whose vault keeps the answers."""

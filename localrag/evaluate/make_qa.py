@@ -24,11 +24,14 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from localrag.errors import UsageError
 from localrag.evaluate.scoring import normalize, occurs_in
 from localrag.records import Chunk, QaItem, QaSet
+
+if TYPE_CHECKING:
+    from localrag.service import Assistant
 
 PROMPT = (
     "You write one quiz question about a text, and its answer: a few words copied exactly "
@@ -152,7 +155,9 @@ def check_name(name: str) -> str:
     return name
 
 
-def make_set(assistant: Any, n: int, name: str | None, *, seed: int = 0) -> Iterator[MakeProgress]:
+def make_set(
+    assistant: Assistant, n: int, name: str | None, *, seed: int = 0
+) -> Iterator[MakeProgress]:
     """Propose and check questions until `n` are kept (or `TRIES_PER_QUESTION * n` chunks were
     tried), add the unanswerable ones, split off the held-out part and store the set."""
     from localrag.adapter.registry import Registry
