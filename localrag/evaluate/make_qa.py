@@ -193,8 +193,8 @@ def make_set(
         yield MakeProgress(tried, len(kept), n)
     if not kept:
         raise UsageError(
-            f"none of the {tried} questions the model proposed had its answer in its text; "
-            "try a larger --n, or a bigger model (`localrag models add`)"
+            f"none of the model's {tried} proposals passed the check (a question, and a short "
+            "answer found in its text); try a larger --n, or a bigger model (`localrag models add`)"
         )
     items = _items(kept, store, rng)
     meta = {
