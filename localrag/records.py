@@ -163,3 +163,33 @@ class Conversation:
     created_at: str
     updated_at: str
     turn_count: int
+
+
+@dataclass(frozen=True)
+class QaItem:
+    """One question of a question set made from the vault (`localrag eval make-qa`)."""
+
+    question: str
+    answers: tuple[str, ...]
+    """Gold answers, each found in its chunk; empty for a question the vault cannot answer."""
+    kind: str
+    """answerable, or unanswerable (an answerable question about a subject the vault lacks)."""
+    doc_id: int | None = None
+    """The document it was made from: deleting the document deletes the question."""
+    chunk_id: int | None = None
+    """The chunk it was made from."""
+    held_out: bool = False
+    """Kept out of `adapter train --from-set`, for `eval compare --held-out`."""
+
+
+@dataclass(frozen=True)
+class QaSet:
+    """A stored question set, without its questions."""
+
+    name: str
+    created_at: str
+    questions: int
+    unanswerable: int
+    held_out: int
+    meta: dict[str, Any] = field(default_factory=dict)
+    """How it was made: model, chunks tried, seed."""

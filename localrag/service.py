@@ -29,7 +29,7 @@ from localrag.prompt import (
     search_query,
     source_budget,
 )
-from localrag.records import Chunk, Conversation, Document, Hit, IngestEvent, Turn
+from localrag.records import Chunk, Conversation, Document, Hit, IngestEvent, QaSet, Turn
 from localrag.retrieve import Retrieval
 from localrag.settings import Settings
 
@@ -42,6 +42,8 @@ if TYPE_CHECKING:  # heavy modules, imported on first use
     from localrag.adapter.registry import AdapterInfo, Listing
     from localrag.adapter.verify import VerifyReport
     from localrag.embed import Embedder
+    from localrag.evaluate.compare import Progress as CompareProgress
+    from localrag.evaluate.make_qa import MakeProgress
     from localrag.records import Segment
     from localrag.transcribe import TranscribeEvent, Transcriber
 
@@ -382,6 +384,64 @@ class Assistant:
         if doc.kind != "audio":
             raise UsageError(f"{doc.path}: not a recording, it has no transcript")
         return list(self.store.transcript(doc.id))
+
+    # -- evaluation --------------------------------------------------------------------------------
+
+    def qa_sets(self) -> list[QaSet]:
+        """The question sets made from the vault (`make_qa`)."""
+        return self.store.evaluations.sets()
+
+    def delete_qa_set(self, name: str) -> None:
+        if not self.store.evaluations.delete_set(name):
+            raise UsageError(f"no question set named {name!r}; see `localrag eval sets`")
+        self.store.checkpoint()
+
+    def make_qa(
+        self, n: int = 20, name: str | None = None, *, seed: int = 0
+    ) -> Iterator[MakeProgress]:
+        """Make a question set from the vault's chunks with the base model (see
+        `evaluate.make_qa`); the last event names the stored set."""
+        from localrag.evaluate import make_qa
+
+        return make_qa.make_set(self, n, name, seed=seed)
+
+    def compare_set(
+        self,
+        name: str,
+        *,
+        adapter: str | None = None,
+        limit: int | None = None,
+        held_out: bool = False,
+        k: int | None = None,
+    ) -> Iterator[CompareProgress]:
+        """Ask a question set under each configuration (base, base + retrieval, and the adapter
+        alone and with retrieval when one is named or active); the last event has the result.
+        Answers are kept in the vault as they come: the same call after an interruption
+        resumes."""
+        from localrag.evaluate import compare
+        from localrag.evaluate.qa import spread
+
+        version = compare.resolve_adapter(self.store, adapter)
+        items = spread(compare.set_items(self.store, name, held_out), limit)
+        meta = {
+            "source": f"set:{name}" + (" (held out)" if held_out else ""),
+            "model": models.active_name(self.settings, "llm"),
+            "adapter": version,
+            "grounded": self.settings.grounded_answers,
+        }
+        return compare.compare(
+            self,
+            items,
+            compare.configurations(version),
+            self.store.evaluations,
+            k=k or self.settings.top_k,
+            meta=meta,
+            forget_turns=True,
+        )
+
+    def last_compare(self) -> dict[str, Any] | None:
+        """The result of the compare that finished last (kept in the vault), if any."""
+        return self.store.evaluations.last_result()
 
     # -- adapters ----------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import pytest
 from localrag.errors import UsageError, VaultError
 from localrag.records import NewChunk, NewDocument, Segment, Span
 from localrag.settings import Settings
-from localrag.store import Store, create_vault, open_vault
+from localrag.store import Store, create_vault, open_vault, schema
 from localrag.store.sample import sample_document, unit_vectors
 
 PASS = bytearray(b"correct horse battery staple")
@@ -249,7 +249,7 @@ def test_a_vault_of_sign_bits_is_searched_by_int8_codes_after_the_upgrade(
         conn.execute("DELETE FROM meta WHERE key = 'vector_code_scale'")
         conn.execute("DELETE FROM schema_migrations WHERE version > 1")
     with open_vault(settings, bytearray(PASS)) as store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == schema.LATEST
         tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_schema")}
         assert "vec_codes" in tables and "vec_chunks" not in tables
         assert store.integrity_problems() == []

@@ -63,7 +63,7 @@ class Example:
     reply: str
     """The target: a short cited answer, or `prompt.NOT_FOUND`."""
     kind: str
-    """squad, unanswerable, distractors, yes-no, steps, recording, injection or jsonl."""
+    """squad, unanswerable, distractors, yes-no, steps, recording, injection, jsonl or set."""
     group: str = ""
     """Examples of one group (a paragraph) go to the same side of the validation split."""
 
@@ -305,6 +305,52 @@ def _jsonl_source(value: Any, n: int) -> Passage:
     return Passage(str(value), f"source-{n}.txt")
 
 
+# -- a question set made from the vault ------------------------------------------------------
+
+
+def from_set(store: Any, name: str, rng: random.Random) -> tuple[list[Example], int]:
+    """(examples, questions held out) of a question set made by `eval make-qa`.
+
+    Only its training part: the held-out questions stay out for `eval compare --held-out`.
+    An answerable question is shown with the chunk it was made from and one other chunk of the
+    vault, as retrieval would show them, in a random order; the reply is its answer citing its
+    chunk. An unanswerable one (about a name the vault lacks) is shown with the chunk its
+    question was made from, which does not hold that name; the reply is the not-found sentence.
+    Questions whose document was deleted since are gone with it.
+    """
+    items = store.evaluations.items(name)
+    training = [i for i in items if not i.held_out and i.chunk_id is not None]
+    ids = store.chunk_ids()
+    wanted = {i.chunk_id for i in training}
+    others = {
+        i.chunk_id: rng.choice([c for c in ids if c != i.chunk_id] or [i.chunk_id])
+        for i in training
+        if i.answers
+    }
+    chunks = {c.id: c for c in store.chunks(sorted(wanted | set(others.values())))}
+    out = []
+    for item in training:
+        gold = chunks.get(item.chunk_id)
+        if gold is None:
+            continue
+        passages = [Passage(gold.text, gold.path, gold.span)]
+        reply = NOT_FOUND
+        if item.answers:
+            other = chunks.get(others[item.chunk_id])
+            if other is not None and other.id != gold.id:
+                passages.append(Passage(other.text, other.path, other.span))
+            rng.shuffle(passages)
+            n = next(k for k, p in enumerate(passages, start=1) if p.text == gold.text)
+            reply = f"{item.answers[0]} [{n}]"
+        out.append(Example(item.question, tuple(passages), reply, "set", str(gold.id)))
+    if not out:
+        raise UsageError(
+            f"the question set {name!r} has no questions to train on "
+            "(all held out, or their documents deleted); make a larger one with `eval make-qa`"
+        )
+    return out, sum(1 for i in items if i.held_out)
+
+
 # -- splitting --------------------------------------------------------------------------------
 
 
@@ -348,8 +394,6 @@ class DataPlan:
 def build(path: Path, plan: DataPlan, seed: int) -> list[Example]:
     """The examples of a SQuAD 2.0 file or a JSON-lines file, plus the generated kinds, in a
     shuffled order fixed by `seed`."""
-    from localrag.adapter import synthetic
-
     rng = random.Random(seed)
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         if plan.exclude_articles:
@@ -358,6 +402,13 @@ def build(path: Path, plan: DataPlan, seed: int) -> list[Example]:
     else:
         questions = squad_questions(path, exclude=plan.exclude_articles)
         base = from_squad(questions, rng, distractor_only=plan.distractor_only)
+    return with_generated(base, plan, rng)
+
+
+def with_generated(base: Sequence[Example], plan: DataPlan, rng: random.Random) -> list[Example]:
+    """`base` and the generated kinds `plan` asks for, shuffled."""
+    from localrag.adapter import synthetic
+
     out = list(base)
     if plan.generated:
         n = plan.generated

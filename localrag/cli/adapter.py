@@ -33,7 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         return p
 
     p = action("train", "train a LoRA answer adapter here and import it", run_train)
-    p.add_argument("data", type=Path, help="a SQuAD 2.0 JSON file, or JSON lines (.jsonl)")
+    p.add_argument(
+        "data", type=Path, nargs="?", help="a SQuAD 2.0 JSON file, or JSON lines (.jsonl)"
+    )
+    p.add_argument(
+        "--from-set",
+        metavar="NAME",
+        help="train on a question set made by `eval make-qa` (its held-out part is left out)",
+    )
     p.add_argument("--name", help="the name to import it as (needed unless --no-import)")
     p.add_argument("--max-steps", type=int, help="stop after N optimizer steps")
     p.add_argument("--epochs", type=float, default=1.0, help="passes over the data (default 1)")
@@ -101,6 +108,10 @@ def run_train(args: argparse.Namespace) -> int:
         raise UsageError("--no-import needs --out DIR, or the adapter would be lost")
     if args.name:
         check_name(args.name)
+    if (args.data is None) == (args.from_set is None):
+        raise UsageError("train on a data file or on --from-set NAME (one of the two)")
+    if args.from_set is not None and args.exclude_articles:
+        raise UsageError("--exclude-articles applies to SQuAD files, not --from-set")
     _need_train_extra()
     config = train.TrainConfig(
         rank=args.rank,
@@ -113,24 +124,34 @@ def run_train(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         seed=args.seed,
     )
-    exclude = tuple(t.strip() for t in args.exclude_articles.split(",") if t.strip())
-    plan = examples.DataPlan(exclude_articles=exclude, generated=args.generated)
-    data = examples.build(args.data, plan, args.seed)
     import random
 
-    train_set, validation = examples.split(data, random.Random(args.seed))
-    data_info = {
-        "file": args.data.name,
-        "sha256": models.sha256_file(args.data),
-        "exclude_articles": list(exclude),
-        "generated_per_kind": args.generated,
-        "kinds": examples.kinds(train_set),
-        "validation_kinds": examples.kinds(validation),
-    }
+    exclude = tuple(t.strip() for t in args.exclude_articles.split(",") if t.strip())
+    plan = examples.DataPlan(exclude_articles=exclude, generated=args.generated)
     with ExitStack() as stack:
         assistant = None
-        if args.do_import:
+        if args.do_import or args.from_set is not None:
             assistant = stack.enter_context(common.open_assistant(args))
+        source: dict[str, Any]
+        if args.from_set is not None:
+            assert assistant is not None
+            rng = random.Random(args.seed)
+            from_set, held_out = examples.from_set(assistant.store, args.from_set, rng)
+            data = examples.with_generated(from_set, plan, rng)
+            source = {"set": args.from_set, "held_out": held_out}
+        else:
+            data = examples.build(args.data, plan, args.seed)
+            source = {"file": args.data.name, "sha256": models.sha256_file(args.data)}
+        train_set, validation = examples.split(data, random.Random(args.seed))
+        data_info = {
+            **source,
+            "exclude_articles": list(exclude),
+            "generated_per_kind": args.generated,
+            "kinds": examples.kinds(train_set),
+            "validation_kinds": examples.kinds(validation),
+        }
+        if args.do_import:
+            assert assistant is not None
             if args.name in {a.name for a in Registry(assistant.store).listing().adapters}:
                 raise UsageError(f"an adapter named {args.name!r} exists; choose another name")
             settings = assistant.settings
@@ -144,7 +165,8 @@ def run_train(args: argparse.Namespace) -> int:
             train.train(train_set, validation, base_path, out, config, data_info)
         )
         info = None
-        if assistant is not None:
+        if args.do_import:
+            assert assistant is not None
             info = manage.import_adapter(
                 assistant.store, settings, out, args.name, training=result.provenance
             )
@@ -171,6 +193,11 @@ def run_train(args: argparse.Namespace) -> int:
             f"imported {info.name}: rank {info.rank}, {info.tensor_count} weights; "
             f"merge it with `localrag adapter merge {info.name}`"
         )
+        if args.from_set is not None:
+            print(
+                "then compare it on the questions it never saw: `localrag eval compare "
+                f"--set {args.from_set} --held-out --adapter {info.name}`"
+            )
     return 0
 
 

@@ -10,9 +10,9 @@ import argparse
 from localrag.cli.common import register_group
 
 # In the order `localrag eval --help` lists them.
-EVALS: list[str] = ["retrieval", "qa", "asr"]
+EVALS: list[str] = ["retrieval", "qa", "asr", "compare", "make_qa"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    help = "measure retrieval, answer and speech quality on labelled data"
+    help = "measure retrieval, answers and speech; compare RAG and adapters on your data"
     register_group(sub, "eval", help, "evaluate", EVALS)

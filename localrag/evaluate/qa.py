@@ -27,21 +27,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import shutil
-import statistics
-import string
-import tempfile
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from localrag.errors import UsageError
-from localrag.evaluate.retrieval import PREFIX, BeirSet, build
+from localrag.evaluate.retrieval import PREFIX
+from localrag.evaluate.scoring import score, summarize
 
-_CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -98,34 +93,11 @@ def of_articles(questions: Sequence[Question], titles: str) -> list[Question]:
     return [q for q in questions if q.article in wanted]
 
 
-def spread(items: Sequence[Question], limit: int | None) -> list[Question]:
+def spread(items: Sequence[T], limit: int | None) -> list[T]:
     """`limit` items evenly spaced through the list, so every article is represented."""
     if not limit or limit >= len(items):
         return list(items)
     return [items[i * len(items) // limit] for i in range(limit)]
-
-
-def normalize(text: str) -> str:
-    """SQuAD's answer normalisation."""
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def f1(prediction: str, gold: str) -> float:
-    pred, ref = normalize(prediction).split(), normalize(gold).split()
-    common = sum((Counter(pred) & Counter(ref)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(pred), common / len(ref)
-    return 2 * precision * recall / (precision + recall)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -172,69 +144,7 @@ def evaluate(
         answer = assistant.ask(
             q.text, k=k, retrieval=retrieval, adapter=adapter, runtime_adapter=runtime
         )
-        text = answer.text()
-        gold = PREFIX + q.paragraph
-        prediction = "" if answer.abstained else _CITATION.sub("", text).strip()
-        record: dict[str, Any] = {
-            "question": q.text,
-            "answers": list(q.answers),
-            "prediction": prediction,
-            "abstained": answer.abstained,
-            "cited": [c.n for c in answer.citations],
-            "hit": any(s.chunk.path == gold for s in answer.sources),
-            "retrieval_hit": any(h.chunk.path == gold for h in answer.retrieved),
-            "total_ms": answer.timings_ms["total"],
-            "first_token_ms": answer.timings_ms["first_token"],
-            "tokens_per_s": answer.tokens_per_s,
-        }
-        if q.answers:
-            record["em"] = max(float(normalize(prediction) == normalize(g)) for g in q.answers)
-            record["f1"] = max(f1(prediction, g) for g in q.answers)
-            record["in_text"] = any(
-                normalize(g) and normalize(g) in normalize(prediction) for g in q.answers
-            )
-            record["squad_em"], record["squad_f1"] = record["em"], record["f1"]
-            if answer.citations and not answer.abstained:
-                cited = [normalize(c.chunk.text) for c in answer.citations]
-                record["cited_ok"] = any(normalize(g) in t for t in cited for g in q.answers)
-        else:
-            record["squad_em"] = record["squad_f1"] = float(answer.abstained)
-        yield record
-
-
-def summarize(records: Sequence[dict[str, Any]], retrieval: bool) -> dict[str, Any]:
-    answerable = [r for r in records if r["answers"]]
-    unanswerable = [r for r in records if not r["answers"]]
-    abstained = [r for r in records if r["abstained"]]
-    right = sum(1 for r in unanswerable if r["abstained"])
-
-    def mean(rows: Sequence[dict[str, Any]], key: str) -> float | None:
-        return round(sum(float(r[key]) for r in rows) / len(rows), 3) if rows else None
-
-    return {
-        "questions": len(records),
-        "answerable": len(answerable),
-        "unanswerable": len(unanswerable),
-        "exact_match": mean(answerable, "em"),
-        "f1": mean(answerable, "f1"),
-        "answer_in_text": mean(answerable, "in_text"),
-        "abstain_precision": round(right / len(abstained), 3) if abstained else None,
-        "abstain_recall": round(right / len(unanswerable), 3) if unanswerable else None,
-        "abstained_answerable": mean(answerable, "abstained"),
-        "citation_precision": mean([r for r in answerable if "cited_ok" in r], "cited_ok"),
-        "overall_exact_match": mean(records, "squad_em"),
-        "overall_f1": mean(records, "squad_f1"),
-        "hit_at_k": mean(answerable, "hit") if retrieval else None,
-        "retrieval_hit_at_k": mean(answerable, "retrieval_hit") if retrieval else None,
-        "latency_ms": {
-            "p50": percentile([r["total_ms"] for r in records], 0.5),
-            "p95": percentile([r["total_ms"] for r in records], 0.95),
-            "first_token_p50": percentile([r["first_token_ms"] for r in records], 0.5),
-        },
-        "tokens_per_s_median": round(
-            statistics.median([r["tokens_per_s"] for r in records if r["tokens_per_s"]] or [0]), 1
-        ),
-    }
+        yield score(answer, q.text, q.answers, PREFIX + q.paragraph)
 
 
 ADAPTER_NAME = "evaluated"
@@ -242,13 +152,11 @@ ADAPTER_NAME = "evaluated"
 
 def run(args: argparse.Namespace) -> int:
     from localrag import embed, models
-    from localrag.chunk import ChunkSettings
     from localrag.cli.common import print_json, settings
     from localrag.evaluate.progress import progress_bar
+    from localrag.evaluate.scratch import squad_vault
     from localrag.model_choice import WorkerModels
     from localrag.service import Assistant
-    from localrag.store import Store
-    from localrag.store.keys import new_data_key, wipe
 
     s = settings(args)
     s = s.with_changes(grounded_answers=args.grounded or s.grounded_answers)
@@ -260,14 +168,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.squad}: no questions to ask")
     k = args.k or s.top_k
     embedder = embed.from_settings(s)
-    folder = Path(tempfile.mkdtemp(prefix="localrag-eval-qa-"))
-    key = new_data_key()
     runs: dict[str, list[dict[str, Any]]] = {}
-    try:
-        store = Store.open(folder / "eval.db", key, create=True)
-        with progress_bar("indexing", len(paragraphs)) as update:
-            for done in build(store, embedder, BeirSet(paragraphs, {}, {}), ChunkSettings()):
-                update(done)
+    with squad_vault(paragraphs, embedder, "localrag-eval-qa-") as (store, folder):
         answering = WorkerModels(s, store)
         with Assistant(s.with_changes(home=folder), store, embedder, models=answering) as assistant:
             labels = ["base"] + (["adapter"] if args.adapter is not None else [])
@@ -290,9 +192,6 @@ def run(args: argparse.Namespace) -> int:
                         records.append(record)
                         update(len(records))
                 runs[label] = records
-    finally:
-        wipe(key)
-        shutil.rmtree(folder, ignore_errors=True)
     result: dict[str, Any] = {
         "data": str(args.squad),
         "articles": args.articles,

@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -251,8 +249,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _index(settings: Any, data: BeirSet, embedder: Any, cache: bool) -> Iterator[Any]:
     """The corpus indexed in an encrypted vault: throwaway, or kept under HOME/bench/."""
     from localrag.evaluate.progress import progress_bar
-    from localrag.store import Store
-    from localrag.store.keys import new_data_key, wipe
 
     def fill(store: Any) -> None:
         with progress_bar("indexing", len(data.corpus)) as update:
@@ -283,18 +279,11 @@ def _index(settings: Any, data: BeirSet, embedder: Any, cache: bool) -> Iterator
         finally:
             store.close()
         return
-    folder = Path(tempfile.mkdtemp(prefix="localrag-eval-"))
-    key = new_data_key()
-    try:
-        store = Store.open(folder / "eval.db", key, create=True)
-        try:
-            fill(store)
-            yield store
-        finally:
-            store.close()
-    finally:
-        wipe(key)
-        shutil.rmtree(folder, ignore_errors=True)
+    from localrag.evaluate.scratch import scratch_vault
+
+    with scratch_vault("localrag-eval-") as (store, _):
+        fill(store)
+        yield store
 
 
 def run(args: argparse.Namespace) -> int:

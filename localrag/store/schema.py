@@ -147,12 +147,54 @@ def v2_vector_codes(conn: apsw.Connection) -> None:
         last = ids[-1]
 
 
+# Question sets made from the vault, and the answers of `eval compare` kept as they come so that
+# an interrupted compare resumes. `IF NOT EXISTS`: a vault taken back to an older schema by hand
+# (a test does) still upgrades.
+V3_EVALUATIONS = """
+CREATE TABLE IF NOT EXISTS qa_sets (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    meta TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS qa_items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    set_id INTEGER NOT NULL REFERENCES qa_sets(id),
+    ordinal INTEGER NOT NULL,
+    question TEXT NOT NULL,
+    answers TEXT NOT NULL DEFAULT '[]',
+    kind TEXT NOT NULL,
+    doc_id INTEGER,
+    chunk_id INTEGER,
+    held_out INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (set_id, ordinal)
+);
+CREATE INDEX IF NOT EXISTS qa_items_doc ON qa_items(doc_id);
+CREATE TABLE IF NOT EXISTS eval_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}',
+    result TEXT,
+    created_at TEXT NOT NULL,
+    finished_at TEXT
+);
+CREATE TABLE IF NOT EXISTS eval_records (
+    run_id INTEGER NOT NULL REFERENCES eval_runs(id),
+    config TEXT NOT NULL,
+    ordinal INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (run_id, config, ordinal)
+);
+"""
+
+
 Step = str | Callable[[apsw.Connection], None]
 """A migration: SQL, or a function of the connection."""
 
 MIGRATIONS: list[tuple[int, Step]] = [
     (1, V1),
     (2, v2_vector_codes),
+    (3, V3_EVALUATIONS),
 ]
 """(version, step), in order. Append; never edit a released one."""
 

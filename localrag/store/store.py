@@ -31,7 +31,7 @@ from localrag.records import (
     Span,
     Turn,
 )
-from localrag.store import conversations, db, schema
+from localrag.store import conversations, db, evaluations, schema
 from localrag.store import vectors as vec
 from localrag.store.keywords import KEYWORD_ROW_BUDGET, KeywordIndex
 
@@ -83,6 +83,8 @@ class Store:
         self._scale = 0.0
         """Codes per unit of a vector component in `vec_codes` (see `vectors.py`)."""
         self._keywords = KeywordIndex(self._read, conn)
+        self.evaluations = evaluations.Evaluations(self._write, self._read)
+        """Question sets made from the vault and the answers of `eval compare`."""
         try:
             with self._errors():
                 schema.migrate(conn, path)
@@ -253,9 +255,10 @@ class Store:
         return ids
 
     def delete_document(self, doc_id: int, history: str = "scrub") -> int:
-        """Remove a document completely: chunks, vectors, FTS entries, transcript, and the
+        """Remove a document completely: chunks, vectors, FTS entries, transcript, the
         conversation turns that quote or cite it (`history`: "scrub" or "delete" them, see
-        `conversations.py`); returns how many turns that was.
+        `conversations.py`), the questions made from it and the stored compares (see
+        `evaluations.py`); returns how many turns that was.
 
         Freed pages are overwritten (`secure_delete`), FTS5 runs in `secure-delete` mode, and the
         WAL is checkpointed so the old pages do not linger in it.
@@ -266,6 +269,7 @@ class Store:
             texts = [r[0] for r in rows]
             path = row[0] if row else ""
             turns = conversations.forget_document(conn, doc_id, path, texts, history)
+            evaluations.forget_document(conn, doc_id)
             self._delete(doc_id)
         self.checkpoint()
         return turns
@@ -382,6 +386,10 @@ class Store:
                 (chunk_id, before, after),
             )
         ]
+
+    def chunk_ids(self) -> list[int]:
+        """The id of every chunk, in order."""
+        return [int(r[0]) for r in self._read("SELECT id FROM chunks ORDER BY id")]
 
     def document_chunks(self, doc_id: int) -> list[Chunk]:
         """All chunks of a document, in order."""

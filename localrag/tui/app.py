@@ -24,6 +24,7 @@ from localrag.errors import LocalragError
 from localrag.settings import Settings
 from localrag.tui.adapters import AdaptersPane
 from localrag.tui.chat import ChatPane
+from localrag.tui.evaluate_screen import EvaluateScreen
 from localrag.tui.library import LibraryPane
 from localrag.tui.main_screen import MainScreen
 from localrag.tui.messages import ConversationOpened, StatusLoaded, VaultOpened
@@ -39,6 +40,8 @@ STOP_TIMEOUT_S = 10.0
 """How long quitting waits for workers to stop before leaving the vault to the process exit."""
 MAIN_ACTIONS = {"show_tab", "toggle_retrieval", "choose_model", "new_conversation"}
 """Actions that need the open vault."""
+MAKE_QA_QUESTIONS = 20
+"""Answerable questions the app's "Make questions" asks for (`eval make-qa --n` for more)."""
 
 
 class LocalragApp(App[None]):
@@ -320,6 +323,73 @@ class LocalragApp(App[None]):
     def action_cancel_merge(self) -> None:
         if (pane := self.adapters_pane()) is not None:
             pane.action_cancel_merge()
+
+    # Evaluation: questions from the vault, then RAG against the adapter on them
+
+    async def action_make_questions(self) -> None:
+        if self.main_screen() is None:
+            return
+        screen = EvaluateScreen("Questions from your vault")
+        await self.push_screen(screen)  # mounted before the worker reports to it
+        screen.start("making questions", "sampling chunks")
+        assistant = self.assistant
+
+        def work() -> None:
+            for event in assistant.make_qa(MAKE_QA_QUESTIONS):
+                if screen.cancelled.is_set() or self.stopping.is_set():
+                    return  # the set is stored only once it is whole
+                status = f"{event.kept} kept of {event.tried} asked"
+                self.call_from_thread(screen.step, event.kept, event.wanted, status)
+                if event.stored is not None:
+                    s = event.stored
+                    self.call_from_thread(
+                        screen.say,
+                        f"Stored {s.name}: {s.questions} questions ({s.unanswerable} "
+                        f"unanswerable, {s.held_out} held out). Compare on it from the palette.",
+                    )
+
+        self.background(work, name="make-qa", group="evaluate", exclusive=True)
+
+    async def action_compare_models(self) -> None:
+        if self.main_screen() is None:
+            return
+        screen = EvaluateScreen("RAG or the adapter, on your questions")
+        await self.push_screen(screen)
+        screen.start("comparing", "finding the latest question set")
+        assistant = self.assistant
+
+        def work() -> None:
+            sets = assistant.qa_sets()
+            if not sets:
+                self.call_from_thread(
+                    screen.say, "No question set yet: run “Make questions from the vault” first."
+                )
+                return
+            for event in assistant.compare_set(sets[-1].name):
+                if screen.cancelled.is_set() or self.stopping.is_set():
+                    return  # the answers so far are kept: running it again resumes
+                status = f"{event.config or 'starting'}: {event.done} of {event.total}"
+                self.call_from_thread(screen.step, event.done, event.total, status)
+                if event.result is not None:
+                    self.call_from_thread(screen.show, event.result)
+
+        self.background(work, name="compare", group="evaluate", exclusive=True)
+
+    async def action_show_compare(self) -> None:
+        if self.main_screen() is None:
+            return
+        screen = EvaluateScreen("The last compare")
+        await self.push_screen(screen)
+        assistant = self.assistant
+
+        def work() -> None:
+            result = assistant.last_compare()
+            if result is None:
+                self.call_from_thread(screen.say, "No compare has finished yet.")
+            else:
+                self.call_from_thread(screen.show, result)
+
+        self.background(work, name="show-compare")
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

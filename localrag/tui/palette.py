@@ -64,4 +64,15 @@ PALETTE: tuple[PaletteCommand, ...] = (
         "Compare the merge with the base and its runtime LoRA",
         "verify_version",
     ),
+    PaletteCommand(
+        "Make questions from the vault",
+        "A question set from your documents, checked and kept in the vault",
+        "make_questions",
+    ),
+    PaletteCommand(
+        "Compare RAG and the adapter",
+        "The latest question set: base and adapter, with and without retrieval",
+        "compare_models",
+    ),
+    PaletteCommand("Show the last compare", "Its table and recommendation", "show_compare"),
 )

@@ -195,6 +195,11 @@ class ModelWorker:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id (for its memory: `localrag.worker.memory`); None once closed."""
+        return self.process.pid if self.process is not None else None
+
     # The Generator protocol
 
     def count_tokens(self, text: str) -> int:

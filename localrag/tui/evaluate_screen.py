@@ -1,0 +1,66 @@
+"""The Evaluate screen: a job's progress (making questions, comparing), then the compare's table.
+
+It only shows: the app runs the job in a worker and calls `step()`, `show()` and `say()`.
+Closing it (Escape) sets `cancelled`, so the job stops at its next answer; a compare keeps the
+answers it has, and running it again resumes.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Label, Static
+
+from localrag.display import visible
+from localrag.tui.job_progress import JobProgress
+
+
+class EvaluateScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]
+
+    def __init__(self, title: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.cancelled = threading.Event()
+        """Set when the user closes the screen: the job stops at its next step."""
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="evaluate-box"):
+            yield Label(self.title_text, id="evaluate-title", markup=False)
+            yield JobProgress(id="evaluate-job", classes="job-progress")
+            yield DataTable(id="compare-table", show_cursor=False)
+            yield Static("", id="evaluate-notes", markup=False)
+
+    def start(self, title: str, status: str) -> None:
+        self.query_one(JobProgress).start(title, status)
+
+    def step(self, done: int, total: int, status: str) -> None:
+        self.query_one(JobProgress).step(done, total, status)
+
+    def say(self, text: str) -> None:
+        """A line under the table (what happened, or what to do next)."""
+        self.query_one(JobProgress).stop()
+        self.query_one("#evaluate-notes", Static).update(visible(text))
+
+    def show(self, result: dict[str, Any]) -> None:
+        """The compare's table and its recommendation."""
+        from localrag.evaluate.report import rows
+
+        titles, cells = rows(result)
+        table = self.query_one("#compare-table", DataTable)
+        table.clear(columns=True)
+        table.add_columns(*titles)
+        for row in cells:
+            table.add_row(*row)
+        source = visible(str(result.get("source")))
+        lines = [f"{source}: {result['questions']} questions", *result["recommendation"]]
+        self.say("\n".join(lines))
+
+    def action_close(self) -> None:
+        self.cancelled.set()
+        self.dismiss(None)

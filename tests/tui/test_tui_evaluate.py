@@ -1,0 +1,71 @@
+"""The palette's evaluation actions on the real `Assistant` and vault, with the fast fake parts:
+make questions from the vault, compare on them with progress, show the last compare's table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_eval_compare import BRIDGE, PANCAKES, REPLIES, Questioner
+from textual.widgets import DataTable, Static
+from tui_helpers import SIZE, wait_until
+
+from localrag.embed import HashingEmbedder
+from localrag.model_choice import FixedModel
+from localrag.service import Assistant
+from localrag.settings import Settings
+from localrag.tui import build_app
+from localrag.tui.evaluate_screen import EvaluateScreen
+from localrag.tui.main_screen import MainScreen
+
+pytestmark = pytest.mark.anyio
+
+
+def notes(app) -> str:
+    return str(app.screen.query_one("#evaluate-notes", Static).render())
+
+
+def configurations(app) -> list[str]:
+    table = app.screen.query_one("#compare-table", DataTable)
+    return [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+
+
+async def test_make_questions_compare_and_show_the_last_table(
+    settings: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "bridge.txt").write_text(BRIDGE, encoding="utf-8")
+    (folder / "pancakes.txt").write_text(PANCAKES, encoding="utf-8")
+    assistant = Assistant.create(
+        settings,
+        bytearray(b"a long enough passphrase"),
+        embedder=HashingEmbedder(),
+        models=FixedModel(Questioner(REPLIES)),
+    )
+    list(assistant.add([folder]))
+    app = build_app(assistant=assistant)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "the main screen")
+            await app.run_action("show_compare")
+            await wait_until(pilot, lambda: "No compare has finished yet" in notes(app))
+            await pilot.press("escape")
+
+            await app.run_action("make_questions")
+            await wait_until(pilot, lambda: "Stored vault-" in notes(app), "the set stored")
+            assert "2 questions (1 unanswerable" in notes(app)
+            await pilot.press("escape")
+
+            await app.run_action("compare_models")
+            await wait_until(pilot, lambda: configurations(app), "the compare's table")
+            assert configurations(app) == ["base", "base+retrieval"]
+            assert "answers best: overall F1" in notes(app)
+            await pilot.press("escape")
+            assert not isinstance(app.screen, EvaluateScreen)
+
+            await app.run_action("show_compare")
+            await wait_until(pilot, lambda: configurations(app), "the last compare")
+            assert configurations(app) == ["base", "base+retrieval"]
+    finally:
+        assistant.close()
