@@ -300,7 +300,7 @@ def test_compare_without_matplotlib_still_writes_the_markdown(
     squad = str(squad_file(tmp_path))
     assert main(["eval", "compare", "--squad", squad, "--report", str(out)]) == 0
     captured = capsys.readouterr()
-    assert "matplotlib is not installed" in captured.err
+    assert "matplotlib cannot be imported" in captured.err
     assert (out / report.MARKDOWN).is_file() and not (out / report.CHART).exists()
     # Without an adapter: the active model, alone and with retrieval, as a table on stdout.
     assert "| base+retrieval |" in captured.out

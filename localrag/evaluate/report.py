@@ -4,7 +4,7 @@
 retrieval costs in milliseconds, whether the adapter is worth keeping); `compare` stores them
 in its result, so the JSON, the terminal and the report say the same. `write` puts
 `compare.md` (which holds the user's questions, and says so at its top) and `compare.png`
-(quality against latency, drawn with matplotlib, the `report` extra) only where the user asks.
+(quality against latency, drawn with matplotlib) only where the user asks.
 """
 
 from __future__ import annotations
@@ -222,7 +222,9 @@ def write(result: dict[str, Any], folder: Path) -> Written:
         chart(result["configurations"], folder / CHART)
     except ImportError:
         drawn = None
-        notes.append("no chart: matplotlib is not installed (pip install 'localrag[report]')")
+        notes.append(
+            "no chart: matplotlib cannot be imported (reinstall localrag: pip install -e .)"
+        )
     path = folder / MARKDOWN
     with _private(path) as f:
         f.write(markdown(result, CHART if drawn else None).encode("utf-8"))
