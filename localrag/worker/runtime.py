@@ -26,6 +26,7 @@ import numpy as np
 
 from localrag.generate import CHATML, Message
 from localrag.grounding import SpanGuard
+from localrag.worker.cores import CoreShare
 
 # llama.cpp's log lines reach the worker's stderr through llama-cpp-python's logger: errors only
 # (the service keeps the last ones to explain a failure).
@@ -143,6 +144,9 @@ class Runtime:
         cparams.n_ubatch = min(512, n_ctx)
         cparams.n_threads = n_threads
         cparams.n_threads_batch = n_threads
+        self.n_threads = n_threads
+        self.cores = CoreShare(n_threads)
+        self.decode_threads = n_threads
         self.ctx = llama_cpp.llama_init_from_model(self.model, cparams)
         if not self.ctx:
             self.close()
@@ -299,6 +303,10 @@ class Runtime:
         room = self.n_ctx - len(tokens)
         if room <= 0:
             raise ContextFull(len(tokens), self.n_ctx)
+        threads = self.cores.threads()
+        if threads != self.decode_threads:
+            llama_cpp.llama_set_n_threads(self.ctx, threads, self.n_threads)
+            self.decode_threads = threads
         reused = self.evaluate(tokens)
         if on_prompt is not None:
             on_prompt(len(tokens), reused)
