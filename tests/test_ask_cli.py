@@ -143,6 +143,38 @@ def test_real_model_answers_cites_abstains_and_follows_up(
     assert "Paris" in alone["answer"]
 
 
+TELEMETRY = (
+    "Disabling telemetry\n\n"
+    "To turn telemetry off, set DO_NOT_TRACK=1 in the environment before the first start.\n"
+    "The app then sends nothing.\n"
+)
+
+
+@pytest.mark.models
+def test_the_gate_lets_the_model_answer_a_question_sharing_no_word_with_its_source(
+    real_models: object,
+    docs: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The real embedder and gate; a model that answers from its first source, to see what the
+    # gate lets through (eval qa measures what the real model then says).
+    model = EchoGenerator()
+    monkeypatch.setattr(service, "WorkerModels", lambda settings, store: FixedModel(model))
+    (docs / "privacy.md").write_text(TELEMETRY, encoding="utf-8")
+    assert main(["add", str(docs / "privacy.md")]) == 0
+    capsys.readouterr()
+    result = ask_json(capsys, "How can I opt out of data collection?")
+    assert result["checked"] is True  # retrieval alone was not sure: the model's answer decided
+    assert result["abstained"] is False
+    assert "DO_NOT_TRACK=1" in result["answer"]
+    assert result["citations"][0]["path"] == str(docs / "privacy.md")
+    # A question about nothing in the vault is not put to the model at all.
+    asked = len(model.prompts)
+    assert ask_json(capsys, "What is the boiling point of mercury?")["abstained"] is True
+    assert len(model.prompts) == asked
+
+
 SQUAD = {
     "version": "v2.0",
     "data": [
