@@ -448,20 +448,20 @@ def test_compare_on_the_real_models_answers_every_configuration(
 def test_the_peak_memory_of_a_child_is_read_and_set_back_to_what_it_holds_now() -> None:
     import subprocess
     import sys
-    import time
 
     from localrag.worker import memory
 
-    # A child that touches 200 MB, lets it go, and waits to be measured.
-    code = "x = bytearray(200_000_000); del x; import sys; sys.stdin.read()"
-    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE)
+    # A child that touches 200 MB, lets it go, says so, and waits to be measured.
+    code = (
+        "import sys; x = bytearray(200_000_000); del x; print('freed', flush=True); "
+        "sys.stdin.read()"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
     try:
-        peak = None
-        for _ in range(200):
-            peak = memory.peak_rss_bytes(child.pid)
-            if peak and peak > 200_000_000:
-                break
-            time.sleep(0.05)
+        assert child.stdout is not None and child.stdout.readline() == b"freed\n"
+        peak = memory.peak_rss_bytes(child.pid)
         assert peak is not None and peak > 200_000_000
         assert memory.reset_peak_rss(child.pid)
         after = memory.peak_rss_bytes(child.pid)
