@@ -132,6 +132,8 @@ class LocalragApp(App[None]):
         """
         # Control characters in a file name or a document's text must not drive the terminal.
         message, title = visible(message), one_line(title)
+        if severity != "information":  # a notification fades; the log (`-v`) keeps it
+            log.warning("%s%s", f"{title}: " if title else "", message)
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def report(self, error: BaseException) -> None:

@@ -7,7 +7,7 @@ from textual.actions import parse
 from textual.app import App
 from textual.binding import Binding
 from textual.command import CommandList, CommandPalette
-from textual.widgets import Input
+from textual.widgets import Input, TabbedContent
 from tui_fakes import FakeAssistant
 from tui_helpers import SIZE, chat, screen_text, status, wait_until
 
@@ -109,3 +109,17 @@ async def test_the_palette_runs_a_command(app) -> None:
         await wait_until(pilot, lambda: commands.option_count > 0, "the palette found it")
         await pilot.press("enter")
         await wait_until(pilot, lambda: "retrieval OFF" in status(app))
+
+
+async def test_f2_pressed_while_the_screen_mounts_shows_the_library(app: LocalragApp) -> None:
+    """On a busy machine, the chat's first focus and activation can land after F2's switch to
+    the library; neither may switch back (the path typed next would be asked as a question), nor
+    may the two tabs take the focus from each other for ever."""
+    async with app.run_test(size=SIZE) as pilot:
+        tabs = app.screen.query_one(TabbedContent)
+        app.screen.query_one("#question").focus()
+        app.action_show_tab("library")
+        tabs.post_message(TabbedContent.TabActivated(tabs, tabs.get_tab("chat")))
+        await pilot.pause(0.2)
+        assert tabs.active == "library"
+        assert app.focused is not None and app.focused.id == "documents"

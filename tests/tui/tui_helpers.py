@@ -26,7 +26,10 @@ async def wait_until(
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"never happened: {what or predicate}")
+            raise AssertionError(
+                f"never happened: {what or predicate}\n{screen_text(pilot.app)}\n"
+                f"notifications: {notifications(pilot)}; focused: {pilot.app.focused!r}"
+            )
         await pilot.pause(0.02)
 
 
