@@ -47,3 +47,28 @@ def test_core_imports_without_textual():
         "assert 'textual' not in sys.modules, sorted(m for m in sys.modules if 'textual' in m)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_while_the_app_runs_log_records_stay_off_the_terminal():
+    """A log line written to stderr under the app would tear its screen; a log file keeps its."""
+    import io
+    import logging
+
+    from localrag.cli.tui import logs_off_the_terminal
+
+    terminal, kept = io.StringIO(), io.StringIO()
+    root = logging.getLogger()
+    handlers = [logging.StreamHandler(terminal), logging.FileHandler("/dev/null")]
+    handlers[1].stream = kept
+    for handler in handlers:
+        root.addHandler(handler)
+    try:
+        with logs_off_the_terminal():
+            logging.getLogger("localrag.tui.app").warning("Could not add: x.pdf is damaged")
+        assert terminal.getvalue() == ""
+        assert "x.pdf is damaged" in kept.getvalue()
+        logging.getLogger("localrag").warning("after the app")
+        assert "after the app" in terminal.getvalue()
+    finally:
+        for handler in handlers:
+            root.removeHandler(handler)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from localrag.cli.common import settings
 
@@ -17,5 +20,28 @@ def run(args: argparse.Namespace) -> int:
     from localrag.tui import build_app
 
     hardening.forget_secrets()  # the app asks for the passphrase itself
-    build_app(settings(args)).run()
+    app = build_app(settings(args))
+    with logs_off_the_terminal():
+        app.run()
     return 0
+
+
+@contextmanager
+def logs_off_the_terminal() -> Iterator[None]:
+    """While the app draws the whole terminal, log records go to Textual's log (`textual
+    console`) instead of stderr: a line written there would tear the screen. The app shows what
+    the user must see (errors) as notifications."""
+    from textual.logging import TextualHandler
+
+    root = logging.getLogger()
+    streams = [h for h in root.handlers if type(h) is logging.StreamHandler]
+    for handler in streams:
+        root.removeHandler(handler)
+    textual = TextualHandler()
+    root.addHandler(textual)
+    try:
+        yield
+    finally:
+        root.removeHandler(textual)
+        for handler in streams:
+            root.addHandler(handler)

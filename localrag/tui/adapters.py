@@ -25,6 +25,7 @@ from localrag.tui.job_progress import JobProgress
 from localrag.tui.messages import AdapterJobEnded, MergeStepped
 from localrag.tui.model_picker import ModelChoice
 from localrag.tui.quant_picker import QuantPicker
+from localrag.tui.tables import refill
 
 HINT = "Enter/u use · i import · m merge · b roll back · d delete · v verify"
 """Names every key: the footer leaves out Roll back, Delete and Verify to fit 80 columns."""
@@ -78,11 +79,14 @@ class AdaptersPane(Vertical):
         refs = [r.ref for r in self.rows]
         if self.made in refs:  # an import or a merge just ended: show what it made
             keep, self.made = self.made, None
-        table.clear()
-        for row in self.rows:
-            style = "bold" if row.active else ""
-            # Names and paths are the user's: Text, so they are never read as markup.
-            table.add_row(*(Text(one_line(c), style=style) for c in row.cells), key=row.ref)
+        # Names and paths are the user's: Text, so they are never read as markup.
+        refill(
+            table,
+            [
+                (tuple(Text(one_line(c), style="bold" if r.active else "") for c in r.cells), r.ref)
+                for r in self.rows
+            ],
+        )
         table.move_cursor(row=refs.index(keep) if keep in refs else 0)
         self.show_detail()
 

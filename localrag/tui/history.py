@@ -13,6 +13,7 @@ from localrag.display import one_line
 from localrag.records import Conversation
 from localrag.tui.format import short_time
 from localrag.tui.messages import ConversationOpened, ConversationsLoaded
+from localrag.tui.tables import refill
 
 
 class HistoryPane(Vertical):
@@ -42,15 +43,19 @@ class HistoryPane(Vertical):
     def on_conversations_loaded(self, message: ConversationsLoaded) -> None:
         self.conversations = sorted(message.conversations, key=lambda c: c.updated_at, reverse=True)
         table = self.query_one(DataTable)
-        table.clear()
-        for c in self.conversations:
-            table.add_row(
+        rows = [
+            (
                 # Titles are the user's questions: a str cell would be read as markup.
-                Text(one_line(c.title or f"conversation {c.id}")),
-                str(c.turn_count),
-                short_time(c.updated_at),
-                key=str(c.id),
+                (
+                    Text(one_line(c.title or f"conversation {c.id}")),
+                    str(c.turn_count),
+                    short_time(c.updated_at),
+                ),
+                str(c.id),
             )
+            for c in self.conversations
+        ]
+        refill(table, rows)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

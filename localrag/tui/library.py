@@ -19,6 +19,7 @@ from localrag.tui.file_progress import FileProgress
 from localrag.tui.format import short_time
 from localrag.tui.messages import DocumentsLoaded, Ingested, IngestEnded
 from localrag.tui.path_input import PathInput
+from localrag.tui.tables import refill
 
 
 class LibraryPane(Vertical):
@@ -65,17 +66,21 @@ class LibraryPane(Vertical):
         self.documents = message.documents
         table = self.query_one("#documents", DataTable)
         cursor = table.cursor_row
-        table.clear()
-        for doc in message.documents:
-            table.add_row(
+        rows = [
+            (
                 # A str cell is read as markup: `notes [draft].md` would lose `[draft]`.
-                Text(one_line(Path(doc.path).name)),
-                doc.kind,
-                human_size(doc.size_bytes),
-                str(doc.chunk_count),
-                short_time(doc.added_at),
-                key=str(doc.id),
+                (
+                    Text(one_line(Path(doc.path).name)),
+                    doc.kind,
+                    human_size(doc.size_bytes),
+                    str(doc.chunk_count),
+                    short_time(doc.added_at),
+                ),
+                str(doc.id),
             )
+            for doc in message.documents
+        ]
+        refill(table, rows)
         if message.documents:
             table.move_cursor(row=min(cursor, len(message.documents) - 1))
         table.border_title = f"Documents ({len(message.documents)})"

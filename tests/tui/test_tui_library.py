@@ -127,3 +127,14 @@ def test_the_status_names_the_step_a_file_is_in() -> None:
     )
     talk = IngestEvent("/d/talk.m4a", "progress", fraction=0.5, rtf=0.06)
     assert describe(talk) == "transcribing 50 % · RTF 0.06"
+
+
+async def test_columns_fit_their_widest_cell_as_soon_as_rows_are_shown(app) -> None:
+    """Textual sizes auto-width columns at the table's next idle; rows drawn before that kept
+    the header's widths (names cut to four characters) until the tab changed."""
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f2")
+        await wait_until(pilot, lambda: names(app) == ["handbook.md", "standup.flac"])
+        widths = [c.width for c in table(app).ordered_columns]
+        assert widths == [len("standup.flac"), len("audio"), len("12.3 KB"), len("Chunks"), 16]
+        assert not any(c.auto_width for c in table(app).ordered_columns)
