@@ -175,7 +175,10 @@ def search_query(question: str, history: Sequence[Turn]) -> str:
     if not previous:
         return question
     words = re.findall(r"\w+", question)
-    if len(words) <= 6 or _FOLLOW_UP.search(question):
+    # A short question that names something ("In what country is Normandy?") stands alone:
+    # borrowing the previous question's words would retrieve the previous answer's sources.
+    names = [w for w in words[1:] if w[0].isupper() and w != "I"]
+    if _FOLLOW_UP.search(question) or (len(words) <= 6 and not names):
         return f"{previous[-1].strip()} {question.strip()}"
     return question
 

@@ -87,6 +87,9 @@ def test_a_follow_up_query_borrows_the_previous_question() -> None:
     standalone = "Which river flows through the middle of Paris in France?"
     assert search_query(standalone, history) == standalone
     assert search_query("How tall is it?", []) == "How tall is it?"
+    assert search_query("And in winter?", history).startswith("When was the Eiffel Tower")
+    # Short, but it names what it asks about (seen in the app: the previous source came first).
+    assert search_query("In what country is Normandy?", history) == "In what country is Normandy?"
 
 
 def test_locator_for_pages_lines_and_recordings() -> None:
