@@ -57,7 +57,12 @@ def build_parser(modules: list[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--home", help="home folder (default: $LOCALRAG_HOME, else the user data folder)"
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens on stderr")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log what happens on stderr (under the app: to `textual console`)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name in modules or COMMAND_MODULES:
         importlib.import_module(f"localrag.cli.{name}").register(sub)
