@@ -49,26 +49,27 @@ def test_core_imports_without_textual():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_while_the_app_runs_log_records_stay_off_the_terminal():
+def test_while_the_app_runs_log_records_stay_off_the_terminal(tmp_path):
     """A log line written to stderr under the app would tear its screen; a log file keeps its."""
     import io
     import logging
 
     from localrag.cli.tui import logs_off_the_terminal
 
-    terminal, kept = io.StringIO(), io.StringIO()
+    terminal, log_file = io.StringIO(), tmp_path / "localrag.log"
     root = logging.getLogger()
-    handlers = [logging.StreamHandler(terminal), logging.FileHandler("/dev/null")]
-    handlers[1].stream = kept
+    handlers = [logging.StreamHandler(terminal), logging.FileHandler(log_file)]
     for handler in handlers:
         root.addHandler(handler)
     try:
         with logs_off_the_terminal():
             logging.getLogger("localrag.tui.app").warning("Could not add: x.pdf is damaged")
         assert terminal.getvalue() == ""
-        assert "x.pdf is damaged" in kept.getvalue()
+        handlers[1].flush()
+        assert "x.pdf is damaged" in log_file.read_text()
         logging.getLogger("localrag").warning("after the app")
         assert "after the app" in terminal.getvalue()
     finally:
         for handler in handlers:
             root.removeHandler(handler)
+            handler.close()

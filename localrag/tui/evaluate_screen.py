@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Label, Static
 
 from localrag.display import visible
 from localrag.tui.job_progress import JobProgress
+from localrag.tui.tables import refill
 
 
 class EvaluateScreen(ModalScreen[None]):
@@ -52,11 +53,7 @@ class EvaluateScreen(ModalScreen[None]):
         from localrag.evaluate.report import rows
 
         titles, cells = rows(result)
-        table = self.query_one("#compare-table", DataTable)
-        table.clear(columns=True)
-        table.add_columns(*titles)
-        for row in cells:
-            table.add_row(*row)
+        refill(self.query_one("#compare-table", DataTable), [(row, None) for row in cells], titles)
         source = visible(str(result.get("source")))
         lines = [f"{source}: {result['questions']} questions", *result["recommendation"]]
         self.say("\n".join(lines))
