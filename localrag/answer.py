@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from localrag.errors import ModelError
+from localrag.excerpt import content_list, content_words
 from localrag.prompt import NOT_FOUND, Source, locator
 from localrag.records import Citation, Hit
 
@@ -36,30 +37,17 @@ _ABSTAIN = re.compile(
     r"(no|not enough) information|not (mentioned|stated|in the sources)",
     re.I,
 )
-_WORD = re.compile(r"\w+")
 _YES_NO = re.compile(
     r"\s*(is|are|was|were|am|do|does|did|has|have|had|can|could|will|would|shall|should|may|"
     r"might|must)\b",
     re.I,
 )
 _CLAUSE_END = re.compile(r"[.;:?!]")
-_STOP = """a an and are as at be by did do does for from had has have he her his how i in is it its
-of on or she that the their them they this to was were what when where which who whom why will
-with you your can could would should about into than then there these those"""
-STOPWORDS = frozenset(_STOP.split())
 
 MIN_OVERLAP = 0.5
 """Share of an uncited answer's content words found in a source for it to be cited anyway."""
 INTERRUPTED = " [interrupted]"
 """Marks an answer whose model stopped mid-way (the worker crashed); stored with it."""
-
-
-def content_words(text: str) -> set[str]:
-    return set(_content_list(text))
-
-
-def _content_list(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1]
 
 
 def neutralise_display(text: str, valid: Callable[[int], bool]) -> str:
@@ -170,12 +158,12 @@ def alternatives(question: str) -> list[set[str]]:
     the question's own words ("Did the bridge open in 1902"), so only its tail counts.
     """
     head, sep, tail = question.lower().rpartition(" or ")
-    last = _content_list(_CLAUSE_END.split(tail)[0]) if sep else []
+    last = content_list(_CLAUSE_END.split(tail)[0]) if sep else []
     if not last:
         return []
     options = [set(last)]
     for item in reversed(re.split(r",|\bor\b", _CLAUSE_END.split(head)[-1])):
-        words = _content_list(item)
+        words = content_list(item)
         if words:
             options.append(set(words[-len(last) :]))
         if len(words) > len(last):

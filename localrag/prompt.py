@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from localrag.excerpt import focus
 from localrag.generate import Message
 from localrag.records import Chunk, Hit, Turn
 
@@ -56,6 +57,12 @@ class Source:
     n: int
     """Its number in the prompt, cited as [n]."""
     hit: Hit
+    excerpt: str = ""
+    """What the prompt shows of the chunk (the whole chunk when empty)."""
+
+    @property
+    def text(self) -> str:
+        return self.excerpt or self.hit.chunk.text
 
     @property
     def chunk(self) -> Chunk:
@@ -96,13 +103,18 @@ def clock(seconds: float) -> str:
 def source_block(source: Source) -> str:
     chunk = source.chunk
     where = neutralise(locator(chunk)).replace('"', "'")
-    return f'<source n="{source.n}" from="{where}">\n{neutralise(chunk.text.strip())}\n</source>'
+    return f'<source n="{source.n}" from="{where}">\n{neutralise(source.text.strip())}\n</source>'
 
 
 def fit_sources(
-    hits: Sequence[Hit], budget_tokens: int, count_tokens: Callable[[str], int]
+    hits: Sequence[Hit],
+    budget_tokens: int,
+    count_tokens: Callable[[str], int],
+    question: str = "",
+    words: int = 0,
 ) -> list[Source]:
-    """Number the hits in rank order and keep those that fit in `budget_tokens`.
+    """Number the hits in rank order and keep those that fit in `budget_tokens`, each cut to
+    about `words` words around the `question`'s words (0: whole chunks).
 
     A source too long for what is left is skipped, and smaller ones after it may still fit, so
     the best-ranked sources are always the ones kept.
@@ -110,7 +122,8 @@ def fit_sources(
     sources: list[Source] = []
     used = 0
     for hit in hits:
-        source = Source(len(sources) + 1, hit)
+        excerpt = focus(hit.chunk.text, question, words) if words else ""
+        source = Source(len(sources) + 1, hit, excerpt)
         cost = count_tokens(source_block(source)) + 2
         if used + cost > budget_tokens:
             continue

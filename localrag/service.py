@@ -223,7 +223,9 @@ class Assistant:
                 generator.count_tokens,
             )
             if verdict is not Gate.ABSTAIN:
-                sources = fit_sources(hits, budget, generator.count_tokens)
+                sources = fit_sources(
+                    hits, budget, generator.count_tokens, query, self.settings.source_words
+                )
             if not sources:
                 verdict = Gate.ABSTAIN
         abstain = verdict is Gate.ABSTAIN
@@ -240,7 +242,7 @@ class Assistant:
 
         grounding = None
         if sources and self.settings.grounded_answers:
-            grounding = Grounding(tuple(s.chunk.text for s in sources), NOT_FOUND)
+            grounding = Grounding(tuple(s.text for s in sources), NOT_FOUND)
         return Answer(
             None
             if abstain

@@ -18,6 +18,7 @@ from typing import Any
 import tomli_w
 
 from localrag.errors import LocalragError
+from localrag.excerpt import SOURCE_WORDS
 
 CONFIG_NAME = "config.toml"
 PRIVATE_FOLDER = 0o700
@@ -82,7 +83,7 @@ def default_models_dir(home: Path) -> Path:
     return home / "models"
 
 
-TUNABLE = ("top_k", "max_answer_tokens", "context_tokens", "grounded_answers")
+TUNABLE = ("top_k", "source_words", "max_answer_tokens", "context_tokens", "grounded_answers")
 """Settings that config.toml may set at its top level."""
 
 
@@ -115,6 +116,10 @@ class Settings:
     top_k: int = 3
     """How many sources an answer is given (3 beat 6 on SQuAD with the 135M default: same hit@k,
     the gold answer in 28 % of answers instead of 6 %, half the latency)."""
+    source_words: int = SOURCE_WORDS
+    """Each source is shown cut to about this many words, whole sentences around those that
+    share most words with the question (0: whole chunks). The answer adapter is trained on
+    sources of this size, and a 135M model reads short sources better; see the README."""
     max_answer_tokens: int = 384
     """Where an answer stops."""
     context_tokens: int = 4096

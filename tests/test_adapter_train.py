@@ -86,6 +86,14 @@ def test_squad_examples_cite_the_gold_source_and_abstain_when_it_cannot_answer(
     assert by_question[("Who painted the Lindqvist Bridge?", "unanswerable")].reply == NOT_FOUND
 
 
+def test_a_share_of_the_unanswerable_questions_can_be_kept(squad: Path) -> None:
+    def unanswerable(share: float) -> int:
+        plan = examples.DataPlan(unanswerable=share)
+        return examples.kinds(examples.build(squad, plan, seed=0)).get("unanswerable", 0)
+
+    assert unanswerable(1.0) > 0 and unanswerable(0.0) == 0
+
+
 def test_the_prompt_is_the_one_ask_builds(squad: Path) -> None:
     example = examples.build(squad, examples.DataPlan(), seed=0)[0]
     system, user = examples.messages(example)

@@ -5,9 +5,10 @@ An `Example` is a question, the numbered sources the prompt would show for it, a
 turns it into exactly the chat messages `localrag ask` sends (`prompt.build_messages`), so what
 the adapter learns is what it will see.
 
-Examples come from a SQuAD 2.0 file (`from_squad`: the gold paragraph, cut to a window around
-the answer, and one or two distractor paragraphs that share the question's words, as retrieval
-would find them, in a random order), from JSON lines (`from_jsonl`:
+Examples come from a SQuAD 2.0 file (`from_squad`: the gold paragraph and one or two distractor
+paragraphs that share the question's words, as retrieval would find them, in a random order,
+each cut around the question's words as `ask` cuts its sources, or for the gold one around
+the answer when that cut would lose it), from JSON lines (`from_jsonl`:
 `{"question", "sources": [text, ...], "answer", "cited": [n, ...]}`, an empty answer meaning
 the sources do not hold it), and from the generated kinds of `localrag.adapter.synthetic`.
 No torch here: building and checking data needs none.
@@ -26,21 +27,10 @@ from typing import Any
 
 from localrag.errors import UsageError
 from localrag.evaluate.qa import read_squad
+from localrag.excerpt import SOURCE_WORDS, content_words, focus, window
 from localrag.generate import Message
 from localrag.prompt import NOT_FOUND, Source, build_messages
 from localrag.records import Chunk, Hit, Span
-
-GOLD_WORDS = 70
-"""The gold paragraph is cut to about this many words around the answer."""
-DISTRACTOR_WORDS = 35
-"""Each distractor is cut to about this many words."""
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
-_WORD = re.compile(r"\w+")
-_STOPWORDS = """a an and are as at be by did do does for from had has have he her his how i in is
-    it its of
-    on or she that the their them they this to was were what when where which who whom why will
-    with you your can could would should about into than then there these those"""
-_STOP = frozenset(_STOPWORDS.split())
 
 
 @dataclass(frozen=True)
@@ -79,50 +69,6 @@ def messages(example: Example) -> list[Message]:
         for n, p in enumerate(example.sources, start=1)
     ]
     return build_messages(example.question, sources, retrieval=True)
-
-
-def content_words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1}
-
-
-def sentences(text: str) -> list[str]:
-    return [s for s in _SENTENCE.split(text.strip()) if s]
-
-
-def window(text: str, max_words: int, at: int | None = None, length: int = 0) -> str:
-    """Whole sentences of `text` around the character range [at, at+length), up to about
-    `max_words` words; the range is always kept, so an answer is never cut."""
-    parts = sentences(text)
-    if not parts:
-        return text.strip()
-    starts, pos = [], 0
-    for s in parts:
-        pos = text.find(s, pos)
-        starts.append(pos)
-        pos += len(s)
-    first = 0
-    if at is not None:
-        first = max(i for i, s in enumerate(starts) if s <= at)
-    last = first
-    if at is not None:
-        while last + 1 < len(parts) and starts[last + 1] < at + length:
-            last += 1
-    words = sum(len(parts[i].split()) for i in range(first, last + 1))
-    lo, hi = first, last
-    while True:
-        grew = False
-        for side in (1, -1):
-            i = hi + 1 if side == 1 else lo - 1
-            if 0 <= i < len(parts) and words + len(parts[i].split()) <= max_words:
-                words += len(parts[i].split())
-                lo, hi = (lo, i) if side == 1 else (i, hi)
-                grew = True
-        if not grew:
-            break
-    chosen = " ".join(parts[lo : hi + 1])
-    if at is None and len(chosen.split()) > max_words:
-        chosen = " ".join(chosen.split()[:max_words])
-    return chosen
 
 
 # -- SQuAD ------------------------------------------------------------------------------------
@@ -231,20 +177,19 @@ def from_squad(
     out = []
     for q in questions:
         texts = [a for a, _ in q.answers]
-        others = distractors.pick(q.question, q.paragraph, texts, rng.choice((1, 1, 2)), rng)
-        if q.answers:
+        others = distractors.pick(q.question, q.paragraph, texts, rng.choice((1, 2, 2)), rng)
+        gold = focus(q.paragraph.text, q.question, SOURCE_WORDS)
+        if q.answers and q.answers[0][0] not in gold:
             text, start = q.answers[0]
-            gold = window(q.paragraph.text, GOLD_WORDS, start, len(text))
-        else:
-            gold = window(q.paragraph.text, GOLD_WORDS, rng.randrange(len(q.paragraph.text)))
-        passages = [_passage(p.text, p, rng, DISTRACTOR_WORDS) for p in others]
+            gold = window(q.paragraph.text, SOURCE_WORDS, start, len(text))
+        passages = [_passage(p, q.question, rng) for p in others]
         at = rng.randrange(len(passages) + 1)
-        passages.insert(at, _passage(gold, q.paragraph, rng, None))
+        passages.insert(at, Passage(gold, *_file_for(q.paragraph, rng)))
         if q.answers:
             reply = f"{q.answers[0][0]} [{at + 1}]"
             out.append(Example(q.question, tuple(passages), reply, "squad", q.paragraph.id))
             if rng.random() < distractor_only:
-                alone = tuple(_passage(p.text, p, rng, DISTRACTOR_WORDS) for p in others)
+                alone = tuple(_passage(p, q.question, rng) for p in others)
                 if alone:
                     out.append(Example(q.question, alone, NOT_FOUND, "distractors", q.paragraph.id))
         else:
@@ -254,12 +199,9 @@ def from_squad(
     return out
 
 
-def _passage(text: str, paragraph: Paragraph, rng: random.Random, words: int | None) -> Passage:
-    if words is not None:
-        start = rng.randrange(len(text)) if rng.random() < 0.5 else 0
-        text = window(text, words, start)
-    path, span = _file_for(paragraph, rng)
-    return Passage(text, path, span)
+def _passage(paragraph: Paragraph, question: str, rng: random.Random) -> Passage:
+    """A distractor as `ask` would show it: cut around the question's words."""
+    return Passage(focus(paragraph.text, question, SOURCE_WORDS), *_file_for(paragraph, rng))
 
 
 # -- JSON lines -------------------------------------------------------------------------------
@@ -389,6 +331,10 @@ class DataPlan:
     instructions, distractors only) are added; 0 adds none."""
     distractor_only: float = 0.1
     """Share of answerable SQuAD questions also asked with distractors only."""
+    unanswerable: float = 1.0
+    """Share of SQuAD's unanswerable questions kept. A 135M model cannot tell most of them
+    (written to look answerable) from answerable ones: all of them taught the 45-step adapter
+    to abstain on 93 % of answerable held-out questions."""
 
 
 def build(path: Path, plan: DataPlan, seed: int) -> list[Example]:
@@ -401,6 +347,7 @@ def build(path: Path, plan: DataPlan, seed: int) -> list[Example]:
         base = from_jsonl(path)
     else:
         questions = squad_questions(path, exclude=plan.exclude_articles)
+        questions = [q for q in questions if q.answers or rng.random() < plan.unanswerable]
         base = from_squad(questions, rng, distractor_only=plan.distractor_only)
     return with_generated(base, plan, rng)
 

@@ -16,7 +16,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import replace
 
-from localrag.adapter.examples import Example, Passage, window
+from localrag.adapter.examples import Example, Passage
+from localrag.excerpt import window
 from localrag.prompt import NOT_FOUND
 from localrag.records import Span
 

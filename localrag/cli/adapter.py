@@ -64,6 +64,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="add about N generated examples of each kind: yes/no, steps and lists, "
         "recordings, injected instructions, distractors only (default 0)",
     )
+    p.add_argument(
+        "--unanswerable",
+        type=float,
+        default=1.0,
+        metavar="SHARE",
+        help="share of a SQuAD file's unanswerable questions to train on (default 1)",
+    )
     p.add_argument("--out", type=Path, help="also keep the PEFT adapter folder here")
     p.add_argument(
         "--no-import", dest="do_import", action="store_false", help="do not import (needs --out)"
@@ -127,7 +134,9 @@ def run_train(args: argparse.Namespace) -> int:
     import random
 
     exclude = tuple(t.strip() for t in args.exclude_articles.split(",") if t.strip())
-    plan = examples.DataPlan(exclude_articles=exclude, generated=args.generated)
+    plan = examples.DataPlan(
+        exclude_articles=exclude, generated=args.generated, unanswerable=args.unanswerable
+    )
     with ExitStack() as stack:
         assistant = None
         if args.do_import or args.from_set is not None:
@@ -147,6 +156,7 @@ def run_train(args: argparse.Namespace) -> int:
             **source,
             "exclude_articles": list(exclude),
             "generated_per_kind": args.generated,
+            "unanswerable_share": args.unanswerable,
             "kinds": examples.kinds(train_set),
             "validation_kinds": examples.kinds(validation),
         }
