@@ -162,7 +162,7 @@ class Assistant:
         if answer_model and "generator" not in parts and "models" not in parts:
             from localrag.adapter import builtin
 
-            # The locally merged answer model is one `adapter use answer` away, where it was built.
+            # The locally merged answer model answers where it was built (`adapter use base`: not).
             builtin.install(vault, settings)
         return cls(settings, vault, **built)
 

@@ -137,10 +137,13 @@ def test_real_model_answers_cites_abstains_and_follows_up(
     assert follow["citations"][0]["path"] == str(docs / "bridge.txt")
     assert follow["tokens_per_s"] > 0
 
-    # With retrieval off the model answers alone, with no sources.
+    # With retrieval off the model answers alone, with no sources. The default model's adapter
+    # was taught to answer from sources, not from memory: the base alone knows this one.
     alone = ask_json(capsys, "--no-retrieval", "What is the capital of France?")
-    assert alone["citations"] == []
-    assert "Paris" in alone["answer"]
+    assert alone["citations"] == [] and alone["answer"].strip()
+    assert alone["adapter"] == "answer@v1"
+    base = ask_json(capsys, "--no-retrieval", "--adapter", "base", "What is the capital of France?")
+    assert base["citations"] == [] and "Paris" in base["answer"] and base["adapter"] is None
 
 
 TELEMETRY = (

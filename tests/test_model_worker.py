@@ -143,15 +143,15 @@ def test_a_new_vault_holds_the_merged_default_answer_model(
         assert main(["ask", "--no-retrieval", "--json", "Say hello."]) == 0
         return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]
 
-    # The locally merged LoRA model is in the vault, one `adapter use` away (not yet active:
-    # the shipped adapter is undertrained, see the README).
+    # The locally merged LoRA model is in the vault and answers; the base is one command away.
     assert main(["adapter", "list", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
-    assert [v["ref"] for v in listing["versions"]] == ["answer@v1"] and listing["active"] is None
-    assert ask()["adapter"] is None
-    assert main(["adapter", "use", "answer"]) == 0
-    capsys.readouterr()
+    assert [v["ref"] for v in listing["versions"]] == ["answer@v1"]
+    assert listing["active"] == "answer@v1"
     assert ask()["adapter"] == "answer@v1"
+    assert main(["adapter", "use", "base"]) == 0
+    capsys.readouterr()
+    assert ask()["adapter"] is None
     assert main(["adapter", "rollback"]) == 0
     capsys.readouterr()
-    assert ask()["adapter"] is None
+    assert ask()["adapter"] == "answer@v1"

@@ -7,10 +7,10 @@ made only from public files (the base and an adapter trained on public data), so
 of a private adapter it is a plain file, like the base; `model.toml` beside it records its hash
 and provenance, and a file that does not match is never used.
 
-A new vault gets it as version `answer@v1` of the adapter `answer` (`install`), one
-`adapter use answer` away; `rollback` and `verify` work as for any adapter. The version points at
-the file instead of holding a copy. It is not made active: the adapter shipped today saw 23
-training steps, and on a first check it picked wrong spans as often as the base (see the README).
+A new vault gets it as version `answer@v1` of the adapter `answer` (`install`), and it is the
+model that answers there: on SQuAD articles it never saw, it answered with F1 0.30 where the base
+alone scored 0.08 (see the README). `adapter use base` and `rollback` go back to the base, and
+`verify` works as for any adapter. The version points at the file instead of holding a copy.
 """
 
 from __future__ import annotations
@@ -116,8 +116,8 @@ def build(settings: Settings) -> Iterator[merge.MergeProgress]:
 
 
 def install(store: Any, settings: Settings) -> str | None:
-    """Add the built answer model to a new vault as a version; its ref, or None where it was not
-    built (a set-up without `models pull`, or another base model)."""
+    """Add the built answer model to a new vault as a version and make it answer; its ref, or
+    None where it was not built (a set-up without `models pull`, or another base model)."""
     found = built(settings)
     if found is None:
         return None
@@ -131,4 +131,5 @@ def install(store: Any, settings: Settings) -> str | None:
     fields = {k: record[k] for k in Version.__dataclass_fields__ if k in record}
     version = Version(**{**fields, "n": 1, "path": str(path)})
     registry.add_version(version)
+    registry.use(version.ref)
     return version.ref

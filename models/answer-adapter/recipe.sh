@@ -9,8 +9,8 @@
 # STEPS, BATCH and LAYERS (default: those of the shipped run, see training.json; LAYERS=all trains
 # every block) set the size of the run, MINUTES caps its time; the seed fixes
 # the examples, their order and the initialisation (the same machine and thread count give the
-# same weights). The shipped run was stopped by time (--max-minutes) on 2 shared cores; more steps
-# on a quieter machine should give a better adapter: measure it with `localrag eval qa --adapter`.
+# same weights). The shipped run was stopped by time (--max-minutes 50) after 856 steps on 2
+# cores; measure a new one with `localrag eval qa --adapter` (see README.md).
 set -eu
 squad=${1:?usage: recipe.sh dev-v2.0-part-a.json}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,7 +26,7 @@ layers="--layers ${LAYERS:-10}"
 
 "$python" -m localrag adapter train "$squad" --no-import --out "$out/adapter" \
     --exclude-articles "$HELD_OUT" --generated 150 --unanswerable 0.3 \
-    --rank 8 $layers --batch-size "${BATCH:-4}" --learning-rate 8e-4 --max-steps "${STEPS:-23}" \
+    --rank 8 $layers --batch-size "${BATCH:-4}" --learning-rate 8e-4 --max-steps "${STEPS:-856}" \
     ${MINUTES:+--max-minutes "$MINUTES"} \
     --seed 0 --json \
     > "$out/result.json"
