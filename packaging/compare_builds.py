@@ -24,14 +24,14 @@ from llama_cpp import Llama
 llm = Llama(sys.argv[1], n_ctx=1024, n_threads=int(sys.argv[2]), verbose=False)
 prompt = "Write a long story about a lighthouse keeper and a storm. " * 12
 tokens = llm.tokenize(prompt.encode())
+# generate() reads the prompt, then yields each token: the first yield ends the prompt's time.
 start = time.perf_counter()
-llm.eval(tokens)
-prompt_s = time.perf_counter() - start
 times = []
-for _ in llm.generate([], temp=0.0):
+for _ in llm.generate(tokens, temp=0.0):
     times.append(time.perf_counter())
-    if len(times) == 128:
+    if len(times) == 129:
         break
+prompt_s = times[0] - start
 decode = (len(times) - 1) / (times[-1] - times[0])
 info = llama_cpp.llama_print_system_info().decode()
 print(json.dumps({"prompt_tps": len(tokens) / prompt_s, "decode_tps": decode, "build": info}))
