@@ -15,6 +15,7 @@ from collections import OrderedDict
 from typing import Any, Protocol
 
 from localrag import models
+from localrag.adapter.registry import BASE
 from localrag.errors import UsageError
 from localrag.generate import Generator
 from localrag.settings import Settings
@@ -45,7 +46,7 @@ def _check_runtime(ref: str | None, runtime: bool) -> None:
 
 
 class FixedModel:
-    """Every question goes to one generator: adapters cannot be chosen."""
+    """Every question goes to one generator, the base: adapters cannot be chosen."""
 
     def __init__(self, generator: Generator) -> None:
         self._generator = generator
@@ -53,7 +54,7 @@ class FixedModel:
 
     def generator(self, ref: str | None = None, *, runtime: bool = False) -> Generator:
         _check_runtime(ref, runtime)
-        if ref is not None:
+        if ref not in (None, BASE):
             raise UsageError(f"cannot apply adapter {ref!r}: no llama.cpp model here")
         self._used = True
         return self._generator

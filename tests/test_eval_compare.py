@@ -14,6 +14,7 @@ import pytest
 from test_ask_cli import SQUAD
 
 from localrag import embed, model_choice, service
+from localrag.adapter import builtin
 from localrag.adapter.registry import AdapterInfo, Registry, Version
 from localrag.cli import main
 from localrag.embed import HashingEmbedder
@@ -101,6 +102,9 @@ def vault(
     monkeypatch.setenv("LOCALRAG_PASSPHRASE", PASS)
     monkeypatch.setattr(embed, "from_settings", lambda settings, **_: HashingEmbedder())
     use_models(monkeypatch, FixedModel(EchoGenerator()))
+    # The fakes answer for the base alone: the shipped answer model (where `models pull` built
+    # it) is not made this vault's active model.
+    monkeypatch.setattr(builtin, "install", lambda store, settings: None)
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "bridge.txt").write_text(BRIDGE, encoding="utf-8")
