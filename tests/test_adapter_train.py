@@ -94,6 +94,16 @@ def test_a_share_of_the_unanswerable_questions_can_be_kept(squad: Path) -> None:
     assert unanswerable(1.0) > 0 and unanswerable(0.0) == 0
 
 
+def test_an_unanswerable_share_outside_0_to_1_is_refused(
+    squad: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from localrag.cli import main
+
+    argv = ["adapter", "train", str(squad), "--no-import", "--out", str(tmp_path / "out")]
+    assert main([*argv, "--unanswerable", "1.5"]) == UsageError.exit_code
+    assert "--unanswerable 1.5: a share, from 0 to 1" in capsys.readouterr().err
+
+
 def test_the_prompt_is_the_one_ask_builds(squad: Path) -> None:
     example = examples.build(squad, examples.DataPlan(), seed=0)[0]
     system, user = examples.messages(example)

@@ -119,6 +119,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise UsageError("train on a data file or on --from-set NAME (one of the two)")
     if args.from_set is not None and args.exclude_articles:
         raise UsageError("--exclude-articles applies to SQuAD files, not --from-set")
+    if not 0.0 <= args.unanswerable <= 1.0:
+        raise UsageError(f"--unanswerable {args.unanswerable}: a share, from 0 to 1")
     _need_train_extra()
     config = train.TrainConfig(
         rank=args.rank,
