@@ -29,17 +29,24 @@ def sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE.split(text.strip()) if s]
 
 
+def _located(text: str) -> list[tuple[int, str]]:
+    """Each sentence of `text` with the character where it starts."""
+    located, pos = [], 0
+    for s in sentences(text):
+        pos = text.find(s, pos)
+        located.append((pos, s))
+        pos += len(s)
+    return located
+
+
 def window(text: str, max_words: int, at: int | None = None, length: int = 0) -> str:
     """Whole sentences of `text` around the character range [at, at+length), up to about
     `max_words` words; the range is always kept, so an answer is never cut."""
-    parts = sentences(text)
-    if not parts:
+    located = _located(text)
+    if not located:
         return text.strip()
-    starts, pos = [], 0
-    for s in parts:
-        pos = text.find(s, pos)
-        starts.append(pos)
-        pos += len(s)
+    starts = [start for start, _ in located]
+    parts = [s for _, s in located]
     first = 0
     if at is not None:
         first = max(i for i, s in enumerate(starts) if s <= at)
@@ -72,11 +79,9 @@ def focus(text: str, question: str, max_words: int) -> str:
     if len(text.split()) <= max_words:
         return text
     wanted = content_words(question)
-    best, best_at, pos = 0, 0, 0
-    for s in sentences(text):
-        pos = text.find(s, pos)
+    best, best_at = 0, 0
+    for start, s in _located(text):
         shared = len(wanted & content_words(s))
         if shared > best:
-            best, best_at = shared, pos
-        pos += len(s)
+            best, best_at = shared, start
     return window(text, max_words, best_at, 1)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import Enum
 
-from localrag.answer import content_words
+from localrag.excerpt import content_words
 from localrag.records import Hit
 
 MIN_DENSE = 0.30

@@ -117,7 +117,7 @@ def acceptable(question: str, answer: str, text: str) -> bool:
 def unanswerable(question: str, text: str, name: str) -> str | None:
     """The question about `name` instead of its most specific word from the chunk; None if no
     word of it comes from the chunk."""
-    from localrag.answer import content_words
+    from localrag.excerpt import content_words
 
     in_text = content_words(text)
     words = [
