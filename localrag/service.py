@@ -162,7 +162,7 @@ class Assistant:
         if answer_model and "generator" not in parts and "models" not in parts:
             from localrag.adapter import builtin
 
-            # The locally merged answer model answers where it was built (`adapter use base`: not).
+            # Where `models pull` built it, the locally merged answer model is the one that answers.
             builtin.install(vault, settings)
         return cls(settings, vault, **built)
 
