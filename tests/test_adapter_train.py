@@ -127,12 +127,28 @@ def test_the_same_seed_gives_the_same_examples(squad: Path) -> None:
     assert first != examples.build(squad, plan, 8)
 
 
+def test_variants_show_each_question_again_with_other_sources(squad: Path) -> None:
+    once = examples.build(squad, examples.DataPlan(distractor_only=0), seed=3)
+    twice = examples.build(squad, examples.DataPlan(distractor_only=0, variants=2), seed=3)
+    assert len(twice) == 2 * len(once)
+    by_question: dict[str, list[examples.Example]] = {}
+    for e in twice:
+        by_question.setdefault(e.question, []).append(e)
+    assert all(len(v) == 2 for v in by_question.values())
+    assert any(a.sources != b.sources for a, b in by_question.values())
+
+
 def test_generated_kinds(squad: Path) -> None:
     made = examples.build(squad, examples.DataPlan(generated=6), seed=1)
     kinds = examples.kinds(made)
-    assert {"yes-no", "steps", "recording", "injection", "distractors"} <= set(kinds)
+    assert {"yes-no", "steps", "technical", "recording", "injection", "distractors"} <= set(kinds)
     for e in made:
         text = examples.messages(e)[1]["content"]
+        if e.kind == "technical":
+            # Copied from the note, never the name of the file it is in.
+            answer, number = e.reply.rsplit(" [", 1)
+            gold = e.sources[int(number.rstrip("]")) - 1]
+            assert answer in gold.text and answer not in gold.path
         if e.kind == "yes-no":
             assert e.reply.startswith(("Yes: ", "No: ")) and e.reply.endswith("].")
         if e.kind == "recording":

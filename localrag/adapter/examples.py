@@ -53,7 +53,8 @@ class Example:
     reply: str
     """The target: a short cited answer, or `prompt.NOT_FOUND`."""
     kind: str
-    """squad, unanswerable, distractors, yes-no, steps, recording, injection, jsonl or set."""
+    """squad, unanswerable, distractors, yes-no, steps, technical, recording, injection, jsonl
+    or set."""
     group: str = ""
     """Examples of one group (a paragraph) go to the same side of the validation split."""
 
@@ -335,6 +336,9 @@ class DataPlan:
     """Share of SQuAD's unanswerable questions kept. A 135M model cannot tell most of them
     (written to look answerable) from answerable ones: all of them taught the 45-step adapter
     to abstain on 93 % of answerable held-out questions."""
+    variants: int = 1
+    """Each SQuAD question is shown this many times, each with other distractors, in another
+    order and from other files: more to learn from than repeating the same prompt."""
 
 
 def build(path: Path, plan: DataPlan, seed: int) -> list[Example]:
@@ -348,7 +352,11 @@ def build(path: Path, plan: DataPlan, seed: int) -> list[Example]:
     else:
         questions = squad_questions(path, exclude=plan.exclude_articles)
         questions = [q for q in questions if q.answers or rng.random() < plan.unanswerable]
-        base = from_squad(questions, rng, distractor_only=plan.distractor_only)
+        base = [
+            e
+            for _ in range(plan.variants)
+            for e in from_squad(questions, rng, distractor_only=plan.distractor_only)
+        ]
     return with_generated(base, plan, rng)
 
 
@@ -363,6 +371,7 @@ def with_generated(base: Sequence[Example], plan: DataPlan, rng: random.Random) 
         answered = [e for e in base if not e.abstains]
         out += synthetic.yes_no(n, rng, fillers)
         out += synthetic.steps(n, rng, fillers)
+        out += synthetic.technical(n, rng, fillers)
         out += synthetic.off_topic(n // 2, rng, fillers)
         out += synthetic.recordings(rng.sample(answered, min(n, len(answered))), rng)
         injected = rng.sample(base, min(n, len(base)))

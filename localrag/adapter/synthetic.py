@@ -8,6 +8,8 @@
 - `injections`: SQuAD examples where a source carries an instruction ("ignore the question and
   reply ...") that must be ignored: the reply is the same as without it.
 - `off_topic`: questions about one fact sheet asked of others only: the not-found sentence.
+- `technical`: README-like notes on a made-up tool; the answer is a path, a command, an option,
+  a port or a version copied exactly, never the name of the file the note is in.
 """
 
 from __future__ import annotations
@@ -299,6 +301,108 @@ def off_topic(n: int, rng: random.Random, fillers: Sequence[Passage]) -> list[Ex
         question = rng.choice(rng.choice(facts)[:2])
         passages = tuple(rng.sample(list(fillers), rng.choice((1, 2, 3))))
         out.append(Example(question, passages, NOT_FOUND, "distractors", f"off-topic-{i}"))
+    return out
+
+
+_TOOLS = [
+    "certsync",
+    "pkgwatch",
+    "logship",
+    "netplan-lite",
+    "backupctl",
+    "mailrelay",
+    "dnsguard",
+    "fwconf",
+    "kvstore",
+    "imgpack",
+]
+_THINGS = ("certificate", "plugin", "theme", "dictionary", "keyring")
+_NOTE_FILES = ("README.Debian", "README.md", "INSTALL", "NEWS", "docs/setup.md", "FAQ.txt")
+
+
+def _tool_note(rng: random.Random) -> tuple[str, list[tuple[str, str]]]:
+    """(text, [(question, answer)]) of a note on a made-up tool; each answer is in the text."""
+    t = rng.choice(_TOOLS)
+    kind = rng.randrange(6)
+    if kind == 0:
+        system, user = f"/etc/{t}/{t}.conf", f"~/.config/{t}/config.toml"
+        text = (
+            f"{t} reads its configuration from {system}. Settings in {user} override it for "
+            "one user. Restart the service after editing either file."
+        )
+        return text, [
+            (f"Where does {t} read its configuration from?", system),
+            (f"Which file overrides the {t} settings for one user?", user),
+        ]
+    if kind == 1:
+        thing = rng.choice(_THINGS)
+        folder, bundle = f"/usr/local/share/{t}/", f"/var/lib/{t}/{thing}s.bundle"
+        command = rng.choice((f"sudo {t} --update", f"update-{t}", f"{t} refresh"))
+        text = (
+            f"To add a local {thing}, copy its file into {folder} and run {command}. All "
+            f"{thing}s are then merged into {bundle}, which programs read at start."
+        )
+        return text, [
+            (f"Where should I put a local {thing}?", folder),
+            (f"Which command do I run after adding a local {thing}?", command),
+            (f"What file does {t} merge the {thing}s into?", bundle),
+        ]
+    if kind == 2:
+        days = rng.choice((3, 7, 14, 30))
+        log = rng.choice((f"/var/log/{t}.log", f"/var/log/{t}/main.log"))
+        text = (
+            f"The daemon writes its log to {log} and rotates it every {days} days. "
+            f"Run {t} --verbose to log every request, or {t} --quiet to log errors only."
+        )
+        return text, [
+            (f"Where does {t} write its log?", log),
+            (f"How often is the {t} log rotated?", f"every {days} days"),
+            (f"How do I make {t} log every request?", f"{t} --verbose"),
+        ]
+    if kind == 3:
+        key = f"{t.upper().replace('-', '_')}_TELEMETRY"
+        config = f"/etc/default/{t}"
+        text = (
+            f"{t} sends anonymous usage reports once a day. To turn them off, set {key}=0 in "
+            f"{config}, or start it with --no-reports."
+        )
+        return text, [
+            (f"How do I stop {t} from sending usage reports?", f"set {key}=0 in {config}"),
+            (f"Which option starts {t} without usage reports?", "--no-reports"),
+        ]
+    if kind == 4:
+        thing = rng.choice(_THINGS)
+        text = (
+            f"The {thing}s that {t} trusts are chosen with dpkg-reconfigure {t}. The package "
+            f"also installs {t}-check, which verifies the installed files against their hashes."
+        )
+        return text, [
+            (f"Which command chooses the {thing}s {t} trusts?", f"dpkg-reconfigure {t}"),
+            (f"What does {t}-check do?", "verifies the installed files against their hashes"),
+        ]
+    port, kept = rng.choice((8080, 5432, 6379, 9000, 8443)), rng.choice((3, 5, 7, 10))
+    major = rng.randint(1, 4)
+    version = f"{major}.{rng.randint(0, 9)}"
+    text = (
+        f"By default {t} listens on port {port} and keeps {kept} backups. Version {version} "
+        f"dropped support for Python {major + 1}.{rng.randint(0, 9)}."
+    )
+    return text, [
+        (f"Which port does {t} listen on by default?", str(port)),
+        (f"How many backups does {t} keep?", str(kept)),
+        (f"Which version of {t} dropped support for Python?", version),
+    ]
+
+
+def technical(n: int, rng: random.Random, fillers: Sequence[Passage]) -> list[Example]:
+    """Questions on a tool's README whose answer is copied exactly from it."""
+    out = []
+    for i in range(n):
+        text, facts = _tool_note(rng)
+        question, answer = rng.choice(facts)
+        gold = Passage(text, rng.choice(_NOTE_FILES), _spans(rng))
+        passages, number = _with_others(gold, rng.sample(list(fillers), rng.choice((1, 2))), rng)
+        out.append(Example(question, passages, f"{answer} [{number}]", "technical", f"tech-{i}"))
     return out
 
 

@@ -71,6 +71,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="SHARE",
         help="share of a SQuAD file's unanswerable questions to train on (default 1)",
     )
+    p.add_argument(
+        "--variants",
+        type=int,
+        default=1,
+        metavar="N",
+        help="show each SQuAD question N times, with other distractors and order (default 1)",
+    )
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        metavar="N",
+        help="leave out examples longer than N tokens, prompt and reply (default 640)",
+    )
     p.add_argument("--out", type=Path, help="also keep the PEFT adapter folder here")
     p.add_argument(
         "--no-import", dest="do_import", action="store_false", help="do not import (needs --out)"
@@ -121,6 +134,9 @@ def run_train(args: argparse.Namespace) -> int:
         raise UsageError("--exclude-articles applies to SQuAD files, not --from-set")
     if not 0.0 <= args.unanswerable <= 1.0:
         raise UsageError(f"--unanswerable {args.unanswerable}: a share, from 0 to 1")
+    max_tokens = args.max_tokens or train.TrainConfig.max_tokens
+    if args.variants < 1 or max_tokens < 64:
+        raise UsageError("--variants counts from 1, and --max-tokens from 64")
     _need_train_extra()
     config = train.TrainConfig(
         rank=args.rank,
@@ -131,13 +147,17 @@ def run_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         micro_batch=min(4, args.batch_size),
         learning_rate=args.learning_rate,
+        max_tokens=max_tokens,
         seed=args.seed,
     )
     import random
 
     exclude = tuple(t.strip() for t in args.exclude_articles.split(",") if t.strip())
     plan = examples.DataPlan(
-        exclude_articles=exclude, generated=args.generated, unanswerable=args.unanswerable
+        exclude_articles=exclude,
+        generated=args.generated,
+        unanswerable=args.unanswerable,
+        variants=args.variants,
     )
     with ExitStack() as stack:
         assistant = None
@@ -159,6 +179,7 @@ def run_train(args: argparse.Namespace) -> int:
             "exclude_articles": list(exclude),
             "generated_per_kind": args.generated,
             "unanswerable_share": args.unanswerable,
+            "variants": args.variants,
             "kinds": examples.kinds(train_set),
             "validation_kinds": examples.kinds(validation),
         }

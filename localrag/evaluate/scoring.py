@@ -15,6 +15,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from localrag.answer import best_supporting
+from localrag.excerpt import content_words
+
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 _PUNCTUATION = frozenset(string.punctuation)
 
@@ -67,6 +70,10 @@ def score(
         "first_token_ms": answer.timings_ms["first_token"],
         "tokens_per_s": answer.tokens_per_s,
     }
+    if not answer.abstained and answer.sources:
+        # Whether a source holds the answer's own words: what a check of every answer would keep.
+        known = content_words(question)
+        record["supported"] = best_supporting(text, answer.sources, known) is not None
     if answers:
         record["em"] = max(float(normalize(prediction) == normalize(g)) for g in answers)
         record["f1"] = max(f1(prediction, g) for g in answers)
