@@ -11,14 +11,18 @@ run: setup models
 
 setup: $(STAMP)
 
-# llama-cpp-python is compiled first, with portable CPU flags, into build/llama-wheels/<flags>/:
-# pip's own build would be native (AMX kernels crash on some CPUs) and pip's cache would hand
-# back a wheel built with other flags (see packaging/build_llama.py).
-$(STAMP): pyproject.toml packaging/build_llama.py
+# Every dependency comes from requirements.lock, each file checked against its SHA-256. Then
+# llama-cpp-python is compiled with portable CPU flags into build/llama-wheels/<flags>/: pip's
+# own build would be native (AMX kernels crash on some CPUs) and pip's cache would hand back a
+# wheel built with other flags (see packaging/build_llama.py). localrag itself comes last, with
+# no dependency resolved anew; `pip check` says if the lock lacks one (then run `make lock`).
+$(STAMP): pyproject.toml requirements.lock packaging/build_llama.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check -q --upgrade pip
+	$(BIN)/python -m pip install --disable-pip-version-check -q --require-hashes -r requirements.lock
 	$(BIN)/python packaging/build_llama.py
-	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 models: setup
