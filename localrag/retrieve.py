@@ -76,19 +76,6 @@ class Retrieval:
     timings_ms: dict[str, float] = field(default_factory=dict)
     """embed, vector, keyword, fetch."""
 
-    @property
-    def confidence(self) -> float:
-        """0..1: how likely the best hit is on topic; below about 0.35 nothing is worth citing."""
-        if not self.hits:
-            return 0.0
-        sim = self.top_similarity
-        # Calibrated on the default embedder: unrelated text scores about 0.1-0.2, a passage
-        # that answers the question usually 0.45 and more.
-        dense = 0.0 if sim is None else min(1.0, max(0.0, (sim - 0.15) / 0.4))
-        if sim is None:
-            return self.keyword_coverage
-        return max(dense, 0.6 * dense + 0.4 * self.keyword_coverage)
-
 
 def terms(text: str) -> list[str]:
     """The content words of a query, lower-case, each once, in order."""

@@ -310,7 +310,7 @@ class Assistant:
         return doc
 
     def retrieve(self, query: str, k: int = 10, mode: str = "hybrid") -> Retrieval:
-        """The hits with the signals an abstain gate needs (`Retrieval.confidence`)."""
+        """The hits with the signals the abstain gate judges them by (`gate.judge`)."""
         from localrag.retrieve import retrieve
 
         return retrieve(self.store, self.embedder, query, k, mode)

@@ -69,8 +69,9 @@ def test_bad_mode_and_empty_query_are_usage_errors(assistant: Assistant) -> None
         assistant.search("   ")
 
 
-def test_confidence_is_higher_on_topic(assistant: Assistant) -> None:
+def test_the_gate_signals_are_higher_on_topic(assistant: Assistant) -> None:
     on = assistant.retrieve("okapi forest giraffe Congo", k=3)
     off = assistant.retrieve("quantum chromodynamics lattice", k=3)
-    assert on.confidence > off.confidence
+    assert on.top_similarity is not None and off.top_similarity is not None
+    assert on.top_similarity > off.top_similarity
     assert on.keyword_coverage == 1.0 and off.keyword_coverage == 0.0

@@ -7,7 +7,7 @@ down, in a temporary folder removed afterwards); then the questions are asked th
   answerable questions, and `answer_in_text`: the share whose gold answer appears in the answer
   (a fairer view of a model that answers in sentences);
 - precision and recall of abstaining, where the unanswerable questions are the positives;
-- hit@k: the gold paragraph among the sources the model was given (none when the confidence
+- hit@k: the gold paragraph among the sources the model was given (none when the abstain
   gate abstained, or when it did not fit the context), and `retrieval_hit_at_k`: among the `k`
   chunks retrieval found, whatever the gate and the context budget did with them;
 - citation precision: the share of cited answers (to answerable questions) whose cited

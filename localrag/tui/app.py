@@ -139,14 +139,16 @@ class LocalragApp(App[None]):
     def report(self, error: BaseException) -> None:
         if isinstance(error, LocalragError):
             self.notify(error.message, title=error.title, severity="error", timeout=10)
-        else:
-            log.error("unexpected error in %s", type(error).__name__, exc_info=error)
-            self.notify(
-                f"{type(error).__name__}: {error}",
-                title="Unexpected error",
-                severity="error",
-                timeout=10,
-            )
+            return
+        # Logged once, with its traceback; the notification itself is not logged again.
+        log.error("unexpected error in %s", type(error).__name__, exc_info=error)
+        super().notify(
+            visible(f"{type(error).__name__}: {error}"),
+            title="Unexpected error",
+            severity="error",
+            timeout=10,
+            markup=False,
+        )
 
     # The vault and the main screen
 
