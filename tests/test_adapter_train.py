@@ -139,7 +139,7 @@ def test_variants_show_each_question_again_with_other_sources(squad: Path) -> No
 
 
 def test_generated_kinds(squad: Path) -> None:
-    made = examples.build(squad, examples.DataPlan(generated=6), seed=1)
+    made = examples.build(squad, examples.DataPlan(generated=6, technical=6), seed=1)
     kinds = examples.kinds(made)
     assert {"yes-no", "steps", "technical", "recording", "injection", "distractors"} <= set(kinds)
     for e in made:

@@ -336,6 +336,9 @@ class DataPlan:
     """Share of SQuAD's unanswerable questions kept. A 135M model cannot tell most of them
     (written to look answerable) from answerable ones: all of them taught the 45-step adapter
     to abstain on 93 % of answerable held-out questions."""
+    technical: int = 0
+    """About this many generated questions on READMEs whose answers are paths, commands and
+    options (a kind of its own, so that adding it left the shipped adapter's data as it was)."""
     variants: int = 1
     """Each SQuAD question is shown this many times, each with other distractors, in another
     order and from other files: more to learn from than repeating the same prompt."""
@@ -371,10 +374,11 @@ def with_generated(base: Sequence[Example], plan: DataPlan, rng: random.Random) 
         answered = [e for e in base if not e.abstains]
         out += synthetic.yes_no(n, rng, fillers)
         out += synthetic.steps(n, rng, fillers)
-        out += synthetic.technical(n, rng, fillers)
         out += synthetic.off_topic(n // 2, rng, fillers)
         out += synthetic.recordings(rng.sample(answered, min(n, len(answered))), rng)
         injected = rng.sample(base, min(n, len(base)))
         out += synthetic.injections(injected, rng)
+    if plan.technical:
+        out += synthetic.technical(plan.technical, rng, synthetic.fillers_from(base, rng))
     rng.shuffle(out)
     return out

@@ -72,6 +72,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="share of a SQuAD file's unanswerable questions to train on (default 1)",
     )
     p.add_argument(
+        "--technical",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add about N generated questions on READMEs answered by a path, command or option",
+    )
+    p.add_argument(
         "--variants",
         type=int,
         default=1,
@@ -157,6 +164,7 @@ def run_train(args: argparse.Namespace) -> int:
         exclude_articles=exclude,
         generated=args.generated,
         unanswerable=args.unanswerable,
+        technical=args.technical,
         variants=args.variants,
     )
     with ExitStack() as stack:
@@ -179,6 +187,7 @@ def run_train(args: argparse.Namespace) -> int:
             "exclude_articles": list(exclude),
             "generated_per_kind": args.generated,
             "unanswerable_share": args.unanswerable,
+            "technical": args.technical,
             "variants": args.variants,
             "kinds": examples.kinds(train_set),
             "validation_kinds": examples.kinds(validation),

@@ -25,7 +25,7 @@ layers="--layers ${LAYERS:-10}"
 [ "${LAYERS:-}" = all ] && layers=""
 
 "$python" -m localrag adapter train "$squad" --no-import --out "$out/adapter" \
-    --exclude-articles "$HELD_OUT" --generated 150 --unanswerable 0.3 \
+    --exclude-articles "$HELD_OUT" --generated 150 --unanswerable 0.3 --max-tokens 448 \
     --rank 8 $layers --batch-size "${BATCH:-4}" --learning-rate 8e-4 --max-steps "${STEPS:-856}" \
     ${MINUTES:+--max-minutes "$MINUTES"} \
     --seed 0 --json \
