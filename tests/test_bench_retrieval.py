@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
 from test_library_cli import tiny_beir
 
-from localrag.bench.retrieval import units
+from localrag.bench.retrieval import child, units
 from localrag.cli import main
 from localrag.settings import Settings
 
@@ -53,3 +55,13 @@ def test_bench_retrieval_runs_fresh_processes_on_an_encrypted_bench_vault(
     assert not vault.read_bytes().startswith(b"SQLite format 3")
     assert main([*argv, "--beir", str(beir), "--json"]) == 0  # built once, reused
     assert json.loads(capsys.readouterr().out)["build_s"] < report["build_s"] + 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_fresh_process_reports_its_own_peak_memory_not_the_benchs() -> None:
+    held = bytearray(400 * 1024 * 1024)
+    held[::4096] = b"\x01" * len(held[::4096])  # touched: resident in this process
+    wall, peak_mb, out = child(["--help"], dict(os.environ))
+    assert "usage: localrag" in out and wall > 0
+    assert 10 < peak_mb < 200, peak_mb  # `localrag --help` alone, not this 400 MB process
+    del held
