@@ -140,10 +140,11 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    met = verdict(report)
     result = {
         "sizes": size,
         "parts": report,
-        "met": verdict(report),
+        "met": met,
         "machine": f"{platform.machine()}, {platform.system()}, {os.cpu_count()} CPUs",
         "seconds": round(time.monotonic() - started, 1),
     }
@@ -151,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         common.print_json(result)
     else:
         print_table(result)
-    return 0 if all(result["met"].values()) else 1
+    return 0 if all(met.values()) else 1
 
 
 def print_table(result: dict[str, Any]) -> None:
