@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run setup models system-packages test test-fast lint check bench clean
+.PHONY: run setup models system-packages test test-fast lint check bench reliability clean
 
 run: setup models
 	$(BIN)/localrag
@@ -61,6 +61,11 @@ lint: setup
 	$(BIN)/mypy
 
 check: lint test
+
+# SIGKILLs, failed writes, hostile files, mutated GGUFs and the network guard at full size (see
+# the README's figures); niced, since it runs for tens of minutes on two cores.
+reliability: system-packages setup models
+	nice -n 19 $(BIN)/localrag bench reliability
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -49,12 +49,6 @@ class _Unit:
     opens_page: bool
 
 
-def _line_of(span: Span, text: str, block_start: int, offset: int) -> int | None:
-    if span.line_start is None:
-        return None
-    return span.line_start + text.count("\n", block_start, offset)
-
-
 def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     pieces, at = [], start
     for m in SENTENCE_END.finditer(text, start, end):
@@ -64,6 +58,38 @@ def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     if at < end:
         pieces.append((at, end))
     return pieces
+
+
+LONG_PIECE_CHARS = 20_000
+"""A sentence longer than this (a table, a list with no stops, one 20 MB line) is sliced at
+whitespace before it is tokenized, so that the tokenizer never holds more than a slice."""
+
+
+def _slices(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    pieces = []
+    while end - start > LONG_PIECE_CHARS:
+        cut = text.rfind(" ", start + LONG_PIECE_CHARS // 2, start + LONG_PIECE_CHARS)
+        cut = cut + 1 if cut > 0 else start + LONG_PIECE_CHARS
+        pieces.append((start, cut))
+        start = cut
+    return [*pieces, (start, end)]
+
+
+class _Lines:
+    """Line numbers of offsets met in increasing order: each newline is counted once (counting
+    from the block's start for every piece was quadratic in a block of a million sentences)."""
+
+    def __init__(self, text: str, span: Span, start: int) -> None:
+        self.text, self.line, self.at = text, span.line_start, start
+
+    def __call__(self, offset: int) -> int | None:
+        if self.line is None:
+            return None
+        if offset >= self.at:
+            self.line += self.text.count("\n", self.at, offset)
+            self.at = offset
+            return self.line
+        return self.line - self.text.count("\n", offset, self.at)
 
 
 def _units(doc: Extracted, tok: Tokenizer, max_tokens: int) -> list[_Unit]:
@@ -76,8 +102,10 @@ def _units(doc: Extracted, tok: Tokenizer, max_tokens: int) -> list[_Unit]:
         opens_page = s.page is not None and s.page != page
         page = s.page
         pieces = [(b0, b1)] if block.is_heading else _sentences(text, b0, b1)
+        pieces = [sliced for a, b in pieces for sliced in _slices(text, a, b)]
+        line_of = _Lines(text, s, b0)
         for i, (a, b) in enumerate(pieces):
-            line_a, line_b = _line_of(s, text, b0, a), _line_of(s, text, b0, b)
+            line_a, line_b = line_of(a), line_of(b)
             sub = Span(
                 page=s.page,
                 line_start=line_a,
@@ -95,15 +123,16 @@ def _units(doc: Extracted, tok: Tokenizer, max_tokens: int) -> list[_Unit]:
         if n <= max_tokens:
             units.append(_Unit(a, b, span, n, heading, para, new_page))
             continue
-        # A sentence longer than a chunk (a table, a list with no stops): cut it by tokens.
+        # A sentence longer than a chunk: cut it by tokens.
         offsets = tok.token_offsets(text[a:b])
+        line_of = _Lines(text, span, a)
         for k in range(0, len(offsets), max_tokens):
             window = offsets[k : k + max_tokens]
             wa, wb = a + window[0][0], a + window[-1][1]
             sub = Span(
                 page=span.page,
-                line_start=_line_of(span, text, a, wa),
-                line_end=_line_of(span, text, a, wb),
+                line_start=line_of(wa),
+                line_end=line_of(wb),
                 char_start=wa,
                 char_end=wb,
                 heading=span.heading,

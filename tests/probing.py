@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PROBE = Path(__file__).parent / "probe"
+import localrag.bench
+
+PROBE = Path(localrag.bench.__file__).parent / "probe"
 _TRACED = "network,open,openat,creat,mkdir,mkdirat,rename,renameat,renameat2,link,symlink"
 _WRITE_FLAGS = ("O_WRONLY", "O_RDWR", "O_CREAT")
 

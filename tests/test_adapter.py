@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -328,3 +329,22 @@ def test_adapter_rm_deletes_the_registry_entry_and_its_blobs_together(
         assert len(store.blobs()) == 2
         assert manage.remove(store, "tone") == ["tone", "tone@v1"]
         assert store.blobs() == [] and Registry(store).listing().adapters == []
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        struct.pack("<IQQQ", 3, 0, 1, 2**63),  # a key 2^63 bytes long
+        struct.pack("<IQQQ", 3, 0, 1, 1) + b"k" + struct.pack("<IIQ", 9, 4, 2**62),  # an array
+        struct.pack("<IQQQ", 3, 1, 0, 1) + b"t" + struct.pack("<I", 2**31),  # 2^31 dimensions
+        struct.pack("<IQQQ", 3, 0, 1, 1) + b"k" + struct.pack("<I", 99),  # an unknown type
+    ],
+    ids=["key length", "array length", "dimensions", "value type"],
+)
+def test_a_corrupt_gguf_header_is_one_clear_error(tmp_path: Path, header: bytes) -> None:
+    """Found by `bench reliability`: corrupted counts made the header reader raise MemoryError
+    and OverflowError (a traceback) instead of an error naming the file."""
+    path = tmp_path / "corrupt.gguf"
+    path.write_bytes(b"GGUF" + header + bytes(64))
+    with pytest.raises(AdapterError, match=r"corrupt\.gguf: not a readable GGUF header"):
+        convert.read_base(path)

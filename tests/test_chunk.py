@@ -85,3 +85,38 @@ def test_pdf_chunks_know_their_page(tmp_path: Path) -> None:
     chunks = chunk(extract(path), TOK, ChunkSettings(max_tokens=200, min_tokens=20))
     assert [c.span.page for c in chunks] == [1, 2, 3]
     assert sentence(25) in chunks[2].text and chunks[2].span.line_start == 6 - 5
+
+
+class _CountingTokenizer:
+    """One token per word, and the longest text it was ever handed."""
+
+    def __init__(self) -> None:
+        self.longest = 0
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        self.longest = max([self.longest, *map(len, texts)])
+        return TOK.count_tokens(texts)
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        self.longest = max(self.longest, len(text))
+        return TOK.token_offsets(text)
+
+
+def test_a_huge_single_line_is_tokenized_in_bounded_slices_and_in_linear_time(
+    tmp_path: Path,
+) -> None:
+    """The reliability bench's 20 MB single line took over 2 minutes and 2.4 GB: the whole line
+    went to the tokenizer at once, and each window's line number was counted from its start."""
+    import time
+
+    path = tmp_path / "line.txt"
+    path.write_text("valve pressure logged " * 200_000 + "\nlast line here\n")  # 4.4 MB
+    doc = extract(path)
+    tok = _CountingTokenizer()
+    started = time.perf_counter()
+    chunks = chunk(doc, tok)
+    assert time.perf_counter() - started < 20
+    assert tok.longest <= 100_000
+    assert sum(c.text.count("valve") for c in chunks) == 200_000
+    assert all(c.span.line_start == c.span.line_end == 1 for c in chunks[:-1])
+    assert chunks[-1].text.endswith("last line here") and chunks[-1].span.line_end == 2

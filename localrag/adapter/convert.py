@@ -84,6 +84,7 @@ class _Header:
     """Just enough of a GGUF header, read fast: gguf's reader takes seconds over the tokenizer."""
 
     def __init__(self, path: Path) -> None:
+        self.size = path.stat().st_size
         with path.open("rb") as f:
             self.f = f
             if f.read(4) != b"GGUF":
@@ -97,12 +98,19 @@ class _Header:
             for _ in range(n_tensors):
                 name = self._string()
                 (n_dims,) = struct.unpack("<I", f.read(4))
-                self.shapes[name] = list(struct.unpack(f"<{n_dims}Q", f.read(8 * n_dims)))
+                self.shapes[name] = list(struct.unpack(f"<{n_dims}Q", self._read(8 * n_dims)))
                 f.read(12)  # type and offset
+
+    def _read(self, n: int) -> bytes:
+        """`n` bytes; a corrupt count or length larger than the file is refused before Python
+        tries to allocate it (MemoryError, OverflowError)."""
+        if n > self.size - self.f.tell():
+            raise struct.error(f"a length of {n:,} bytes runs past the end of the file")
+        return self.f.read(n)
 
     def _string(self) -> str:
         (n,) = struct.unpack("<Q", self.f.read(8))
-        return self.f.read(n).decode("utf-8", errors="replace")
+        return self._read(n).decode("utf-8", errors="replace")
 
     def _value(self, kind: int) -> object:
         if kind == _STRING:
@@ -111,7 +119,7 @@ class _Header:
             sub, n = struct.unpack("<IQ", self.f.read(12))
             if sub in _SCALAR:
                 size = struct.calcsize(_SCALAR[sub])
-                self.f.read(size * n)
+                self._read(size * n)
                 return None
             for _ in range(n):
                 self._value(sub)

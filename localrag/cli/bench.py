@@ -10,7 +10,16 @@ import argparse
 from localrag.cli.common import register_group
 
 # In the order `localrag bench --help` lists them.
-BENCHES: list[str] = ["retrieval", "ingest", "generate", "audio", "vault", "adapter", "tui"]
+BENCHES: list[str] = [
+    "retrieval",
+    "ingest",
+    "generate",
+    "audio",
+    "vault",
+    "adapter",
+    "tui",
+    "reliability",
+]
 
 
 def register(sub: argparse._SubParsersAction) -> None:

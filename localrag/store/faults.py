@@ -23,6 +23,11 @@ class Faults:
 
     fail_writes: bool = False
     """Fail every write from now on (disk full)."""
+    fail_from_write: int | None = None
+    """Fail every write from this one on (counted from 0 in `writes`): a disk that fills up
+    partway through."""
+    writes: int = 0
+    """How many writes were asked for, failed ones included."""
     opened: list[tuple[str | None, int]] = field(default_factory=list)
     """(file name or None for an anonymous temp file, open flags), in order."""
     failed: int = 0
@@ -39,7 +44,11 @@ class _File(apsw.VFSFile):
         super().__init__("", name, flags)
 
     def xWrite(self, data: bytes, offset: int) -> None:
-        if self.faults.fail_writes:
+        faults = self.faults
+        faults.writes += 1
+        if faults.fail_from_write is not None and faults.writes > faults.fail_from_write:
+            faults.fail_writes = True
+        if faults.fail_writes:
             self.faults.failed += 1
             raise apsw.FullError("injected: disk full")
         super().xWrite(data, offset)

@@ -1,4 +1,4 @@
-"""Loaded into every Python process a test starts with `tests/probe` on PYTHONPATH (and so into
+"""Loaded into every Python process started with `localrag/bench/probe` on PYTHONPATH (and so into
 their children): records what each process tried and what it held, in `$LOCALRAG_PROBE_DIR`.
 
 Per process, `<pid>.json`: its argv, `/proc/self/environ` at start and at exit, whether it was
