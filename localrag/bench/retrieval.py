@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -209,47 +208,14 @@ def queries(beir: Path, n: int) -> list[str]:
         return [json.loads(line)["text"] for _, line in zip(range(n), f, strict=False)]
 
 
-_PEAK_MARK = "localrag-bench-peak-kb"
-_WITH_PEAK = f"""
-import atexit, runpy, sys
-
-def peak():
-    try:
-        with open("/proc/self/status") as f:
-            kb = next(line.split()[1] for line in f if line.startswith("VmHWM:"))
-        sys.stderr.write("\\n{_PEAK_MARK} " + kb + "\\n")
-    except (OSError, StopIteration):
-        pass
-
-atexit.register(peak)
-sys.argv[0] = "localrag"
-runpy.run_module("localrag", run_name="__main__")
-"""
-"""Runs `python -m localrag` and, on exit, writes its own peak RSS (VmHWM) to stderr. The
-rusage of a child is no measure on Linux: a process forked from this one starts with this
-one's high-water mark (over 1 GB here once the reference vectors are loaded) and keeps it
-through exec."""
-
-
 def child(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """`python -m localrag ARGV` as a fresh process: (wall s, its peak RSS in MB, stdout)."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _WITH_PEAK, *argv],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    out, err = proc.stdout.read(), proc.stderr.read()  # small outputs: no pipe fills up
-    _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS
-    wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"`localrag {' '.join(argv[:3])}` failed: {err.decode()[-500:]}")
-    marked = re.findall(rf"^{_PEAK_MARK} (\d+)$", err.decode(errors="replace"), re.M)
-    peak_kb = int(marked[-1]) if marked else usage.ru_maxrss  # no /proc: the rusage figure
-    return wall, peak_kb / 1024, out.decode()
+    """`python -m localrag ARGV` as a fresh process: (wall s, its own peak RSS in MB, stdout)."""
+    from localrag.bench import cli_child
+
+    finished = cli_child.run(argv, env)
+    if finished.returncode != 0:
+        raise SystemExit(f"`localrag {' '.join(argv[:3])}` failed: {finished.stderr[-500:]}")
+    return finished.wall_s, finished.peak_rss_bytes / 2**20, finished.stdout
 
 
 def cold_runs(home: Path, texts: list[str]) -> dict[str, Any]:
