@@ -62,8 +62,10 @@ def describe_end(answer: Any | None, cancelled: bool, wrote: bool) -> str:
         parts.append(f"interrupted: {error}")
     elif cancelled:
         parts.append("cancelled")
+    elif getattr(answer, "abstained", False) and not getattr(answer, "tokens", 0):
+        parts.append("no source was close enough to answer from")  # the model was not asked
     elif getattr(answer, "abstained", False):
-        parts.append("no source was good enough to answer from")
+        parts.append("the model found no answer in its sources")
     elif not wrote:
         parts.append("the model wrote nothing")
     timings = timings_line(

@@ -201,3 +201,19 @@ def test_redraws_slow_down_to_a_tenth_of_the_ui_core(monkeypatch: pytest.MonkeyP
     assert pace.every_s == chat.SHOW_EVERY_S
     pace.drawn()
     assert pace.every_s == 1.0
+
+
+def test_the_line_under_a_not_found_answer_says_who_found_nothing() -> None:
+    from types import SimpleNamespace
+
+    from localrag.tui.answer_view import describe_end
+
+    gate = SimpleNamespace(abstained=True, tokens=0, timings_ms=None, tokens_per_s=None)
+    model = SimpleNamespace(abstained=True, tokens=9, timings_ms=None, tokens_per_s=None)
+    assert describe_end(gate, cancelled=False, wrote=True) == (
+        "no source was close enough to answer from"
+    )
+    # Retrieval found sources (jfk.flac at 1.00) and the model still said not found.
+    assert describe_end(model, cancelled=False, wrote=True) == (
+        "the model found no answer in its sources"
+    )
