@@ -102,6 +102,9 @@ def test_an_unanswerable_share_outside_0_to_1_is_refused(
     argv = ["adapter", "train", str(squad), "--no-import", "--out", str(tmp_path / "out")]
     assert main([*argv, "--unanswerable", "1.5"]) == UsageError.exit_code
     assert "--unanswerable 1.5: a share, from 0 to 1" in capsys.readouterr().err
+    for wrong in (["--variants", "0"], ["--max-tokens", "0"]):
+        assert main([*argv, *wrong]) == UsageError.exit_code
+        assert "--variants counts from 1, and --max-tokens from 64" in capsys.readouterr().err
 
 
 def test_the_prompt_is_the_one_ask_builds(squad: Path) -> None:

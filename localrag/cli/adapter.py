@@ -141,7 +141,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise UsageError("--exclude-articles applies to SQuAD files, not --from-set")
     if not 0.0 <= args.unanswerable <= 1.0:
         raise UsageError(f"--unanswerable {args.unanswerable}: a share, from 0 to 1")
-    max_tokens = args.max_tokens or train.TrainConfig.max_tokens
+    max_tokens = train.TrainConfig.max_tokens if args.max_tokens is None else args.max_tokens
     if args.variants < 1 or max_tokens < 64:
         raise UsageError("--variants counts from 1, and --max-tokens from 64")
     _need_train_extra()
