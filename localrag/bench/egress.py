@@ -88,6 +88,7 @@ def run(work: Path, models_dir: Path, update: Callable[[int], None] = print) -> 
                 "exit_code": finished.returncode,
                 "processes": processes,
                 "network_attempts": len(attempts),
+                "attempts": attempts,
                 "files_with_marker": holding_marker([state]),
                 "wall_s": round(finished.wall_s, 1),
                 "error": cli_child.one_line_error(finished) if finished.returncode else None,

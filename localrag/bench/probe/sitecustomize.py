@@ -49,9 +49,12 @@ def _save() -> None:
     if not _FOLDER:
         return
     path = os.path.join(_FOLDER, f"{os.getpid()}.json")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # Written whole, then renamed: a reader never sees half a record (a model worker may still
+    # be exiting when the command that started it has returned).
+    fd = os.open(path + ".part", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(_record, f)
+    os.replace(path + ".part", path)
 
 
 def _refuse(what: str, detail: object) -> OSError:
