@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import localrag
+from localrag.worker.memory import peak_rss_bytes
 
 SOURCE_ROOT = Path(localrag.__file__).resolve().parent.parent
 """So the child imports this very localrag (a checkout or a worktree), not another one."""
@@ -79,7 +80,7 @@ def run(
     assert child.stdout is not None and child.stderr is not None
     outputs = [_Drain(child.stdout), _Drain(child.stderr)]
     deadline = started + (kill_after_s if kill_after_s is not None else timeout_s)
-    peak = _Peak(child.pid)
+    peak: list[int | None] = [None]
     status, usage = _wait(child.pid, deadline, peak)
     if status is None:
         os.kill(child.pid, signal.SIGKILL)
@@ -89,27 +90,8 @@ def run(
     stdout, stderr = (drain.text() for drain in outputs)
     # ru_maxrss is in kilobytes on Linux, bytes on macOS.
     scale = 1 if sys.platform == "darwin" else 1024
-    peak_bytes = peak.bytes if peak.bytes is not None else usage.ru_maxrss * scale
+    peak_bytes = peak[0] if peak[0] is not None else usage.ru_maxrss * scale
     return Finished(child.returncode, stdout, stderr, wall_s, peak_bytes)
-
-
-class _Peak:
-    """The last VmHWM read from /proc/PID/status: the high-water mark of the child's own memory
-    since its exec (monotonic, so the last reading before it exits is its peak)."""
-
-    def __init__(self, pid: int) -> None:
-        self.path = f"/proc/{pid}/status"
-        self.bytes: int | None = None
-
-    def read(self) -> None:
-        try:
-            with open(self.path, encoding="ascii") as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        self.bytes = int(line.split()[1]) * 1024
-                        return
-        except (OSError, ValueError):
-            pass  # not Linux, or the child is gone (a zombie has no VmHWM line)
 
 
 class _Drain:
@@ -130,9 +112,11 @@ class _Drain:
         return self.data.decode(errors="replace")
 
 
-def _wait(pid: int, deadline: float, peak: _Peak) -> tuple[int | None, Any]:
+def _wait(pid: int, deadline: float, peak: list[int | None]) -> tuple[int | None, Any]:
+    """Waits for the child, keeping in `peak[0]` its last VmHWM: the high-water mark of its own
+    memory since its exec (monotonic, so the last reading before it exits is its peak)."""
     while True:
-        peak.read()
+        peak[0] = peak_rss_bytes(pid) or peak[0]  # a zombie has no VmHWM line: keep the last
         done, status, usage = os.wait4(pid, os.WNOHANG)
         if done:
             return status, usage

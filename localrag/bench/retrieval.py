@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from localrag.bench import cli_child
 from localrag.cli import common
 
 BENCH_PASSPHRASE = "localrag bench: public SciFact data"
@@ -210,8 +211,6 @@ def queries(beir: Path, n: int) -> list[str]:
 
 def child(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """`python -m localrag ARGV` as a fresh process: (wall s, its own peak RSS in MB, stdout)."""
-    from localrag.bench import cli_child
-
     finished = cli_child.run(argv, env)
     if finished.returncode != 0:
         raise SystemExit(f"`localrag {' '.join(argv[:3])}` failed: {finished.stderr[-500:]}")
