@@ -75,6 +75,109 @@ def test_docx_paragraphs_and_heading_styles(tmp_path: Path) -> None:
     assert (body.heading, body.line_start) == ("Policy > Leave", 3)
 
 
+NAMESPACES = (
+    f'xmlns:w="{W}" '
+    'xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006" '
+    'xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing" '
+    'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
+    'xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape" '
+    'xmlns:v="urn:schemas-microsoft-com:vml"'
+)
+
+
+def _p(text: str, ppr: str = "") -> str:
+    return f'<w:p>{ppr}<w:r><w:t xml:space="preserve">{text}</w:t></w:r></w:p>'
+
+
+def _item(text: str, num_id: int, level: int = 0) -> str:
+    numpr = f'<w:numPr><w:ilvl w:val="{level}"/><w:numId w:val="{num_id}"/></w:numPr>'
+    return _p(text, f'<w:pPr><w:pStyle w:val="ListParagraph"/>{numpr}</w:pPr>')
+
+
+def _text_box(paragraphs: list[str]) -> str:
+    """A text box as Word 2010 and later write it: the shape, then the same text again as VML
+    for older readers."""
+    content = "<w:txbxContent>" + "".join(_p(t) for t in paragraphs) + "</w:txbxContent>"
+    return (
+        '<w:r><mc:AlternateContent><mc:Choice Requires="wps"><w:drawing><wp:anchor>'
+        "<a:graphic><a:graphicData><wps:wsp><wps:txbx>" + content + "</wps:txbx></wps:wsp>"
+        "</a:graphicData></a:graphic></wp:anchor></w:drawing></mc:Choice><mc:Fallback>"
+        "<w:pict><v:shape><v:textbox>" + content + "</v:textbox></v:shape></w:pict>"
+        "</mc:Fallback></mc:AlternateContent></w:r>"
+    )
+
+
+NUMBERING = (
+    f'<w:numbering xmlns:w="{W}">'
+    '<w:abstractNum w:abstractNumId="0">'
+    '<w:lvl w:ilvl="0"><w:start w:val="1"/><w:numFmt w:val="decimal"/>'
+    '<w:lvlText w:val="%1."/></w:lvl>'
+    '<w:lvl w:ilvl="1"><w:start w:val="1"/><w:numFmt w:val="lowerLetter"/>'
+    '<w:lvlText w:val="%2)"/></w:lvl>'
+    "</w:abstractNum>"
+    '<w:abstractNum w:abstractNumId="1">'
+    '<w:lvl w:ilvl="0"><w:numFmt w:val="bullet"/><w:lvlText w:val="\uf0b7"/></w:lvl>'
+    "</w:abstractNum>"
+    '<w:num w:numId="3"><w:abstractNumId w:val="0"/></w:num>'
+    '<w:num w:numId="4"><w:abstractNumId w:val="1"/></w:num>'
+    "</w:numbering>"
+)
+
+
+def test_a_word_layout_reads_once_in_order(tmp_path: Path) -> None:
+    """A text box, a table, numbered and bulleted lists and a line break, marked up as Word
+    writes them: each text once, in reading order, items numbered as Word shows them."""
+    cell = "<w:tc>{}</w:tc>"
+    table = (
+        "<w:tbl><w:tr>"
+        + cell.format(_p("Tool"))
+        + cell.format(_p("Version"))
+        + "</w:tr><w:tr>"
+        + cell.format(_p("Excel"))
+        + cell.format(_p("2019") + _p("or later"))
+        + "</w:tr></w:tbl>"
+    )
+    body = (
+        _p("Course outline", '<w:pPr><w:pStyle w:val="Heading1"/></w:pPr>')
+        + "<w:p><w:r><w:t>Before you start.</w:t></w:r>"
+        + _text_box(["Tools required: Excel", "Prerequisites: None"])
+        + "</w:p>"
+        + table
+        + _item("Open the workbook", 3)
+        + _item("Check the totals", 3)
+        + _item("the row sums", 3, level=1)
+        + _item("the column sums", 3, level=1)
+        + _item("Save it", 3)
+        + _item("Bring a laptop", 4)
+        + "<w:p><w:r><w:t>First line</w:t><w:br/><w:t>second line</w:t></w:r></w:p>"
+    )
+    xml = f"<w:document {NAMESPACES}><w:body>{body}</w:body></w:document>"
+    path = write_docx(tmp_path / "course.docx", xml.encode(), NUMBERING.encode())
+    doc = extract(path)
+    assert block_texts(doc) == [
+        "Course outline",
+        "Before you start.",
+        "Tools required: Excel",
+        "Prerequisites: None",
+        "Tool | Version",
+        "Excel | 2019 or later",
+        "1. Open the workbook",
+        "2. Check the totals",
+        "a) the row sums",
+        "b) the column sums",
+        "3. Save it",
+        "• Bring a laptop",
+        "First line\nsecond line",
+    ]
+    assert doc.text.count("Prerequisites") == 1
+    assert doc.blocks[-1].span.heading == "Course outline"
+
+
+def test_a_docx_without_numbering_part_still_reads_its_list_items(tmp_path: Path) -> None:
+    xml = f"<w:document {NAMESPACES}><w:body>{_item('Only item', 7)}</w:body></w:document>"
+    assert block_texts(extract(write_docx(tmp_path / "l.docx", xml.encode()))) == ["Only item"]
+
+
 def test_pdf_text_by_page_and_line(tmp_path: Path) -> None:
     path = make_pdf(
         tmp_path / "report.pdf", [["Cover page"], ["Intro line", "The lathe needs oil."]]

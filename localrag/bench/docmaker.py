@@ -103,8 +103,10 @@ def make_docx(path: Path, paragraphs: list[tuple[str | None, str]]) -> Path:
     return write_docx(path, document.encode())
 
 
-def write_docx(path: Path, document_xml: bytes) -> Path:
+def write_docx(path: Path, document_xml: bytes, numbering_xml: bytes | None = None) -> Path:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("[Content_Types].xml", CONTENT_TYPES)
         z.writestr("word/document.xml", document_xml)
+        if numbering_xml is not None:
+            z.writestr("word/numbering.xml", numbering_xml)
     return path
