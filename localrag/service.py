@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # heavy modules, imported on first use
     from localrag.embed import Embedder
     from localrag.evaluate.compare import Progress as CompareProgress
     from localrag.evaluate.make_qa import MakeProgress
+    from localrag.folders import Folder
     from localrag.records import Segment
     from localrag.transcribe import TranscribeEvent, Transcriber
 
@@ -297,6 +298,38 @@ class Assistant:
 
     def documents(self) -> list[Document]:
         return list(self.store.documents())
+
+    def folders(self) -> list[Folder]:
+        from localrag import folders
+
+        return folders.registered(self.store)
+
+    def watch_folder(self, path: Path, ignore: list[str] | None = None) -> Folder:
+        """Register a folder to keep in sync (`sync`, `watch`); its documents come with `sync`."""
+        from localrag import folders
+
+        return folders.register(self.store, path, ignore or [], self.settings.home)
+
+    def unwatch_folder(self, path: Path | str, forget: bool = False) -> tuple[Folder, int]:
+        """Stop watching a folder; `forget` also deletes its documents (how many is returned)."""
+        from localrag import folders
+
+        return folders.unregister(self.store, path, forget)
+
+    def sync(self) -> Iterator[IngestEvent]:
+        """Bring the vault in line with the watched folders: new, changed and moved files
+        indexed, the documents of deleted or ignored files removed completely."""
+        from localrag import folders
+
+        return folders.sync(self.store, self.add, self.settings.home)
+
+    def watch(
+        self, stop: threading.Event, interval: float = 2.0, quiet: float = 1.0
+    ) -> Iterator[IngestEvent]:
+        """Sync, then sync again whenever the watched folders change, until `stop` is set."""
+        from localrag import folders
+
+        return folders.watch(self.store, self.sync, self.settings.home, stop, interval, quiet)
 
     def remove(self, id_or_path: str, history: str = "scrub") -> Document:
         """Delete a document completely (chunks, vectors, keyword index, transcript), and

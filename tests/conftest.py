@@ -60,3 +60,21 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: refuse(None, *a))
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: refuse(None, *a))
     return attempts
+
+
+@pytest.fixture
+def vault(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A vault created with `localrag init`, its passphrase in the environment."""
+    from localrag.cli import main
+
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", "correct horse")
+    assert main(["init"]) == 0
+    capsys.readouterr()
+
+
+@pytest.fixture
+def hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast fake embedder in place of the real one."""
+    from localrag import embed
+
+    monkeypatch.setattr(embed, "from_settings", lambda settings, **_: embed.HashingEmbedder())

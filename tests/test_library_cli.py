@@ -10,23 +10,9 @@ import pytest
 from docmaker import make_docx, make_pdf
 from rich.console import Console
 
-from localrag import embed
 from localrag.cli import main
 from localrag.cli.library import _Bar
-from localrag.embed import HashingEmbedder
 from localrag.records import IngestEvent
-
-
-@pytest.fixture
-def vault(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("LOCALRAG_PASSPHRASE", "correct horse")
-    assert main(["init"]) == 0
-    capsys.readouterr()
-
-
-@pytest.fixture
-def hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embed, "from_settings", lambda settings, **_: HashingEmbedder())
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, object]:

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "tui",
     "vault",
     "library",
+    "folders",
     "audio",
     "ask",
     "adapter",

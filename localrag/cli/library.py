@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:  # rich costs a fresh `localrag search` about 50 ms it does no
     from rich.console import Console
     from rich.progress import TaskID
 
-FINAL = ("added", "updated", "unchanged", "moved", "failed", "skipped")
+FINAL = ("added", "updated", "unchanged", "moved", "removed", "failed", "skipped")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -110,7 +111,7 @@ class _Bar:
             self.recording = None
         size = self.sizes.get(e.path, 0)
         if e.final:
-            self.files += e.status != "skipped"
+            self.files += e.status not in ("skipped", "removed")
             self.done_bytes += size
             if e.status in ("added", "updated"):
                 self.chunks += e.chunks_total
@@ -142,44 +143,45 @@ class _Bar:
 
 
 def run_add(args: argparse.Namespace) -> int:
+    with open_assistant(args) as assistant:
+        return report_ingest(args, assistant.add(args.paths), _sizes(args.paths))
+
+
+def report_ingest(
+    args: argparse.Namespace, events: Iterable[IngestEvent], sizes: dict[str, int]
+) -> int:
+    """Show the progress of `add` or `sync` on stderr, one line per failed file, then a summary
+    (or, with --json, every file's outcome); the exit code says whether a file failed."""
     from rich.console import Console
 
     console = Console(stderr=True)
+
+    def say(line: str) -> None:
+        if not args.json:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+
     results: dict[str, list[dict[str, Any]]] = {status: [] for status in FINAL}
     started = time.perf_counter()
-    with open_assistant(args) as assistant:
-        bar = _Bar(console, _sizes(args.paths), enabled=not args.json)
-        with bar.progress:
-            for e in assistant.add(args.paths):
-                bar.update(e)
-                if not e.final:
-                    continue
-                entry: dict[str, Any] = {"path": e.path}
-                if e.status in ("failed", "skipped"):
-                    entry["reason"] = e.detail
-                    if not args.json:
-                        console.print(
-                            f"{e.status}: {visible(e.detail or '')}",
-                            markup=False,
-                            highlight=False,
-                            soft_wrap=True,
-                        )
-                else:
-                    entry["doc_id"] = e.doc_id
-                if e.status in ("added", "updated"):
-                    entry["chunks"] = e.chunks_total
-                    if e.detail:  # a notice, e.g. a recording with no speech
-                        entry["notice"] = e.detail
-                        if not args.json:
-                            console.print(
-                                f"{one_line(e.path)}: {visible(e.detail)}",
-                                markup=False,
-                                highlight=False,
-                                soft_wrap=True,
-                            )
-                if e.status == "moved":
-                    entry["from"] = e.detail
-                results[e.status].append(entry)
+    bar = _Bar(console, sizes, enabled=not args.json)
+    with bar.progress:
+        for e in events:
+            bar.update(e)
+            if not e.final:
+                continue
+            entry: dict[str, Any] = {"path": e.path}
+            if e.status in ("failed", "skipped"):
+                entry["reason"] = e.detail
+                say(f"{e.status}: {visible(e.detail or '')}")
+            else:
+                entry["doc_id"] = e.doc_id
+            if e.status in ("added", "updated"):
+                entry["chunks"] = e.chunks_total
+                if e.detail:  # a notice, e.g. a recording with no speech
+                    entry["notice"] = e.detail
+                    say(f"{one_line(e.path)}: {visible(e.detail)}")
+            if e.status == "moved":
+                entry["from"] = e.detail
+            results[e.status].append(entry)
     elapsed = time.perf_counter() - started
     if args.json:
         print_json({**results, "elapsed_s": round(elapsed, 2)})

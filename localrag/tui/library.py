@@ -1,4 +1,5 @@
-"""The library: the documents in the vault; add files or folders, delete with a confirmation."""
+"""The library: the documents in the vault; add files or folders, delete with a confirmation;
+the watched folders kept in sync while the app runs."""
 
 from __future__ import annotations
 
@@ -52,6 +53,26 @@ class LibraryPane(Vertical):
     def on_mount(self) -> None:
         self.query_one("#ingest").display = False
         self.reload()
+        self.keep_in_sync()
+
+    def keep_in_sync(self) -> None:
+        """While the app runs, the watched folders (`localrag folders add`) stay in sync: a file
+        added, changed, moved or deleted on disk shows here after its change settles."""
+        assistant = self.app.assistant  # type: ignore[attr-defined]
+        stopping = self.app.stopping  # type: ignore[attr-defined]
+
+        def work() -> None:
+            if not assistant.folders():
+                return
+            events = assistant.watch(stopping)
+            for event in events:
+                if stopping.is_set():
+                    events.close()
+                    break
+                if event.status != "unchanged":
+                    self.post_message(Ingested(event))
+
+        self.app.background(work, name="watch", group="watch")  # type: ignore[attr-defined]
 
     def reload(self) -> None:
         assistant = self.app.assistant  # type: ignore[attr-defined]
@@ -138,6 +159,7 @@ class LibraryPane(Vertical):
         row = self.row_for(event.path)
         if row is None:
             row = FileProgress(event.path)
+            self.query_one("#ingest").display = True
             await self.query_one("#ingest", VerticalScroll).mount(row)
             self.query_one("#ingest", VerticalScroll).scroll_end(animate=False)
         row.update_from(event)

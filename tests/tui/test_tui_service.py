@@ -113,3 +113,25 @@ async def test_a_model_worker_crash_is_a_notification_and_the_next_question_is_a
         assert app.screen.query(AnswerView).last().answer_text.startswith("All good")
         [conversation] = app.assistant.conversations()
         assert conversation.turn_count == 4  # both exchanges, in one conversation
+
+
+async def test_the_app_keeps_a_watched_folder_in_sync(settings: Settings, tmp_path: Path) -> None:
+    from localrag.service import Assistant
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "tea.md").write_text("Green tea steeps for two minutes.\n", encoding="utf-8")
+    passphrase = bytearray(PASSPHRASE.encode())
+    with Assistant.create(settings, passphrase, embedder=HashingEmbedder()) as assistant:
+        assistant.watch_folder(docs)  # registered only: the app indexes it when it opens
+    app = build_app(vault=vault(settings))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*PASSPHRASE, "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "unlocked")
+        await pilot.press("f2")
+        await wait_until(pilot, lambda: names(app) == ["tea.md"], "the folder indexed", 30)
+        (docs / "kettle.txt").write_text("The kettle is blue.\n", encoding="utf-8")
+        await wait_until(pilot, lambda: "kettle.txt" in names(app), "a new file picked up", 30)
+        (docs / "tea.md").unlink()
+        await wait_until(pilot, lambda: names(app) == ["kettle.txt"], "a deleted file gone", 30)
+        assert notifications(pilot) == []

@@ -18,6 +18,7 @@ from localrag.adapter.merge import MergeProgress
 from localrag.adapter.registry import AdapterInfo, Listing, Version, check_name
 from localrag.answer import Answer, citation_dict
 from localrag.errors import AdapterError, LocalragError, UsageError, WrongPassphrase
+from localrag.folders import Folder
 from localrag.prompt import Source
 from localrag.records import Chunk, Conversation, Document, Hit, IngestEvent, Segment, Span, Turn
 
@@ -102,6 +103,9 @@ class FakeAssistant:
             yield IngestEvent(
                 p, "added", doc_id=doc.id, chunks_done=3, chunks_total=3, fraction=1.0
             )
+
+    def folders(self) -> list[Folder]:
+        return []
 
     def remove(self, id_or_path: str) -> Document:
         doc = next(d for d in self.docs if str(d.id) == id_or_path or d.path == id_or_path)
