@@ -28,14 +28,15 @@ $(STAMP): pyproject.toml requirements.lock packaging/build_llama.py
 models: setup
 	$(BIN)/localrag models pull
 
-# Programs the tests run, each from the Debian package of the same name: espeak-ng speaks the
-# sentences of the audio tests. Installed with apt-get where there is one; elsewhere we say what.
-TEST_PROGRAMS := espeak-ng
+# Programs the tests run, as program:Debian package: espeak-ng speaks the sentences of the audio
+# tests; tesseract reads scanned pages (users need it only for scans and images). Installed with
+# apt-get where there is one; elsewhere we say what.
+TEST_PROGRAMS := espeak-ng:espeak-ng tesseract:tesseract-ocr
 
 system-packages:
 	@missing=""; \
-	for program in $(TEST_PROGRAMS); do \
-		command -v $$program >/dev/null 2>&1 || missing="$$missing $$program"; \
+	for entry in $(TEST_PROGRAMS); do \
+		command -v $${entry%%:*} >/dev/null 2>&1 || missing="$$missing $${entry#*:}"; \
 	done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if command -v apt-get >/dev/null 2>&1; then \

@@ -88,8 +88,26 @@ def run_checks(settings: Settings) -> list[Check]:
         )
     )
     checks.append(Check("network", True, "not needed: nothing is fetched at run time"))
+    checks.append(check_ocr())
     checks.append(check_generation(settings))
     return checks
+
+
+def check_ocr() -> Check:
+    """OCR is optional (only scans and images need it); a model that fails its hash is not."""
+    import shutil
+
+    from localrag.ingest import ocr
+
+    name = "ocr (scanned pages, images)"
+    try:
+        engine = ocr.engine()
+    except ocr.Unavailable as exc:
+        absent = shutil.which("tesseract") is None
+        return Check(
+            name, absent, f"optional, not installed: {ocr.INSTALL_HINT}" if absent else exc.message
+        )
+    return Check(name, True, f"{engine.version}, {ocr.LANGUAGE} model verified")
 
 
 CPU_FLAGS = ("avx2", "avx512f", "amx_tile", "amx_int8", "amx_bf16")

@@ -37,7 +37,7 @@ class NewDocument:
     sha256: str
     """Hash of the file's bytes: unchanged files are skipped, moved ones recognised."""
     kind: str
-    """txt, md, html, pdf, docx or audio."""
+    """txt, md, html, pdf, docx, audio or image."""
     size_bytes: int
     """Size of the source file."""
     title: str = ""

@@ -40,14 +40,14 @@ def mixed_folder(root: Path) -> Path:
 def test_add_search_docs_rm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     docs = mixed_folder(tmp_path / "docs")
     (docs / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
-    (docs / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    (docs / "photo.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
     code, summary = run_json(capsys, "add", str(docs))
     assert code != 0  # one file failed
     assert isinstance(summary, dict)
     assert len(summary["added"]) == 5
     assert [f["path"] for f in summary["failed"]] == [str(docs / "broken.pdf")]
     assert "broken.pdf" in summary["failed"][0]["reason"]
-    assert [f["path"] for f in summary["skipped"]] == [str(docs / "photo.jpg")]
+    assert [f["path"] for f in summary["skipped"]] == [str(docs / "photo.heic")]
 
     code, again = run_json(capsys, "add", str(docs / "report.pdf"))
     assert code == 0 and isinstance(again, dict) and len(again["unchanged"]) == 1

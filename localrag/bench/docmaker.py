@@ -5,6 +5,7 @@ from __future__ import annotations
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Any
 
 
 def _escape(text: str) -> str:
@@ -110,3 +111,72 @@ def write_docx(path: Path, document_xml: bytes, numbering_xml: bytes | None = No
         if numbering_xml is not None:
             z.writestr("word/numbering.xml", numbering_xml)
     return path
+
+
+def _font_file() -> str:
+    """DejaVu Sans, which matplotlib (a dependency) ships: the same glyphs on every machine."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("matplotlib")
+    assert spec is not None and spec.origin is not None
+    return str(Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf")
+
+
+def render_page(lines: list[str], width: int = 1240, font_px: int = 30) -> Any:
+    """A white page with `lines` in black (a PIL grayscale image): a scan of known text, at
+    about 150 dpi for an A4 width of 1240 pixels."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(_font_file(), font_px)
+    step = int(font_px * 1.6)
+    image = Image.new("L", (width, max(step * (len(lines) + 4), width * 7 // 5)), 255)
+    draw = ImageDraw.Draw(image)
+    for i, line in enumerate(lines):
+        draw.text((font_px * 3, step * (i + 2)), line, font=font, fill=0)
+    return image
+
+
+def png_bytes(image: Any) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def make_scanned_pdf(path: Path, pages: list[Any]) -> Path:
+    """A PDF whose pages are images (grayscale PIL images) with no text layer, as a scanner
+    writes them; a page given as a list of lines is typed text instead."""
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    kids = []
+    for page in pages:
+        kids.append(f"{len(objects) + 1} 0 R")
+        if isinstance(page, list):
+            text = " ".join(f"({_escape(line)}) Tj T*" for line in page)
+            objects.append(
+                f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents "
+                f"{len(objects) + 2} 0 R /Resources << /Font << /F1 3 0 R >> >> >>".encode()
+            )
+            objects.append(stream(f"BT /F1 11 Tf 14 TL 72 760 Td {text} ET".encode("latin-1")))
+            continue
+        width, height = (n * 72 // 150 for n in page.size)
+        image_id, content_id = len(objects) + 3, len(objects) + 2
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {width} {height}] /Resources "
+            f"<< /XObject << /Im0 {image_id} 0 R >> >> /Contents {content_id} 0 R >>".encode()
+        )
+        objects.append(stream(f"q {width} 0 0 {height} 0 0 cm /Im0 Do Q".encode()))
+        pixels = zlib.compress(page.tobytes())
+        objects.append(
+            f"<< /Type /XObject /Subtype /Image /Width {page.size[0]} /Height {page.size[1]} "
+            f"/ColorSpace /DeviceGray /BitsPerComponent 8 /Filter /FlateDecode "
+            f"/Length {len(pixels)} >>\nstream\n".encode()
+            + pixels
+            + b"\nendstream"
+        )
+    objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(kids)} >>".encode()
+    return write_pdf(path, objects)

@@ -31,7 +31,9 @@ FINAL = ("added", "updated", "unchanged", "moved", "removed", "failed", "skipped
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("add", help="add files and folders (txt, md, html, pdf, docx, audio)")
+    p = sub.add_parser(
+        "add", help="add files and folders (txt, md, html, pdf, docx, images, audio)"
+    )
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     add_passphrase_file(p)
     add_json(p)

@@ -17,6 +17,7 @@ from localrag.ingest.audio import AUDIO_EXTENSIONS, read_audio_file
 from localrag.ingest.base import Block, Extracted, Limits, Progress, TextBuilder
 from localrag.ingest.docx import read_docx
 from localrag.ingest.html import read_html
+from localrag.ingest.image import IMAGE_EXTENSIONS, read_image
 from localrag.ingest.pdf import read_pdf
 from localrag.ingest.text import read_md, read_txt
 
@@ -38,7 +39,7 @@ class Format:
     """A kind of file localrag can read."""
 
     kind: str
-    """Stored as the document's kind: txt, md, html, pdf, docx, audio."""
+    """Stored as the document's kind: txt, md, html, pdf, docx, audio, image."""
     reader: Callable[..., Iterator[Progress | Extracted]]
     """`reader(path, limits, **parts)`."""
     needs: tuple[str, ...] = ()
@@ -73,3 +74,4 @@ register(Format("html", read_html), ".html", ".htm", ".xhtml")
 register(Format("pdf", read_pdf), ".pdf")
 register(Format("docx", read_docx), ".docx")
 register(Format("audio", read_audio_file, ("transcriber",)), *AUDIO_EXTENSIONS)
+register(Format("image", read_image), *IMAGE_EXTENSIONS)

@@ -1,4 +1,5 @@
-"""PDF: text page by page with pypdf, in a child process that is stopped at the time limit.
+"""PDF: text page by page with pypdf, in a child process that is stopped at the time limit; a
+page without a text layer (a scan) is read by OCR from its largest image.
 
 pypdf's caps on what one stream may inflate to (PDF bombs) are set to
 `Limits.max_decompressed_bytes` (its own default is 75 MB); the page count is limited here; a child
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from localrag.errors import IngestError
+from localrag.ingest import ocr
 from localrag.ingest.base import Extracted, Limits, Progress, TextBuilder
 from localrag.ingest.text import read_bytes
 
@@ -74,9 +76,30 @@ def _send_pages(reader: Any, limits: Limits, conn: Any) -> None:
         if chars > limits.max_text_chars:
             conn.send(("error", f"more than {limits.max_text_chars:,} characters of text"))
             return
-        conn.send(("page", n, total, text))
+        if text.strip():
+            conn.send(("page", n, total, text))
+        else:
+            conn.send(("scan", n, total, _page_image(page)))
     meta = reader.metadata
     conn.send(("done", str(meta.title or "") if meta else ""))
+
+
+def _page_image(page: Any) -> bytes | None:
+    """The largest image of a page without text, as PNG (what a scanner puts on a page), or
+    None if it has none or it cannot be decoded."""
+    import io
+
+    try:
+        images = [image.image for image in page.images if image.image is not None]
+    except Exception:  # pypdf raises what its image decoders raise; the page just has no text
+        log.debug("no image decoded on a page", exc_info=True)
+        return None
+    if not images:
+        return None
+    largest = max(images, key=lambda image: image.size[0] * image.size[1])
+    out = io.BytesIO()
+    largest.save(out, "PNG")
+    return out.getvalue()
 
 
 def _add_page(builder: TextBuilder, n: int, text: str) -> None:
@@ -116,6 +139,8 @@ def read_pdf(path: Path, limits: Limits) -> Iterator[Progress | Extracted]:
     end = time.monotonic() + limits.max_seconds
     pages = 0
     title = ""
+    unread: list[str] = []  # why scanned pages could not be read, one entry per page
+    scanned = 0
     try:
         while True:
             left = end - time.monotonic()
@@ -132,9 +157,18 @@ def read_pdf(path: Path, limits: Limits) -> Iterator[Progress | Extracted]:
             if message[0] == "done":
                 title = message[1]
                 break
-            _, n, total, text = message
+            kind, n, total, content = message
             pages = total
-            _add_page(builder, n, text)
+            if kind == "page":
+                _add_page(builder, n, content)
+            elif content is not None:
+                try:
+                    lines = ocr.recognize(content, end - time.monotonic(), f"{path}, page {n}")
+                except ocr.Unavailable as exc:
+                    unread.append(exc.message)
+                else:
+                    ocr.add_lines(builder, lines, page=n)
+                    scanned += 1
             yield Progress(n / max(total, 1))
     finally:
         parent.close()
@@ -142,7 +176,11 @@ def read_pdf(path: Path, limits: Limits) -> Iterator[Progress | Extracted]:
             process.kill()
         process.join(5)
     if not builder.blocks:
-        raise IngestError(
-            f"{path}: no extractable text (a scan needs OCR first, or its text is undecodable)"
-        )
-    yield builder.build(title, pages=pages)
+        reason = unread[0] if unread else "its text is undecodable"
+        raise IngestError(f"{path}: no extractable text ({reason})")
+    meta: dict[str, Any] = {"pages": pages}
+    if scanned:
+        meta["ocr_pages"] = scanned
+    if unread:
+        meta["notice"] = f"{len(unread)} scanned pages not read: {unread[0]}"
+    yield builder.build(title, **meta)
