@@ -126,3 +126,16 @@ def test_an_image_claiming_a_huge_canvas_is_refused_before_ocr(tmp_path: Path) -
     (tmp_path / "fake.jpg").write_bytes(b"not an image at all")
     with pytest.raises(IngestError, match="not a PNG, JPEG or TIFF"):
         extract(tmp_path / "fake.jpg")
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "TIFF"])
+def test_the_pixel_size_comes_from_the_header(fmt: str, tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    from localrag.ingest.image import pixel_size
+
+    out = io.BytesIO()
+    Image.new("L", (300, 200), 255).save(out, fmt)
+    assert pixel_size(tmp_path / f"x.{fmt.lower()}", out.getvalue()) == (300, 200)
