@@ -31,11 +31,15 @@ CHATML = (
 
 @dataclass(frozen=True)
 class Grounding:
-    """What an answer must be grounded in: it copies a span of one of these `sources` (numbered
-    from 1 as in the prompt) and cites it, or it begins the `refusal` sentence."""
+    """What an answer from sources is held to: with `copy_spans`, it copies a span of one of
+    these `sources` (numbered from 1 as in the prompt) and cites it, or it begins the `refusal`
+    sentence; with an `abstain_margin`, it begins the refusal only if the model likes that
+    beginning by more than this many logits over its likeliest answer."""
 
     sources: tuple[str, ...]
     refusal: str
+    copy_spans: bool = True
+    abstain_margin: float = 0.0
 
 
 class Generator(Protocol):

@@ -242,8 +242,10 @@ class Assistant:
             store.add_turn(answer.conversation_id, "assistant", answer.text(), citations)
 
         grounding = None
-        if sources and self.settings.grounded_answers:
-            grounding = Grounding(tuple(s.text for s in sources), NOT_FOUND)
+        s = self.settings
+        if sources and (s.grounded_answers or s.abstain_margin > 0):
+            texts = tuple(source.text for source in sources)
+            grounding = Grounding(texts, NOT_FOUND, s.grounded_answers, s.abstain_margin)
         return Answer(
             None
             if abstain

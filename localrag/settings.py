@@ -83,7 +83,14 @@ def default_models_dir(home: Path) -> Path:
     return home / "models"
 
 
-TUNABLE = ("top_k", "source_words", "max_answer_tokens", "context_tokens", "grounded_answers")
+TUNABLE = (
+    "top_k",
+    "source_words",
+    "max_answer_tokens",
+    "context_tokens",
+    "grounded_answers",
+    "abstain_margin",
+)
 """Settings that config.toml may set at its top level."""
 
 
@@ -128,6 +135,9 @@ class Settings:
     """An answer from sources copies its span from one of them (decode-time grounding, see
     `localrag.grounding`). Off by default: the base model, not trained to answer with a short
     span, then stops mid-sentence where it would leave the source's words."""
+    abstain_margin: float = 0.0
+    """With sources, the model's answer begins with the not-found sentence only if that beats
+    its likeliest answer by more than this many logits (0: whichever it likes best)."""
     models_dir_pinned: bool = False
     """Whether config.toml names `[models] dir`: `save` keeps it even where it equals the default,
     since a pinned folder wins over `LOCALRAG_MODELS` and the checkout."""

@@ -155,3 +155,31 @@ def test_a_new_vault_holds_the_merged_default_answer_model(
     assert main(["adapter", "rollback"]) == 0
     capsys.readouterr()
     assert ask()["adapter"] == "answer@v1"
+
+
+@pytest.mark.models
+@pytest.mark.usefixtures("vault")
+def test_an_abstain_margin_answers_what_the_model_would_refuse(
+    real_models: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shipped answer model refuses "When does the lathe need oil?" from a source that says;
+    with a margin it writes its likeliest grounded answer instead."""
+    from localrag.settings import Settings
+
+    doc = tmp_path / "workshop.md"
+    doc.write_text(
+        "# Workshop\n\nThe lathe in the workshop is painted green and needs oil every Tuesday.\n"
+    )
+    assert main(["add", str(doc)]) == 0
+    capsys.readouterr()
+    config = Settings.load().home / "config.toml"
+
+    def ask(margin: float) -> dict[str, object]:
+        config.write_text(f"abstain_margin = {margin}\ngrounded_answers = true\n")
+        assert main(["ask", "--json", "When does the lathe need oil?"]) == 0
+        return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]
+
+    refused, answered = ask(0), ask(1000)
+    assert refused["abstained"] is True and refused["adapter"] == "answer@v1"
+    assert answered["abstained"] is False
+    assert str(answered["answer"]).startswith("every Tuesday")

@@ -112,6 +112,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="decode-time grounding: the answer is copied from a source (default: as config.toml)",
     )
     p.add_argument(
+        "--abstain-margin",
+        type=float,
+        metavar="LOGITS",
+        help="the model refuses only when that beats its best answer by this many logits "
+        "(default: as config.toml)",
+    )
+    p.add_argument(
         "--articles", metavar="TITLE,...", help="ask only the questions of these articles"
     )
     p.add_argument(
@@ -160,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
 
     s = settings(args)
     s = s.with_changes(grounded_answers=args.grounded or s.grounded_answers)
+    if args.abstain_margin is not None:
+        s = s.with_changes(abstain_margin=args.abstain_margin)
     paragraphs, questions = load_squad(args.squad)
     if args.articles:
         questions = of_articles(questions, args.articles)
@@ -198,6 +207,7 @@ def run(args: argparse.Namespace) -> int:
         "model": models.active_name(s, "llm"),
         "retrieval": args.retrieval,
         "grounded": s.grounded_answers,
+        "abstain_margin": s.abstain_margin,
         "k": k,
         **summarize(runs["base"], args.retrieval),
     }

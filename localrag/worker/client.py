@@ -232,7 +232,12 @@ class ModelWorker:
             "max_tokens": max_tokens,
         }
         if grounding is not None:
-            request["ground"] = {"sources": list(grounding.sources), "refusal": grounding.refusal}
+            request["ground"] = {
+                "sources": list(grounding.sources),
+                "refusal": grounding.refusal,
+                "copy_spans": grounding.copy_spans,
+                "abstain_margin": grounding.abstain_margin,
+            }
         self._send(request)
         return TokenStream(self, request_id)
 

@@ -284,18 +284,50 @@ class Runtime:
         )
         return guard.first_allowed(text, candidates)
 
+    def _answer_rather_than(
+        self, token: int, refusal: str, margin: float, guard: SpanGuard | None
+    ) -> int:
+        """`token`, unless it begins the refusal and an answer's first token (grounded, with a
+        guard) is within `margin` logits of it: then that one. A 135M model refuses on text it
+        reads badly even when the answer is there; SQuAD 2.0 systems likewise answer unless the
+        "no answer" score beats the best span's by a tuned margin."""
+        said = refusal.lower()
+
+        def refuses(t: int) -> bool:
+            piece = self.piece(t).decode("utf-8", "ignore").strip().lower()
+            return not piece or said.startswith(piece)
+
+        if not refuses(token):
+            return token
+        logits = self.logits()
+        floor = logits[token] - margin
+        top = np.argpartition(-logits, GROUNDED_CANDIDATES)[:GROUNDED_CANDIDATES]
+        for t in sorted(top.tolist(), key=lambda t: -logits[t]):
+            if logits[t] < floor:
+                break
+            if refuses(t) or llama_cpp.llama_vocab_is_eog(self.vocab, t):
+                continue
+            piece = self.piece(t).decode("utf-8", "ignore")
+            if guard is None or guard.allows(piece):
+                return int(t)
+        return token
+
     def generate(
         self,
         messages: Sequence[Message],
         max_tokens: int,
         on_prompt: Callable[[int, int], None] | None = None,
         guard: SpanGuard | None = None,
+        refusal: str = "",
+        abstain_margin: float = 0.0,
     ) -> Iterator[str]:
         """The greedy answer, one text piece per token ("" while a character is incomplete).
 
         Greedy, so answers are reproducible; no repeat penalty, which would push the model away
         from copying a date or a name exactly as the source has it. With a `guard`, only tokens
-        that keep the answer grounded in the sources are chosen. Stops at an end-of-generation
+        that keep the answer grounded in the sources are chosen. With an `abstain_margin`, the
+        first token begins the `refusal` only if it beats the likeliest other beginning by more
+        than that many logits. Stops at an end-of-generation
         token, at `max_tokens`, at the end of the context, in a loop, when no grounded token is
         likely, or when `cancel` is set (raising `Cancelled`).
         """
@@ -315,6 +347,8 @@ class Runtime:
         text = ""
         while True:
             token = self._choose(guard, text)
+            if not written and abstain_margin > 0 and token is not None:
+                token = self._answer_rather_than(token, refusal, abstain_margin, guard)
             if token is None or llama_cpp.llama_vocab_is_eog(self.vocab, token):
                 break
             written.append(token)

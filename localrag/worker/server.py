@@ -143,14 +143,23 @@ class Server:
             self.reply({"prompt": total, "reused": reused})
 
         guard = None
+        refusal, margin = "", 0.0
         if "ground" in request:
             from localrag.grounding import SpanGuard
 
-            guard = SpanGuard(request["ground"]["sources"], request["ground"]["refusal"])
+            ground = request["ground"]
+            refusal, margin = ground["refusal"], float(ground.get("abstain_margin", 0.0))
+            if ground.get("copy_spans", True):
+                guard = SpanGuard(ground["sources"], refusal)
         end = "done"
         try:
             for piece in self.runtime.generate(
-                request["messages"], int(request["max_tokens"]), prompt_done, guard
+                request["messages"],
+                int(request["max_tokens"]),
+                prompt_done,
+                guard,
+                refusal=refusal,
+                abstain_margin=margin,
             ):
                 counts["tokens"] += 1
                 self.reply({"t": piece})
