@@ -93,8 +93,13 @@ class VaultEmbedders:
     def for_vault(self) -> Embedder:
         """The embedder that made the vault's vectors (the wanted one in a vault with none)."""
         made_by = self.adopt()
-        wanted = self._wanted()
-        if made_by is None or made_by.fingerprint == wanted.fingerprint:
+        if made_by is None:
+            return self._wanted()
+        try:
+            wanted: Embedder | None = self._wanted()
+        except ModelError:
+            wanted = None  # the new one is broken: the vault's own still serves its vectors
+        if wanted is not None and made_by.fingerprint == wanted.fingerprint:
             return wanted
         with self._lock:
             if made_by.fingerprint not in self._others:
@@ -122,8 +127,14 @@ class VaultEmbedders:
             "finish the switch with `localrag reembed`, or add that model back with"
             " `localrag models add PATH --role embedder --no-use`"
         )
+        from localrag import models
+
+        # By its name, unless that name now means other files and the same files go by another.
+        name = made_by.name
+        if models.recorded_sha256(self.settings, name) != made_by.fingerprint:
+            name = models.named_by_sha256(self.settings, "embedder", made_by.fingerprint) or name
         try:
-            embedder = self._build(self.settings, made_by.name)
+            embedder = self._build(self.settings, name)
         except ModelError as exc:
             raise ModelError(
                 f"the vault's vectors were made by the embedder {made_by.name}, which cannot be"

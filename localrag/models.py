@@ -273,6 +273,15 @@ def recorded_sha256(settings: Settings, name: str) -> str | None:
     return next((spec_sha256(s) for s in load_manifest() if s.name == name), None)
 
 
+def named_by_sha256(settings: Settings, role: str, sha256: str) -> str | None:
+    """The name of a model of `role` whose recorded hash is `sha256` (added or default)."""
+    for name, m in settings.registered.items():
+        if m.role == role and m.sha256 == sha256:
+            return name
+    specs = load_manifest()
+    return next((s.name for s in specs if s.role == role and spec_sha256(s) == sha256), None)
+
+
 def role_of(settings: Settings, name: str, specs: list[ModelSpec] | None = None) -> str:
     """The role of the model called `name`, added or default; a UsageError if there is none."""
     if name in settings.registered:

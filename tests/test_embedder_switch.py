@@ -346,3 +346,91 @@ def test_add_during_a_switch_says_it_is_under_way(
     out = capsys.readouterr().out
     assert "embedder   hash-a (256 dims" in out
     assert "switching  to hash-b (384 dims): 4 of 31 chunks re-embedded (13%)" in out
+
+
+# -- the real default embedder ------------------------------------------------------------------
+
+
+def real_corpus(root: Path, n: int) -> Path:
+    """`n` notes of a few sentences each, one chunk apiece, about different things."""
+    root.mkdir()
+    things = ["turbine", "invoice", "vaccine", "glacier", "contract", "orchard", "satellite"]
+    people = ["Maria", "Kenji", "Amara", "Lukas", "Priya", "Tomas"]
+    for i in range(n):
+        thing, who = things[i % len(things)], people[i % len(people)]
+        (root / f"note{i:03d}.txt").write_text(
+            f"Note {i}. {who} checked the {thing} number {i} on day {i % 28 + 1}. "
+            f"The {thing} was found in state {i % 5}, and {who} wrote report {i * 7}. "
+            f"{MARKER} is the word of this vault.\n",
+            encoding="utf-8",
+        )
+    return root
+
+
+@pytest.mark.models
+@pytest.mark.slow
+@pytest.mark.usefixtures("vault")
+def test_a_real_embedder_switch_killed_halfway_resumes(
+    real_models: Settings, home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+    import time
+
+    from localrag.bench.cli_child import child_env
+    from localrag.bench.cli_child import run as run_cli
+    from localrag.store import open_vault
+
+    # The default embedder's files and one more: another model, as far as the vault can tell
+    # (the same vectors, so search must rank alike before, during and after).
+    default = real_models.models_dir / "all-minilm-l6-v2-int8"
+    copy = tmp_path / "minilm-copy"
+    shutil.copytree(default, copy)
+    (copy / "NOTE.txt").write_text("the default embedder, registered again", encoding="utf-8")
+    assert main(["add", str(real_corpus(tmp_path / "docs", 200)), "--json"]) == 0
+    assert main(["models", "add", str(copy), "--role", "embedder", "--no-use"]) == 0
+    capsys.readouterr()
+    query = "Amara wrote report 301 about the vaccine"
+
+    def top() -> str:
+        code, hits = cli_json(capsys, "search", query)
+        assert code == 0 and isinstance(hits, list) and hits
+        return Path(hits[0]["path"]).name
+
+    before = top()
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = child_env(home, "correct horse", real_models.models_dir, {"TMPDIR": str(tmp)})
+    argv = [sys.executable, "-m", "localrag", "models", "use", "minilm-copy", "--batch", "16"]
+    with subprocess.Popen([*argv, "--json"], env=env, stdout=subprocess.DEVNULL) as child:
+        with open_vault(Settings.load(), bytearray(b"correct horse")) as store:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and child.poll() is None:
+                pending = store.embedder_switch()
+                if pending is not None and pending.chunks_done >= 32:
+                    break
+                time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+
+    code, info = cli_json(capsys, "vault", "info")
+    assert isinstance(info, dict) and info["embedder"]["name"] == "all-minilm-l6-v2-int8"
+    switch = info["embedder_switch"]
+    assert switch["to"]["name"] == "minilm-copy"
+    assert 32 <= switch["chunks_done"] < switch["chunks_total"] == 200
+    assert top() == before  # in this process, with the old embedder
+    fresh = run_cli(["search", query, "--json"], env)  # and in a fresh one, as a user runs it
+    assert fresh.returncode == 0 and Path(json.loads(fresh.stdout)[0]["path"]).name == before
+
+    code, done = cli_json(capsys, "reembed", "--batch", "64")
+    assert code == 0 and isinstance(done, dict) and done["status"] == "done"
+    assert done["chunks_total"] == 200 and done["embedder"]["name"] == "minilm-copy"
+    code, info = cli_json(capsys, "vault", "info")
+    assert isinstance(info, dict) and info["embedder"]["name"] == "minilm-copy"
+    assert info["embedder_switch"] is None
+    assert top() == before
+    with Assistant.open(Settings.load(), bytearray(b"correct horse")) as assistant:
+        assert assistant.store.integrity_problems() == []
+        assert assistant.embedder.name == "minilm-copy"
+    files = [p for p in [*home.rglob("*"), *tmp.rglob("*")] if p.is_file()]
+    assert [p.name for p in files if MARKER.encode() in p.read_bytes()] == []
