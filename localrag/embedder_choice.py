@@ -94,6 +94,13 @@ class VaultEmbedders:
         """The embedder that made the vault's vectors (the wanted one in a vault with none)."""
         made_by = self.adopt()
         if made_by is None:
+            if self.store.vector_dim is not None:
+                raise ModelError(
+                    "the vault's vectors were made by an embedder localrag did not record, and"
+                    f" the active one ({self._wanted().name}) does not make them; re-embed them"
+                    " with it by `localrag reembed`, or make the one that made them active"
+                    " again (`localrag models use NAME --role embedder`)"
+                )
             return self._wanted()
         try:
             wanted: Embedder | None = self._wanted()
@@ -109,7 +116,8 @@ class VaultEmbedders:
     def adopt(self) -> EmbedderInfo | None:
         """The embedder the vault records. A vault written before localrag recorded it records
         the wanted one if that one makes the vectors it holds (checked on a few chunks: the
-        settings may have changed since); else it stays unknown, and a switch re-embeds all."""
+        settings may have changed since); else it stays unknown: vector search is refused (it
+        would rank garbage) until a switch has re-embedded every chunk."""
         made_by = self.store.embedder_info()
         dim = self.store.vector_dim if made_by is None and not self._tried else None
         if dim is None:

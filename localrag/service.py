@@ -362,12 +362,15 @@ class Assistant:
         from localrag.retrieve import retrieve
         from localrag.store.store import VectorsChanged
 
+        def embedder() -> Embedder | None:
+            return None if mode == "keyword" else self.embedder  # keywords need no embedder
+
         try:
-            return retrieve(self.store, self.embedder, query, k, mode)
+            return retrieve(self.store, embedder(), query, k, mode)
         except VectorsChanged:
             # A switch finished (another process, or a thread) between choosing the embedder
             # and searching: choose again, once.
-            return retrieve(self.store, self.embedder, query, k, mode)
+            return retrieve(self.store, embedder(), query, k, mode)
 
     # -- the embedder ------------------------------------------------------------------------------
 

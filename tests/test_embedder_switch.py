@@ -22,7 +22,7 @@ from fake_embedders import Named, from_settings, model_folder
 from localrag.chunk import text_under_heading
 from localrag.cli import main
 from localrag.embed import HashingEmbedder, identity
-from localrag.errors import VaultError
+from localrag.errors import ModelError, VaultError
 from localrag.service import Assistant
 from localrag.settings import Settings
 from localrag.store.sample import sample_document
@@ -208,14 +208,23 @@ def test_a_vault_from_before_the_record_adopts_only_the_embedder_that_made_it(
     with Assistant.create(settings, bytearray(b"pw"), embedder=old(), answer_model=False) as a:
         list(a.add([corpus(tmp_path / "docs", 5)]))
         a.store.conn.execute("DELETE FROM meta WHERE key = 'embedder'")  # as an older vault
-    # Another model of the same size is not taken for the one that made the vectors...
+    # Another model of the same size is not taken for the one that made the vectors: vector
+    # search is refused rather than ranking garbage; keyword search goes on...
     with Assistant.open(settings, bytearray(b"pw"), embedder=HashingEmbedder(256, seed=9)) as a:
-        a.search("capybara", mode="vector")
+        with pytest.raises(ModelError, match="did not record"):
+            a.search("capybara", mode="vector")
+        assert Path(a.search("item3 river3", mode="keyword")[0].chunk.path).name == "note3.txt"
         assert a.embedder_info() is None
     # ...and the one that did is recorded.
     with Assistant.open(settings, bytearray(b"pw"), embedder=old()) as a:
         assert top_note(a, 2) == "note2.txt"
         assert a.embedder_info() == identity(old())
+    # An unknown one is re-embedded whole by a switch.
+    with Assistant.open(settings, bytearray(b"pw"), embedder=new()) as a:
+        a.store.conn.execute("DELETE FROM meta WHERE key = 'embedder'")
+        assert list(a.reembed())[-1].status == "done"
+        assert_made_by(a, new())
+        assert top_note(a, 2) == "note2.txt"
 
 
 def test_a_vault_with_no_vectors_takes_the_new_embedder_at_once(settings: Settings) -> None:

@@ -201,8 +201,8 @@ def build(settings: Any, n: int, beir: Path, embedder: Any) -> Path:
                 ]
                 vectors = np.stack([cached[(text_sha256(t), None)] for t in ts])
                 path = f"scifact/{doc_id}.txt"
-                doc = NewDocument(path, text_sha256("\n".join(ts)), "txt", 0, title)
-                store.add_document(doc, chunks, vectors, embedder=made_by)
+                new = NewDocument(path, text_sha256("\n".join(ts)), "txt", 0, title)
+                store.add_document(new, chunks, vectors, embedder=made_by)
             pending = []
         store.checkpoint()
     return home

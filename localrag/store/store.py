@@ -190,8 +190,8 @@ class Store:
                 f" ({given}); nothing was stored. Use the vault's embedder, or switch the vault"
                 " with `localrag models use NAME --role embedder`"
             )
-        if embedder is not None and made_by is None:
-            embeddings.record(self.conn, embedder)  # a vault from before the record: adopt it
+        # A vault from before the record keeps none here: `embedder_choice` adopts an embedder
+        # only once it has checked that it remakes the stored vectors.
         return now
 
     def add_document(
