@@ -3,7 +3,8 @@ can switch between them without a model: `install()` puts them behind `embed.fro
 
 A child process runs the CLI with them (`python tests/fake_embedders.py ARGS...`); with
 `BLOCK_AT=N` in its environment, the N-th batch of hash-b blocks after saying `BLOCKED` on
-stdout, so that a test can kill it at a known point: N-1 batches stored, one in flight.
+stdout, so that a test can kill it at a known point: N-1 batches stored, one in flight; with
+`INTERRUPT_AT=N` the N-th batch is interrupted as by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class Named(HashingEmbedder):
             if Named.calls == int(os.environ.get("BLOCK_AT", "0")):
                 print("BLOCKED", flush=True)
                 time.sleep(600)
+            if Named.calls == int(os.environ.get("INTERRUPT_AT", "0")):
+                raise KeyboardInterrupt  # as Ctrl-C does, in the middle of a batch
         return super().embed_documents(texts)
 
 

@@ -339,6 +339,21 @@ def test_a_switch_killed_by_sigkill_resumes_and_search_never_goes_blind(
     assert [p.name for p in files if MARKER.encode() in p.read_bytes()] == []
 
 
+def test_ctrl_c_keeps_the_batches_done_and_says_how_to_go_on(
+    fakes_vault: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Named, "calls", 0)
+    monkeypatch.setenv("INTERRUPT_AT", "3")
+    assert main(["models", "use", "hash-b", "--batch", "4"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted: 8 of 30 chunks re-embedded and kept; `localrag reembed` goes on" in err
+    assert "search uses hash-a until it is done" in err
+    assert search_json(capsys, 6) == "note6.txt"
+    monkeypatch.delenv("INTERRUPT_AT")
+    assert main(["reembed"]) == 0
+    assert "the vault's vectors are now from hash-b: 30 chunks" in capsys.readouterr().out
+
+
 def test_add_during_a_switch_says_it_is_under_way(
     fakes_vault: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
