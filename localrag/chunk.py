@@ -213,10 +213,14 @@ def embedding_text(c: NewChunk) -> str:
     A chunk deep in a section rarely names the section's subject; the heading gives it back
     (the path's last part is not repeated when the chunk starts with it).
     """
-    heading = c.span.heading
+    return text_under_heading(c.text, c.span.heading)
+
+
+def text_under_heading(text: str, heading: str | None) -> str:
+    """`embedding_text` of a chunk's text and heading path (a stored chunk re-embedded)."""
     if not heading:
-        return c.text
+        return text
     parts = heading.split(" > ")
-    if c.text.startswith(parts[-1]):
+    if text.startswith(parts[-1]):
         parts = parts[:-1]
-    return "\n\n".join([" > ".join(parts), c.text]) if parts else c.text
+    return "\n\n".join([" > ".join(parts), text]) if parts else text

@@ -1,9 +1,11 @@
 """Text to vectors: the ONNX sentence embedder, and a hashing fake for fast tests.
 
-An embedder has `name`, `dim`, `max_tokens`, `embed_documents(texts) -> (n, dim) float32`,
-`embed_query(text) -> (dim,) float32` and `count_tokens(texts) -> list[int]`. Vectors are
-L2-normalised, so a dot product is the cosine similarity. Documents and queries are separate
-calls so that an embedder with query/passage prefixes can tell them apart.
+An embedder has `name`, `fingerprint`, `dim`, `max_tokens`, `embed_documents(texts) -> (n, dim)
+float32`, `embed_query(text) -> (dim,) float32` and `count_tokens(texts) -> list[int]`. Vectors
+are L2-normalised, so a dot product is the cosine similarity. Documents and queries are separate
+calls so that an embedder with query/passage prefixes can tell them apart. The `fingerprint`
+says which vectors it makes (the hash of its files): the vault records it beside its vectors and
+is searched only by the embedder that made them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from localrag.errors import ModelError
+from localrag.records import EmbedderInfo
 from localrag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,9 @@ class Embedder(Protocol):
     max_tokens: int
 
     @property
+    def fingerprint(self) -> str: ...
+
+    @property
     def dim(self) -> int: ...
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
@@ -41,6 +47,11 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> np.ndarray: ...
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+
+def identity(embedder: Embedder) -> EmbedderInfo:
+    """What the vault records about the embedder that made its vectors."""
+    return EmbedderInfo(embedder.name, embedder.fingerprint, int(embedder.dim))
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
@@ -64,6 +75,7 @@ class OnnxEmbedder:
         threads: int = 0,
         name: str | None = None,
         one_shot: bool = False,
+        fingerprint: str | None = None,
     ) -> None:
         from tokenizers import Tokenizer
 
@@ -74,6 +86,8 @@ class OnnxEmbedder:
                     f"{f}: missing; an ONNX embedder folder needs model.onnx and tokenizer.json"
                 )
         self.name = name or folder.name
+        self._folder = folder
+        self._fingerprint = fingerprint
         self.max_tokens = max_tokens
         self.batch_tokens = batch_tokens
         self._tokenizer_file = tokenizer
@@ -88,6 +102,16 @@ class OnnxEmbedder:
         self._documents_session: Any = None
         self._query_session: Any = None
         self._lock = threading.Lock()
+
+    @property
+    def fingerprint(self) -> str:
+        """The hash of the folder's files (as `models add` records it), given by `from_settings`
+        or computed on first use."""
+        if self._fingerprint is None:
+            from localrag.models import sha256_model
+
+            self._fingerprint = sha256_model(self._folder)
+        return self._fingerprint
 
     @property
     def session(self) -> Any:
@@ -216,12 +240,15 @@ class HashingEmbedder:
     """A fast, deterministic fake for tests: words and word pairs hashed into a vector.
 
     Texts sharing words get similar vectors, which is enough to test retrieval end to end.
+    Another `seed` hashes the same words elsewhere: another embedder, as far as a vault can tell.
     """
 
-    def __init__(self, dim: int = 384, max_tokens: int = 256) -> None:
-        self.name = f"hashing-{dim}"
+    def __init__(self, dim: int = 384, max_tokens: int = 256, seed: int = 0) -> None:
+        self.name = f"hashing-{dim}" + (f"-{seed}" if seed else "")
+        self.fingerprint = f"hashing:{dim}:{seed}"
         self.dim = dim
         self.max_tokens = max_tokens
+        self._key = seed.to_bytes(8, "little") if seed else b""
 
     @staticmethod
     def words(text: str) -> list[str]:
@@ -237,7 +264,7 @@ class HashingEmbedder:
         v = np.zeros(self.dim, dtype=np.float32)
         words = self.words(text)[: self.max_tokens]
         for feature in [*words, *(f"{a} {b}" for a, b in itertools.pairwise(words))]:
-            h = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+            h = hashlib.blake2b(feature.encode(), digest_size=8, key=self._key).digest()
             v[int.from_bytes(h[:4], "little") % self.dim] += 1.0 if h[4] & 1 else -1.0
         if not v.any():
             v[0] = 1.0
@@ -255,17 +282,20 @@ class HashingEmbedder:
         pass
 
 
-def from_settings(settings: Settings, *, one_shot: bool = False) -> OnnxEmbedder:
-    """The embedder that serves the role `embedder`, checked by SHA-256 before it is loaded.
+def from_settings(
+    settings: Settings, *, name: str | None = None, one_shot: bool = False
+) -> OnnxEmbedder:
+    """The embedder `name` (default: the one that serves the role `embedder`), checked by
+    SHA-256 before it is loaded.
 
     `one_shot`: for a process that embeds a single query (see `OnnxEmbedder._session`).
     """
-    from localrag.models import model_path
+    from localrag.models import resolve
 
-    path = model_path(settings, "embedder")
-    folder = path if path.is_dir() else path.parent
-    log.info("loading embedder from %s", folder)
-    return OnnxEmbedder(folder, one_shot=one_shot)
+    model = resolve(settings, "embedder", name)
+    folder = model.path if model.path.is_dir() else model.path.parent
+    log.info("loading embedder %s from %s", model.name, folder)
+    return OnnxEmbedder(folder, name=model.name, one_shot=one_shot, fingerprint=model.sha256)
 
 
 class Preloading:

@@ -202,14 +202,34 @@ def _size(path: Path) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class Resolved:
+    """A model chosen for a role, checked against its recorded hash."""
+
+    name: str
+    path: Path
+    """What is handed to the runtime: a file, or a folder."""
+    sha256: str
+    """Its recorded hash (for a folder, of its files' names and hashes)."""
+
+
 def model_path(settings: Settings, role: str, specs: list[ModelSpec] | None = None) -> Path:
     """The verified model that serves `role`: a ModelError if it is missing or altered."""
+    return resolve(settings, role, specs=specs).path
+
+
+def resolve(
+    settings: Settings, role: str, name: str | None = None, specs: list[ModelSpec] | None = None
+) -> Resolved:
+    """The model `name` (default: the one that serves `role`), verified by SHA-256: a ModelError
+    if it is missing, altered or of another role."""
     specs = specs if specs is not None else load_manifest()
-    name = active_name(settings, role, specs)
+    name = name or active_name(settings, role, specs)
     if name is None:
         raise ModelError(f"no model serves the role {role}; add one with `localrag models add`")
     if name in settings.registered:
         m = settings.registered[name]
+        _check_role(name, m.role, role)
         if not m.path.exists():
             raise ModelError(f"{m.path}: model {name} is missing; add it again or choose another")
         if sha256_model(m.path) != m.sha256:
@@ -217,17 +237,74 @@ def model_path(settings: Settings, role: str, specs: list[ModelSpec] | None = No
                 f"{m.path}: model {name} changed since it was added (SHA-256 differs); "
                 f"add it again with `localrag models add` if the change is yours"
             )
-        return m.path
+        return Resolved(name, m.path, m.sha256)
     for spec in specs:
         if spec.name == name:
+            _check_role(name, spec.role, role)
             state = _spec_state(settings, spec)
             if state != "verified":
                 raise ModelError(
                     f"{settings.models_dir / spec.name}: default model {name} is {state}; "
                     f"run `localrag models pull`"
                 )
-            return settings.models_dir / spec.name / spec.entry
+            return Resolved(name, settings.models_dir / spec.name / spec.entry, spec_sha256(spec))
     raise ModelError(f"unknown model {name!r} for role {role}; see `localrag models list`")
+
+
+def _check_role(name: str, has: str, wanted: str) -> None:
+    if has != wanted:
+        raise UsageError(f"{name} is a model for the role {has}, not {wanted}")
+
+
+def spec_sha256(spec: ModelSpec) -> str:
+    """A default model's hash from its pinned files, as `sha256_model` hashes a folder: the same
+    files added by path under another name have the same hash."""
+    digest = hashlib.sha256()
+    for f in sorted(spec.files, key=lambda f: f.path):
+        digest.update(f"{f.path}\0{f.sha256}\n".encode())
+    return digest.hexdigest()
+
+
+def recorded_sha256(settings: Settings, name: str) -> str | None:
+    """The hash recorded for the model `name` (pinned or recorded when added), without reading
+    its files; None for an unknown name."""
+    if name in settings.registered:
+        return settings.registered[name].sha256
+    return next((spec_sha256(s) for s in load_manifest() if s.name == name), None)
+
+
+def named_by_sha256(settings: Settings, role: str, sha256: str) -> str | None:
+    """The name of a model of `role` whose recorded hash is `sha256` (added or default)."""
+    for name, m in settings.registered.items():
+        if m.role == role and m.sha256 == sha256:
+            return name
+    specs = load_manifest()
+    return next((s.name for s in specs if s.role == role and spec_sha256(s) == sha256), None)
+
+
+def role_of(settings: Settings, name: str, specs: list[ModelSpec] | None = None) -> str:
+    """The role of the model called `name`, added or default; a UsageError if there is none."""
+    if name in settings.registered:
+        return settings.registered[name].role
+    specs = specs if specs is not None else load_manifest()
+    for spec in specs:
+        if spec.name == name:
+            return spec.role
+    raise UsageError(f"no model named {name!r}; see `localrag models list`")
+
+
+def use(settings: Settings, name: str, role: str | None = None) -> Settings:
+    """Make the model `name` serve its role from now on (written to config.toml).
+
+    For the embedder this is the wish only: the vault keeps searching with the embedder that
+    made its vectors until they are re-embedded (`localrag.reembed`).
+    """
+    has = role_of(settings, name)
+    if role is not None:
+        _check_role(name, has, role)
+    updated = settings.with_changes(roles={**settings.roles, has: name})
+    updated.save()
+    return updated
 
 
 def pull(

@@ -193,3 +193,51 @@ class QaSet:
     held_out: int
     meta: dict[str, Any] = field(default_factory=dict)
     """How it was made: model, chunks tried, seed."""
+
+
+@dataclass(frozen=True)
+class EmbedderInfo:
+    """Which embedder made a set of vectors. The vault records it beside its vectors: a query
+    embedded by another embedder would be compared with them and rank garbage, silently."""
+
+    name: str
+    """The name it is chosen by (`localrag models list`)."""
+    fingerprint: str
+    """What the vectors really depend on: the SHA-256 of the model's files (for a fake, its
+    parameters). Two names for the same files make the same vectors."""
+    dim: int
+    """Dimension of its vectors."""
+
+
+@dataclass(frozen=True)
+class EmbedderSwitch:
+    """A switch of the vault's embedder under way: every chunk re-embedded into a staging area,
+    swapped in at once when all are done (see `localrag.reembed`)."""
+
+    to: EmbedderInfo
+    """The embedder the chunks are being re-embedded with."""
+    chunks_done: int
+    """Chunks that have their new vector."""
+    chunks_total: int
+    """Chunks in the vault now."""
+    started_at: str
+    """When the switch began, ISO 8601 UTC."""
+
+
+@dataclass(frozen=True)
+class ReembedProgress:
+    """Progress of re-embedding the vault (`Assistant.reembed()`), one event per stored batch."""
+
+    status: str
+    """started, progress, then done (the new vectors are swapped in), current (the vault's
+    vectors are already from this embedder; a pending switch was cancelled) or empty (the vault
+    has no vectors yet: the embedder serves the first ones)."""
+    to: EmbedderInfo
+    chunks_done: int = 0
+    chunks_total: int = 0
+    elapsed_s: float = 0.0
+    """Since this run started (a resumed run counts its own time only)."""
+    chunks_per_s: float = 0.0
+    """Chunks embedded per second by this run."""
+    cancelled: bool = False
+    """With `current`: a pending switch to another embedder was dropped."""

@@ -153,7 +153,9 @@ def retrieve(
             t0 = time.perf_counter()
             vector = embedder.embed_query(query)
             t1 = time.perf_counter()
-            dense = store.knn(vector, max(k, s.vector_depth) if hybrid else k)
+            depth = max(k, s.vector_depth) if hybrid else k
+            # The vault checks that its vectors are this embedder's (`VectorsChanged` if not).
+            dense = store.knn(vector, depth, fingerprint=embedder.fingerprint)
             timings["embed"] = (t1 - t0) * 1000
             timings["vector"] = (time.perf_counter() - t1) * 1000
             top_similarity = dense[0][1] if dense else None

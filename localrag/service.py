@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from localrag import models
 from localrag.answer import Answer, citation_dict
+from localrag.embedder_choice import VaultEmbedders
 from localrag.errors import UsageError
 from localrag.gate import Gate, judge
 from localrag.generate import Generator, Grounding
@@ -29,7 +30,18 @@ from localrag.prompt import (
     search_query,
     source_budget,
 )
-from localrag.records import Chunk, Conversation, Document, Hit, IngestEvent, QaSet, Turn
+from localrag.records import (
+    Chunk,
+    Conversation,
+    Document,
+    EmbedderInfo,
+    EmbedderSwitch,
+    Hit,
+    IngestEvent,
+    QaSet,
+    ReembedProgress,
+    Turn,
+)
 from localrag.retrieve import Retrieval
 from localrag.settings import Settings
 
@@ -111,10 +123,12 @@ class Assistant:
         models: ModelChoice | None = None,
     ) -> None:
         """`generator` answers every question (a fake, in tests); else `models` chooses the
-        model for each question, by default each in its own model worker."""
+        model for each question, by default each in its own model worker. `embedder` is the
+        one the settings want; the vault's own serves while a switch is under way."""
         self.settings = settings
         self.store = store
         self._embedder = embedder if isinstance(embedder, _Lazy) else _Lazy(lambda: embedder)
+        self._embedders = VaultEmbedders(settings, store, self._embedder.get)
         self._transcriber = (
             transcriber if isinstance(transcriber, _Lazy) else _Lazy(lambda: transcriber)
         )
@@ -124,7 +138,8 @@ class Assistant:
 
     @property
     def embedder(self) -> Embedder:
-        return self._embedder.get()
+        """The embedder of the vault's vectors: it embeds queries and new documents."""
+        return self._embedders.for_vault()
 
     @property
     def generator(self) -> Generator:
@@ -347,8 +362,44 @@ class Assistant:
     def retrieve(self, query: str, k: int = 10, mode: str = "hybrid") -> Retrieval:
         """The hits with the signals the abstain gate judges them by (`gate.judge`)."""
         from localrag.retrieve import retrieve
+        from localrag.store.store import VectorsChanged
 
-        return retrieve(self.store, self.embedder, query, k, mode)
+        def embedder() -> Embedder | None:
+            return None if mode == "keyword" else self.embedder  # keywords need no embedder
+
+        try:
+            return retrieve(self.store, embedder(), query, k, mode)
+        except VectorsChanged:
+            # A switch finished (another process, or a thread) between choosing the embedder
+            # and searching: choose again, once.
+            return retrieve(self.store, embedder(), query, k, mode)
+
+    # -- the embedder ------------------------------------------------------------------------------
+
+    def embedder_info(self) -> EmbedderInfo | None:
+        """The embedder that made the vault's vectors (None before the first one)."""
+        return self.store.embedder_info()
+
+    def embedder_switch(self) -> EmbedderSwitch | None:
+        """The switch of embedder under way, with its progress; None if there is none."""
+        return self.store.embedder_switch()
+
+    def reembed(
+        self, to: Embedder | None = None, batch_chunks: int | None = None
+    ) -> Iterator[ReembedProgress]:
+        """Switch the vault to `to` (default: the embedder the settings want), or resume the
+        switch: every chunk re-embedded in batches, each stored as it is done, the new vectors
+        swapped in at the end; search uses the old ones until then. See `localrag.reembed`.
+
+        With the embedder the vectors already come from, a switch under way is cancelled."""
+        from localrag import reembed
+
+        self._embedders.adopt()  # an older vault records its embedder before it switches
+        target = to if to is not None else self._embedders.wanted()
+        if to is not None:
+            self._embedders.remember(to)
+        batch = batch_chunks or reembed.BATCH_CHUNKS
+        return reembed.reembed(self.store, target, batch)
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
         return self.retrieve(query, k, mode).hits
@@ -526,6 +577,7 @@ class Assistant:
 
     def close(self) -> None:
         self.models.close()
+        self._embedders.close()
         for part in (self._embedder, self._transcriber):
             if part.loaded and hasattr(part.get(), "close"):
                 part.get().close()

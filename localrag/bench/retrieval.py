@@ -128,8 +128,9 @@ def bench_home(settings: Any, n: int) -> Path:
     return settings.home / "bench" / f"retrieval-{n}"
 
 
-def _cached_vectors(settings: Any, keys: list[tuple[str, None]]) -> dict[Any, Any]:
-    """Vectors of these texts that bench vaults already hold (a half-built one too)."""
+def _cached_vectors(settings: Any, keys: list[tuple[str, None]], made_by: Any) -> dict[Any, Any]:
+    """Vectors of these texts that bench vaults of the same embedder already hold (a half-built
+    one too)."""
     from localrag.settings import Settings
     from localrag.store import open_vault
 
@@ -140,7 +141,8 @@ def _cached_vectors(settings: Any, keys: list[tuple[str, None]]) -> dict[Any, An
             break
         if (home / "vault.db").exists():
             with open_vault(Settings(home, settings.models_dir), _passphrase()) as store:
-                found.update(store.vectors_by_text_and_heading(wanted))
+                if store.embedder_info() in (None, made_by):  # None: a vault from before
+                    found.update(store.vectors_by_text_and_heading(wanted))
     return found
 
 
@@ -156,6 +158,7 @@ def build(settings: Any, n: int, beir: Path, embedder: Any) -> Path:
     """
     import numpy as np
 
+    from localrag.embed import identity
     from localrag.records import NewChunk, NewDocument, Span
     from localrag.settings import Settings
     from localrag.store import create_vault, open_vault
@@ -168,7 +171,9 @@ def build(settings: Any, n: int, beir: Path, embedder: Any) -> Path:
             if store.counts()["chunks"] == n:
                 return home
     docs = units(beir, n)
-    cached = _cached_vectors(settings, [(text_sha256(t), None) for _, _, ts in docs for t in ts])
+    made_by = identity(embedder)  # recorded, so that a search of the bench vault trusts it
+    keys = [(text_sha256(t), None) for _, _, ts in docs for t in ts]
+    cached = _cached_vectors(settings, keys, made_by)
     if home.exists():
         for f in home.iterdir():
             f.unlink()
@@ -196,9 +201,8 @@ def build(settings: Any, n: int, beir: Path, embedder: Any) -> Path:
                 ]
                 vectors = np.stack([cached[(text_sha256(t), None)] for t in ts])
                 path = f"scifact/{doc_id}.txt"
-                store.add_document(
-                    NewDocument(path, text_sha256("\n".join(ts)), "txt", 0, title), chunks, vectors
-                )
+                new = NewDocument(path, text_sha256("\n".join(ts)), "txt", 0, title)
+                store.add_document(new, chunks, vectors, embedder=made_by)
             pending = []
         store.checkpoint()
     return home

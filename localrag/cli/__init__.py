@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "ask",
     "adapter",
     "models",
+    "reembed",
     "doctor",
     "eval",
     "bench",

@@ -145,8 +145,15 @@ class _Bar:
 
 
 def run_add(args: argparse.Namespace) -> int:
+    from localrag.cli.reembed import pending_note
+
     with open_assistant(args) as assistant:
-        return report_ingest(args, assistant.add(args.paths), _sizes(args.paths))
+        code = report_ingest(args, assistant.add(args.paths), _sizes(args.paths))
+        # Added with the embedder of the vault's vectors: the switch re-embeds them too.
+        note = pending_note(assistant)
+    if note and not args.json:
+        print(note, file=sys.stderr)
+    return code
 
 
 def report_ingest(

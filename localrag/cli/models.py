@@ -1,4 +1,4 @@
-"""`localrag models pull|list|verify|add`."""
+"""`localrag models pull|list|verify|add|use`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,15 @@ from rich.progress import (
 )
 
 from localrag import models
-from localrag.cli.common import add_json, human_size, print_json, settings
+from localrag.cli import reembed
+from localrag.cli.common import (
+    add_json,
+    add_passphrase_file,
+    human_size,
+    open_assistant,
+    print_json,
+    settings,
+)
 from localrag.display import one_line
 from localrag.errors import LocalragError
 from localrag.settings import ROLES, Settings
@@ -50,6 +58,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-use", action="store_true", help="register it without making it active")
     add_json(p)
     p.set_defaults(func=add)
+
+    p = msub.add_parser(
+        "use",
+        help="make a model serve its role; for the embedder, re-embed the vault with it",
+        description="Make a model serve its role. A new embedder re-embeds every chunk of the "
+        "vault, resumably (`localrag reembed` goes on after an interruption); search uses the "
+        "old embedder and its vectors until the new ones are all made.",
+    )
+    p.add_argument("name", help="a name from `localrag models list`")
+    p.add_argument("--role", choices=ROLES, help="check that the model serves this role")
+    reembed.add_batch(p)
+    add_passphrase_file(p)
+    add_json(p)
+    p.set_defaults(func=use)
 
 
 def pull(args: argparse.Namespace) -> int:
@@ -156,4 +178,34 @@ def add(args: argparse.Namespace) -> int:
     else:
         active = "and serves" if not args.no_use else "for"
         print(f"added {one_line(model.name)} ({model.sha256[:12]}) {active} the role {model.role}")
+    if model.role == "embedder" and not args.no_use and vault_exists(s):
+        print(_reembed_hint(model.name), file=sys.stderr)
     return 0
+
+
+def vault_exists(s: Settings) -> bool:
+    from localrag import store
+
+    return store.vault_exists(s)
+
+
+def _reembed_hint(name: str) -> str:
+    return (
+        f"the vault's vectors stay those of the embedder that made them until `localrag reembed`"
+        f" re-embeds them with {one_line(name)} (search works meanwhile)"
+    )
+
+
+def use(args: argparse.Namespace) -> int:
+    s = models.use(settings(args), args.name, args.role)
+    role = models.role_of(s, args.name)
+    if role != "embedder" or not vault_exists(s):
+        if args.json:
+            print_json({"name": args.name, "role": role})
+        else:
+            print(f"{one_line(args.name)} now serves the role {role}")
+        return 0
+    if not args.json:
+        print(f"{one_line(args.name)} now serves the role embedder", file=sys.stderr)
+    with open_assistant(args) as assistant:
+        return reembed.switch(args, assistant)

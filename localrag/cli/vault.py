@@ -7,7 +7,7 @@ import getpass
 import sys
 from pathlib import Path
 
-from localrag import hardening, store
+from localrag import hardening, models, store
 from localrag.cli.common import (
     add_json,
     add_passphrase_file,
@@ -16,7 +16,10 @@ from localrag.cli.common import (
     read_passphrase,
     settings,
 )
+from localrag.display import one_line
 from localrag.errors import UsageError
+from localrag.records import EmbedderInfo, EmbedderSwitch
+from localrag.settings import Settings
 from localrag.store.keys import wiped
 
 
@@ -117,8 +120,36 @@ def run_info(args: argparse.Namespace) -> int:
     )
     dims = f"vectors of {info['vector_dim']} dims" if info["vector_dim"] else "no vectors yet"
     print(f"schema     version {info['schema_version']}, {dims}")
+    for line in embedder_lines(config, info["embedder"], info["embedder_switch"]):
+        print(line)
     for name, size in info["files_bytes"].items():
         print(f"file       {name:<14} {human_size(size)}")
     for name, count in info["counts"].items():
         print(f"count      {name:<14} {count}")
     return 0
+
+
+def embedder_lines(
+    config: Settings, made_by: EmbedderInfo | None, pending: EmbedderSwitch | None
+) -> list[str]:
+    """Which embedder made the vectors, the switch under way, and one the settings want."""
+    lines = []
+    if made_by is not None:
+        sha = made_by.fingerprint[:12]
+        lines.append(f"embedder   {one_line(made_by.name)} ({made_by.dim} dims, {sha})")
+    if pending is not None:
+        share = pending.chunks_done / pending.chunks_total if pending.chunks_total else 1.0
+        lines.append(
+            f"switching  to {one_line(pending.to.name)} ({pending.to.dim} dims):"
+            f" {pending.chunks_done} of {pending.chunks_total} chunks re-embedded ({share:.0%});"
+            " `localrag reembed` goes on, search uses the embedder above until it is done"
+        )
+    wanted = models.active_name(config, "embedder")
+    target = pending.to if pending is not None else made_by
+    fingerprint = models.recorded_sha256(config, wanted) if wanted else None
+    if target is not None and fingerprint != target.fingerprint:
+        lines.append(
+            f"wanted     {one_line(wanted)} (config.toml); `localrag reembed` re-embeds the vault"
+            " with it"
+        )
+    return lines

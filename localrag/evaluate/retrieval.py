@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from localrag.chunk import ChunkSettings, chunk, embedding_text
+from localrag.embed import identity
 from localrag.errors import UsageError
 from localrag.ingest.base import Limits, TextBuilder
 from localrag.records import NewChunk, NewDocument
@@ -107,6 +108,7 @@ def _chunks(title: str, text: str, embedder: Any, cs: ChunkSettings) -> list[New
 def build(store: Any, embedder: Any, data: BeirSet, cs: ChunkSettings) -> Iterator[int]:
     """Index the corpus; yields the number of documents done after each batch."""
     ids = list(data.corpus)
+    made_by = identity(embedder)
     for start in range(0, len(ids), BATCH_DOCS):
         batch = ids[start : start + BATCH_DOCS]
         per_doc = [_chunks(*data.corpus[d], embedder, cs) for d in batch]
@@ -116,7 +118,7 @@ def build(store: Any, embedder: Any, data: BeirSet, cs: ChunkSettings) -> Iterat
         for doc_id, chunks in zip(batch, per_doc, strict=True):
             title = data.corpus[doc_id][0]
             doc = NewDocument(f"{PREFIX}{doc_id}", doc_id, "txt", 0, title)
-            store.add_document(doc, chunks, vectors[at : at + len(chunks)])
+            store.add_document(doc, chunks, vectors[at : at + len(chunks)], embedder=made_by)
             at += len(chunks)
         yield start + len(batch)
 

@@ -109,6 +109,7 @@ def index_transcript(
     A document of the same path is replaced, and then the WAL checkpointed.
     """
     from localrag.chunk import chunk
+    from localrag.embed import identity
     from localrag.ingest.pipeline import embed_chunks
 
     chunks = chunk(extracted, embedder, chunking)
@@ -117,7 +118,8 @@ def index_transcript(
     stored = NewDocument(doc.path, doc.sha256, doc.kind, doc.size_bytes, doc.title, meta)
     segments: list[Segment] = extracted.meta["segments"]
     replaces = store.document(doc.path) is not None
-    doc_id = int(store.add_document(stored, chunks, vectors, segments))
+    made_by = identity(embedder)
+    doc_id = int(store.add_document(stored, chunks, vectors, segments, embedder=made_by))
     if replaces:
         store.checkpoint()  # as `add` does: the old transcript's pages do not linger in the WAL
     return doc_id

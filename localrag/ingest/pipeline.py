@@ -21,9 +21,10 @@ import numpy as np
 
 from localrag import ingest
 from localrag.chunk import ChunkSettings, chunk, embedding_text
+from localrag.embed import identity
 from localrag.errors import IngestError
 from localrag.ingest.base import Extracted, Limits, Progress
-from localrag.records import Document, IngestEvent, NewChunk, NewDocument
+from localrag.records import Document, EmbedderInfo, IngestEvent, NewChunk, NewDocument
 from localrag.store.store import text_sha256
 
 log = logging.getLogger(__name__)
@@ -234,11 +235,12 @@ def _store(store: Any, embedder: Any, pending: list[_Pending]) -> Iterator[Inges
                 yield IngestEvent(
                     str(p.path), "progress", chunks_done=done, chunks_total=len(p.chunks)
                 )
+    made_by = identity(embedder)
     for p in pending:
-        yield _save(store, p, _matrix(known, p.keys, embedder.dim))
+        yield _save(store, p, _matrix(known, p.keys, embedder.dim), made_by)
 
 
-def _save(store: Any, p: _Pending, vectors: np.ndarray) -> IngestEvent:
+def _save(store: Any, p: _Pending, vectors: np.ndarray, made_by: EmbedderInfo) -> IngestEvent:
     fmt = ingest.format_of(p.path)
     assert fmt is not None
     meta = p.extracted.meta
@@ -250,7 +252,7 @@ def _save(store: Any, p: _Pending, vectors: np.ndarray) -> IngestEvent:
         title=p.extracted.title or p.path.name,
         meta={k: v for k, v in meta.items() if k != "segments"},
     )
-    doc_id = store.add_document(doc, p.chunks, vectors, meta.get("segments"))
+    doc_id = store.add_document(doc, p.chunks, vectors, meta.get("segments"), embedder=made_by)
     n = len(p.chunks)
     status = "updated" if p.replaces else "added"
     return IngestEvent(

@@ -2,7 +2,9 @@
 
 One document is one transaction over its row, chunks, float vectors, their int8 codes (`vec0`),
 FTS5 rows (kept by triggers) and transcript. Both searches run inside the encrypted file: the
-vector KNN in sqlite-vec (`vectors.py`), the keyword search in FTS5 (`keywords.py`).
+vector KNN in sqlite-vec (`vectors.py`), the keyword search in FTS5 (`keywords.py`). The vault
+records which embedder made its vectors and refuses vectors or queries from another one; a
+switch of embedder re-embeds into a staging area and swaps it in at once (`embeddings.py`).
 """
 
 from __future__ import annotations
@@ -25,13 +27,15 @@ from localrag.records import (
     Chunk,
     Conversation,
     Document,
+    EmbedderInfo,
+    EmbedderSwitch,
     NewChunk,
     NewDocument,
     Segment,
     Span,
     Turn,
 )
-from localrag.store import conversations, db, evaluations, schema
+from localrag.store import conversations, db, embeddings, evaluations, schema
 from localrag.store import vectors as vec
 from localrag.store.keywords import KEYWORD_ROW_BUDGET, KeywordIndex
 
@@ -71,30 +75,28 @@ def _document(row: Sequence[Any]) -> Document:
     return Document(*row[:8], meta=json.loads(row[8]))  # type: ignore[misc]
 
 
+class VectorsChanged(VaultError):
+    """The vault's vectors are not the query embedder's: another embedder's were swapped in (by
+    another process, or a thread) since the caller chose its embedder. Choose again."""
+
+
 class Store:
     """One open vault, safe to share between threads (one transaction at a time); close it."""
 
     def __init__(self, conn: apsw.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
-        self._dim: int | None = None
         # One connection serves every thread (the TUI's workers): one transaction at a time.
         self._lock = threading.RLock()
-        self._scale = 0.0
-        """Codes per unit of a vector component in `vec_codes` (see `vectors.py`)."""
         self._keywords = KeywordIndex(self._read, conn)
         self.evaluations = evaluations.Evaluations(self._write, self._read)
         """Question sets made from the vault and the answers of `eval compare`."""
         try:
             with self._errors():
                 schema.migrate(conn, path)
-            dim = self.get_meta("vector_dim")
-            scale = self.get_meta(vec.SCALE_META)
         except BaseException:
             conn.close()  # the caller gets no Store to close, so the file would stay open
             raise
-        self._dim = int(dim) if dim else None
-        self._scale = float(scale) if scale else 0.0
 
     @classmethod
     def open(
@@ -144,26 +146,53 @@ class Store:
         with self._lock, self._errors():
             return self.conn.execute(sql, bindings).fetchall()
 
+    @contextmanager
+    def _snapshot(self) -> Iterator[apsw.Connection]:
+        """Reads that see one state of the vault, even while another process writes (WAL)."""
+        with self._lock, self._errors():
+            outside = self.conn.get_autocommit()  # inside a write transaction already: its own
+            if outside:
+                self.conn.execute("BEGIN")
+            try:
+                yield self.conn
+            finally:
+                if outside and not self.conn.get_autocommit():
+                    self.conn.execute("COMMIT")
+
     # -- documents ---------------------------------------------------------------------------
 
     @property
     def vector_dim(self) -> int | None:
-        """Dimension of the stored vectors; None until the first document is added."""
-        return self._dim
+        """Dimension of the searched vectors; None until the first document is added."""
+        with self._snapshot() as conn:
+            return embeddings.current(conn).dim
 
-    def _ensure_vectors(self, dim: int) -> None:
-        if self._dim == dim:
-            return
-        if self._dim is not None:
-            raise VaultError(
-                f"{self.path}: the vault holds {self._dim}-dimensional vectors, this embedder "
-                f"makes {dim}; use the embedder the vault was made with"
+    def _ensure_vectors(self, dim: int, embedder: EmbedderInfo | None) -> embeddings.VectorSet:
+        """The vectors new ones join (made with the first ones), inside a write transaction;
+        a VaultError for vectors of another embedder, which would be searched as garbage."""
+        now = embeddings.current(self.conn)
+        if now.dim is None:
+            vec.create(self.conn, dim, now.table)
+            self.conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('vector_dim', ?)", (str(dim),)
             )
-        self._scale = vec.create(self.conn, dim)
-        self.conn.execute(
-            "INSERT OR REPLACE INTO meta(key, value) VALUES ('vector_dim', ?)", (str(dim),)
-        )
-        self._dim = dim
+            if embedder is not None:
+                embeddings.record(self.conn, embedder)
+            return embeddings.current(self.conn)
+        made_by = now.embedder
+        other = embedder is not None and made_by is not None and made_by != embedder
+        if now.dim != dim or other:
+            was = f"{made_by.name}, " if made_by else ""
+            given = f"{embedder.name}, " if embedder else ""
+            was, given = f"{was}{now.dim}-dimensional", f"{given}{dim}-dimensional"
+            raise VaultError(
+                f"{self.path}: the vault's vectors are from another embedder ({was}) than these"
+                f" ({given}); nothing was stored. Use the vault's embedder, or switch the vault"
+                " with `localrag models use NAME --role embedder`"
+            )
+        # A vault from before the record keeps none here: `embedder_choice` adopts an embedder
+        # only once it has checked that it remakes the stored vectors.
+        return now
 
     def add_document(
         self,
@@ -171,10 +200,13 @@ class Store:
         chunks: Sequence[NewChunk],
         vectors: np.ndarray,
         transcript: list[Segment] | None = None,
+        embedder: EmbedderInfo | None = None,
     ) -> int:
         """Store a document with its chunks and vectors in one transaction; return its id.
 
         A document already stored under the same path is replaced in that same transaction.
+        `embedder` made the vectors: the vault records it with its first vectors and refuses
+        another's (None: vectors made up by a test or a benchmark; only their size is checked).
         """
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != len(chunks):
@@ -183,8 +215,7 @@ class Store:
             )
         chunk_ids: list[int] = []
         with self._write() as conn:
-            if len(chunks):
-                self._ensure_vectors(vectors.shape[1])
+            target = self._ensure_vectors(vectors.shape[1], embedder) if len(chunks) else None
             old = conn.execute("SELECT id FROM documents WHERE path = ?", (doc.path,)).get
             if old is not None:
                 self._delete(old)
@@ -229,8 +260,8 @@ class Store:
                     (chunk_id, vector.tobytes()),
                 )
                 chunk_ids.append(chunk_id)
-            if chunk_ids:
-                vec.insert(conn, chunk_ids, vectors, self._scale)
+            if chunk_ids and target is not None:
+                vec.insert(conn, chunk_ids, vectors, target.scale, target.table)
             if transcript is not None:
                 conn.execute(
                     "INSERT INTO transcripts (doc_id, segments) VALUES (?, ?)",
@@ -243,8 +274,10 @@ class Store:
         """Delete every row of a document (inside a transaction); return its chunk ids."""
         conn = self.conn
         ids = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
-        if ids and self._dim is not None:
-            vec.delete(conn, ids)
+        now = embeddings.current(conn)
+        if ids and now.dim is not None:
+            vec.delete(conn, ids, now.table)
+        embeddings.forget(conn, ids)
         conn.execute(
             "DELETE FROM chunk_vectors WHERE chunk_id IN (SELECT id FROM chunks WHERE doc_id = ?)",
             (doc_id,),
@@ -330,26 +363,42 @@ class Store:
         return found
 
     def knn(
-        self, vector: np.ndarray, k: int, candidates: int | None = None
+        self,
+        vector: np.ndarray,
+        k: int,
+        candidates: int | None = None,
+        fingerprint: str | None = None,
     ) -> list[tuple[int, float]]:
         """The `k` nearest chunks by cosine similarity (for unit vectors: the dot product).
 
         sqlite-vec finds candidates by the int8 codes inside the vault, then their float vectors
         rescore them exactly (see `vectors.py`); nothing else is loaded into memory.
         `candidates` overrides how many are rescored (for the benchmark's sweep).
+        `fingerprint` is the query embedder's: `VectorsChanged` if the vault's vectors are
+        another's (a switch swapped them in since the caller chose), checked in the same
+        snapshot as the search.
         """
-        if self._dim is None:  # another process may have added the first vectors since
-            dim, scale = self.get_meta("vector_dim"), self.get_meta(vec.SCALE_META)
-            self._dim, self._scale = (int(dim), float(scale)) if dim and scale else (None, 0.0)
-        if self._dim is None or k <= 0:
-            return []
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
-        if query.shape[0] != self._dim:
-            raise VaultError(
-                f"{self.path}: a {query.shape[0]}-dimensional query against {self._dim}-dimensional"
-                " vectors; use the embedder the vault was made with"
-            )
-        return vec.knn(self._read, query, k, self._scale, candidates)
+        with self._snapshot() as conn:
+            now = embeddings.current(conn)
+            if now.dim is None or k <= 0:
+                return []
+            made_by = now.embedder
+            if made_by is not None and fingerprint not in (None, made_by.fingerprint):
+                raise VectorsChanged(
+                    f"{self.path}: the vault's vectors are from the embedder {made_by.name},"
+                    " not the one this query was embedded with; search again"
+                )
+            if query.shape[0] != now.dim:
+                raise VaultError(
+                    f"{self.path}: a {query.shape[0]}-dimensional query against {now.dim}-"
+                    "dimensional vectors; use the embedder the vault was made with"
+                )
+
+            def read(sql: str, bindings: Any) -> list[Any]:
+                return conn.execute(sql, bindings).fetchall()
+
+            return vec.knn(read, query, k, now.scale, candidates, now.table)
 
     def keyword(
         self, words: Sequence[str], k: int, row_budget: int = KEYWORD_ROW_BUDGET
@@ -386,6 +435,107 @@ class Store:
                 (chunk_id, before, after),
             )
         ]
+
+    # -- the embedder of the vectors, and a switch to another (see `embeddings.py`) ---------
+
+    def embedder_info(self) -> EmbedderInfo | None:
+        """The embedder that made the searched vectors; None before the first vector, or in a
+        vault written before localrag recorded it."""
+        with self._snapshot() as conn:
+            return embeddings.current(conn).embedder
+
+    def sample_vectors(self, n: int) -> list[tuple[str, str | None, np.ndarray]]:
+        """The first `n` chunks with their searched vectors: (text, heading path, vector)."""
+        rows = self._read(
+            "SELECT c.text, c.heading, v.vector FROM chunks c"
+            " JOIN chunk_vectors v ON v.chunk_id = c.id ORDER BY c.id LIMIT ?",
+            (n,),
+        )
+        return [(t, h, np.frombuffer(v, dtype=np.float32)) for t, h, v in rows]
+
+    def record_embedder(self, info: EmbedderInfo) -> None:
+        """Record the embedder of a vault written before localrag recorded it (adopt)."""
+        with self._write() as conn:
+            now = embeddings.current(conn)
+            if now.embedder is None and now.dim == info.dim:
+                embeddings.record(conn, info)
+
+    def embedder_switch(self) -> EmbedderSwitch | None:
+        """The switch under way, with its progress; None if there is none."""
+        with self._snapshot() as conn:
+            switch = embeddings.staging(conn)
+            if switch is None:
+                return None
+            done, total = embeddings.counts(conn)
+        return EmbedderSwitch(switch.to, done, total, switch.started_at)
+
+    def start_switch(self, to: EmbedderInfo) -> EmbedderSwitch | None:
+        """Begin (or keep, to resume) a switch to `to`. A switch to another embedder is dropped
+        first; a switch to the embedder of the vectors already searched is just that: None."""
+        with self._write() as conn:
+            now = embeddings.current(conn)
+            pending = embeddings.staging(conn)
+            if now.embedder == to or now.dim is None:
+                if pending is not None:
+                    embeddings.drop(conn, pending)
+                return None
+            if pending is None or pending.to != to:
+                embeddings.start(conn, to, schema.now())
+        if pending is not None and pending.to != to:
+            self.checkpoint()  # the dropped vectors' pages do not linger in the WAL
+        return self.embedder_switch()
+
+    def cancel_switch(self) -> bool:
+        """Drop a switch under way and everything it staged; False if there was none."""
+        with self._write() as conn:
+            pending = embeddings.staging(conn)
+            if pending is not None:
+                embeddings.drop(conn, pending)
+        if pending is not None:
+            self.checkpoint()
+        return pending is not None
+
+    def _staging_to(self, conn: apsw.Connection, to: EmbedderInfo) -> embeddings.Staging:
+        pending = embeddings.staging(conn)
+        if pending is None or pending.to != to:
+            raise VaultError(
+                f"{self.path}: the switch to the embedder {to.name} was cancelled or changed by"
+                " another localrag; nothing more was stored"
+            )
+        return pending
+
+    def chunks_to_reembed(self, after_id: int, limit: int) -> list[tuple[int, str, str | None]]:
+        """Chunks after `after_id` without a staged vector, by id: (id, text, heading path)."""
+        with self._snapshot() as conn:
+            return embeddings.todo(conn, after_id, limit)
+
+    def staged_vectors_by_text_and_heading(
+        self, keys: Iterable[tuple[str, str | None]]
+    ) -> dict[tuple[str, str | None], np.ndarray]:
+        """Staged vectors by (text hash, heading path) of their chunks (see
+        `vectors_by_text_and_heading`)."""
+        with self._snapshot() as conn:
+            if embeddings.staging(conn) is None:
+                return {}
+            found = embeddings.staged_by_key(conn, keys)
+        return {k: np.frombuffer(v, dtype=np.float32).copy() for k, v in found.items()}
+
+    def stage_vectors(self, to: EmbedderInfo, ids: Sequence[int], vectors: np.ndarray) -> int:
+        """Store the new vectors of these chunks, in one transaction; how many were stored
+        (a chunk deleted since it was read is left out)."""
+        if len(ids) != len(vectors):
+            raise ValueError(f"{len(ids)} chunks need {len(ids)} vectors, got {len(vectors)}")
+        with self._write() as conn:
+            return embeddings.stage(conn, self._staging_to(conn, to), ids, vectors)
+
+    def finish_switch(self, to: EmbedderInfo) -> bool:
+        """Swap the staged vectors in and record `to`, in one transaction, if every chunk has
+        its new vector; False if some do not (added since: re-embed them and call again)."""
+        with self._write() as conn:
+            done = embeddings.swap(conn, self._staging_to(conn, to))
+        if done:
+            self.checkpoint()  # the old vectors' pages do not linger in the WAL
+        return done
 
     def chunk_ids(self) -> list[int]:
         """The id of every chunk, in order."""
@@ -610,13 +760,16 @@ class Store:
             "transcripts without a document": "SELECT count(*) FROM transcripts t"
             " WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.id = t.doc_id)",
         }
-        if self._dim is not None:
+        with self._snapshot() as conn:
+            now = embeddings.current(conn)
+            orphans.update(embeddings.problems(conn))
+        if now.dim is not None:
             orphans["vector codes without a chunk"] = (
-                f"SELECT count(*) FROM {vec.TABLE} v WHERE NOT EXISTS"
+                f"SELECT count(*) FROM {now.table} v WHERE NOT EXISTS"
                 " (SELECT 1 FROM chunks c WHERE c.id = v.rowid)"
             )
             orphans["chunks without vector codes"] = (
-                f"SELECT (SELECT count(*) FROM chunks) - (SELECT count(*) FROM {vec.TABLE})"
+                f"SELECT (SELECT count(*) FROM chunks) - (SELECT count(*) FROM {now.table})"
             )
         for what, sql in orphans.items():
             n = self._read(sql)[0][0]

@@ -246,5 +246,7 @@ def vault_info(settings: Settings, store: Store | None = None) -> dict[str, Any]
     if store is not None:
         info["schema_version"] = store.schema_version()
         info["vector_dim"] = store.vector_dim
+        info["embedder"] = store.embedder_info()
+        info["embedder_switch"] = store.embedder_switch()
         info["counts"] = store.counts()
     return info

@@ -19,6 +19,11 @@ Why int8 codes and L1:
   at a time: over 100,000 codes, L1 took 36 ms and L2 131 ms (p50, k = 40, side by side on
   a loaded machine).
 
+Switching the embedder builds a whole new set beside the old one (`switch.py`): each set of
+codes is its own `vec0` table, named by its generation (meta `vector_generation`: `vec_codes`,
+then `vec_codes_1`, ...), because a `vec0` table cannot be renamed (its shadow tables keep the
+old name) and copying 100,000 codes took a minute here.
+
 Codes are `round(x * scale)` clipped to [-127, 127]; `scale` is fixed per vault (meta
 `vector_code_scale`) so codes written at different times compare. For unit vectors it is
 127 / (6 / sqrt(dim)): a component past six times the typical size is clipped (rare; the exact
@@ -42,6 +47,12 @@ come out as exact search ranks them (recall@10 1.0 on 10,000 real chunks with 40
 0.99 with 20; see `bench retrieval`'s sweep), and sqlite-vec's top-k selection costs
 O(rows * candidates), so a search for the fusion's 50 asks for 80, not 4 x 50."""
 SCALE_META = "vector_code_scale"
+GENERATION_META = "vector_generation"
+
+
+def table(generation: int) -> str:
+    """The `vec0` table of the codes of this generation of vectors."""
+    return TABLE if generation == 0 else f"{TABLE}_{generation}"
 
 
 def default_scale(dim: int) -> float:
@@ -49,14 +60,18 @@ def default_scale(dim: int) -> float:
     return 127.0 / (6.0 / math.sqrt(dim))
 
 
-def create(conn: apsw.Connection, dim: int) -> float:
-    """The `vec0` table of codes for `dim`-dimensional vectors; returns the scale it uses."""
+def create(conn: apsw.Connection, dim: int, name: str = TABLE, *, record: bool = True) -> float:
+    """The `vec0` table of codes for `dim`-dimensional vectors; returns the scale it uses
+    (recorded as the vault's unless `record` is False: a staged table's waits for its swap)."""
     conn.execute(
-        f"CREATE VIRTUAL TABLE IF NOT EXISTS {TABLE} USING vec0("
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {name} USING vec0("
         f"codes int8[{dim}] distance_metric=l1)"
     )
     scale = default_scale(dim)
-    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (SCALE_META, repr(scale)))
+    if record:
+        conn.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (SCALE_META, repr(scale))
+        )
     return scale
 
 
@@ -68,17 +83,23 @@ def codes(vectors: np.ndarray, scale: float) -> np.ndarray:
     return np.clip(scaled, -127, 127).astype(np.int8)
 
 
-def insert(conn: apsw.Connection, ids: Sequence[int], vectors: np.ndarray, scale: float) -> None:
+def insert(
+    conn: apsw.Connection,
+    ids: Sequence[int],
+    vectors: np.ndarray,
+    scale: float,
+    name: str = TABLE,
+) -> None:
     """Add the codes of these chunks' vectors (inside the caller's transaction)."""
     conn.executemany(
-        f"INSERT INTO {TABLE} (rowid, codes) VALUES (?, vec_int8(?))",
+        f"INSERT INTO {name} (rowid, codes) VALUES (?, vec_int8(?))",
         zip(ids, (c.tobytes() for c in codes(vectors, scale)), strict=True),
     )
 
 
-def delete(conn: apsw.Connection, ids: Sequence[int]) -> None:
+def delete(conn: apsw.Connection, ids: Sequence[int], name: str = TABLE) -> None:
     """Remove these chunks' codes (sqlite-vec zeroes their bytes in its chunk blobs)."""
-    conn.executemany(f"DELETE FROM {TABLE} WHERE rowid = ?", ((i,) for i in ids))
+    conn.executemany(f"DELETE FROM {name} WHERE rowid = ?", ((i,) for i in ids))
 
 
 def candidates(k: int) -> int:
@@ -86,7 +107,12 @@ def candidates(k: int) -> int:
 
 
 def knn(
-    read: Any, query: np.ndarray, k: int, scale: float, n: int | None = None
+    read: Any,
+    query: np.ndarray,
+    k: int,
+    scale: float,
+    n: int | None = None,
+    name: str = TABLE,
 ) -> list[tuple[int, float]]:
     """The `k` nearest chunks by cosine similarity: `vec0` candidates, rescored exactly.
 
@@ -97,7 +123,7 @@ def knn(
 
     query = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
     rows = read(
-        f"WITH near AS (SELECT rowid FROM {TABLE} WHERE codes MATCH vec_int8(:q) AND k = :n)"
+        f"WITH near AS (SELECT rowid FROM {name} WHERE codes MATCH vec_int8(:q) AND k = :n)"
         " SELECT v.chunk_id, v.vector FROM near JOIN chunk_vectors v ON v.chunk_id = near.rowid",
         {"q": codes(query[None, :], scale)[0].tobytes(), "n": n or candidates(k)},
     )
