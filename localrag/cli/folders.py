@@ -16,6 +16,8 @@ from localrag.display import one_line, safe_json, visible
 if TYPE_CHECKING:
     from localrag.service import Assistant
 
+NO_FOLDERS = "no watched folders; add one with `localrag folders add DIR`"
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("folders", help="list, add or remove the folders the vault keeps in sync")
@@ -96,14 +98,14 @@ def run_folders(args: argparse.Namespace) -> int:
         rules = f"  (ignoring {', '.join(f.ignore)})" if f.ignore else ""
         print(f"{one_line(f.path)}{visible(rules)}")
     if not folders and not args.json:
-        print("no watched folders; add one with `localrag folders add DIR`", file=sys.stderr)
+        print(NO_FOLDERS, file=sys.stderr)
     return 0
 
 
 def run_sync(args: argparse.Namespace) -> int:
     with open_assistant(args) as assistant:
         if not assistant.folders():
-            print("no watched folders; add one with `localrag folders add DIR`", file=sys.stderr)
+            print(NO_FOLDERS, file=sys.stderr)
             return 0
         return report_ingest(args, assistant.sync(), _sizes(assistant))
 
@@ -112,7 +114,7 @@ def run_watch(args: argparse.Namespace) -> int:
     stop = threading.Event()
     with open_assistant(args) as assistant:
         if not assistant.folders():
-            print("no watched folders; add one with `localrag folders add DIR`", file=sys.stderr)
+            print(NO_FOLDERS, file=sys.stderr)
             return 1
         if not args.json:
             names = ", ".join(one_line(f.path) for f in assistant.folders())

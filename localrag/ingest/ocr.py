@@ -10,7 +10,6 @@ paragraph and line, so a citation can name the page and the OCR line numbers wit
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -19,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from localrag import models
 from localrag.errors import IngestError
 from localrag.ingest.base import TextBuilder
 
@@ -101,14 +101,10 @@ def _find() -> Engine:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     try:
-        with path.open("rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
+        return models.sha256_file(path)
     except OSError as exc:
         raise Unavailable(f"{path}: cannot read the OCR model ({exc.strerror or exc})") from exc
-    return h.hexdigest()
 
 
 def _env() -> dict[str, str]:

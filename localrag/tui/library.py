@@ -133,7 +133,6 @@ class LibraryPane(Vertical):
     def add(self, paths: list[Path]) -> None:
         assistant = self.app.assistant  # type: ignore[attr-defined]
         stopping = self.app.stopping  # type: ignore[attr-defined]
-        self.query_one("#ingest").display = True
 
         def work() -> None:
             try:

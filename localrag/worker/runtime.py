@@ -271,18 +271,14 @@ class Runtime:
         best = int(np.argmax(logits))
         if guard is None:
             return best
-        top = np.argpartition(-logits, GROUNDED_CANDIDATES)[:GROUNDED_CANDIDATES]
-        floor = logits[best] - GROUNDED_MARGIN
-        likely = [t for t in sorted(top.tolist(), key=lambda t: -logits[t]) if logits[t] >= floor]
         candidates = (
-            (
-                t,
-                self.piece(t).decode("utf-8", "ignore"),
-                llama_cpp.llama_vocab_is_eog(self.vocab, t),
-            )
-            for t in likely
+            (t, self._text(t), llama_cpp.llama_vocab_is_eog(self.vocab, t))
+            for t in _likely(logits, logits[best] - GROUNDED_MARGIN)
         )
         return guard.first_allowed(text, candidates)
+
+    def _text(self, token: int) -> str:
+        return self.piece(token).decode("utf-8", "ignore")
 
     def _answer_rather_than(
         self, token: int, refusal: str, margin: float, guard: SpanGuard | None
@@ -294,22 +290,17 @@ class Runtime:
         said = refusal.lower()
 
         def refuses(t: int) -> bool:
-            piece = self.piece(t).decode("utf-8", "ignore").strip().lower()
+            piece = self._text(t).strip().lower()
             return not piece or said.startswith(piece)
 
         if not refuses(token):
             return token
         logits = self.logits()
-        floor = logits[token] - margin
-        top = np.argpartition(-logits, GROUNDED_CANDIDATES)[:GROUNDED_CANDIDATES]
-        for t in sorted(top.tolist(), key=lambda t: -logits[t]):
-            if logits[t] < floor:
-                break
+        for t in _likely(logits, logits[token] - margin):
             if refuses(t) or llama_cpp.llama_vocab_is_eog(self.vocab, t):
                 continue
-            piece = self.piece(t).decode("utf-8", "ignore")
-            if guard is None or guard.allows(piece):
-                return int(t)
+            if guard is None or guard.allows(self._text(t)):
+                return t
         return token
 
     def generate(
@@ -399,6 +390,13 @@ class Runtime:
         if self.model:
             llama_cpp.llama_model_free(self.model)
             self.model = None
+
+
+def _likely(logits: np.ndarray, floor: float) -> list[int]:
+    """The likeliest `GROUNDED_CANDIDATES` tokens whose logit is at least `floor`, likeliest
+    first."""
+    top = np.argpartition(-logits, GROUNDED_CANDIDATES)[:GROUNDED_CANDIDATES]
+    return [t for t in sorted(top.tolist(), key=lambda t: -logits[t]) if logits[t] >= floor]
 
 
 class Cancelled(Exception):
