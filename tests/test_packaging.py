@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import platform
 import re
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 from types import ModuleType
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,3 +63,32 @@ def test_the_llama_build_is_portable_and_keyed_by_its_flags() -> None:
     assert key != build.build_key("0.3.36", x86.replace("AMX_TILE=OFF", "AMX_TILE=ON"))
     assert key != build.build_key("0.3.37", x86)
     assert build.pinned_version() == "0.3.36"
+
+
+# AT&T mnemonics of AMX (tile configuration and tile multiply) and any use of AVX-512 registers.
+_UNPORTABLE = re.compile(r"\b(ldtilecfg|tileloadd\w*|tdpb\w+|tdpfp16ps)\b|%zmm\d|%k[0-7]\b")
+
+
+def test_the_installed_llama_cpp_has_no_amx_or_avx512_code() -> None:
+    """The crash of issue 12 was ggml's AMX kernels on a CPU that advertises AMX: proven absent."""
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("AMX and AVX-512 are x86-64 features")
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info().decode()
+    assert "AVX2 = 1" in info
+    assert "AMX" not in info and "AVX512" not in info, info
+    objdump = shutil.which("objdump")
+    if objdump is None:
+        pytest.skip("objdump (binutils) is not installed: the disassembly check needs it")
+    libraries = sorted((Path(llama_cpp.__file__).parent / "lib").glob("lib*.so"))
+    assert libraries, "llama-cpp-python's shared libraries are where it loads them from"
+    for library in libraries:
+        code = subprocess.run(
+            [objdump, "-d", "--no-show-raw-insn", str(library)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        found = _UNPORTABLE.search(code)
+        assert found is None, f"{library.name} holds {found and found.group(0)}"
