@@ -3,12 +3,14 @@
 `SpanGuard` is used while the model writes (decode-time grounding, in the model worker): at each
 token, only continuations that keep the answer grounded are allowed. A grounded answer is
 
-    [yes | no [,:;.]]  SPAN  [ [n] ] [.]        or a beginning of the not-found sentence
+    [yes | no [,:;.]] [MARKER]  SPAN  [ [n] ] [.]    or a beginning of the not-found sentence
 
 where SPAN is copied from one source (compared without case and with runs of white space as one
-space) and n is the number of a source that contains it. A small model asked for "the shortest
-span that answers" otherwise drifts into words that no source has: a name half-remembered, a
-date off by one. Whatever it writes, no span absent from the sources can come out.
+space), MARKER a list item's "1." "a)" or "-" (the adapter starts many answers so; no source holds
+the marker before the span), and n is the number of a source that contains it. A small model
+asked for "the shortest span that answers" otherwise drifts into words that no source has: a name
+half-remembered, a date off by one. Whatever it writes, no span absent from the sources can come
+out.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from collections.abc import Iterable, Sequence
 
 _SPACE = re.compile(r"\s+")
 _YES_NO = re.compile(r"^(yes|no)\b[\s,.:;!-]*")
+_MARKER = re.compile(r"^(?:(?:\d{1,2}|[a-z])[.):]|[-*•])(?: |$)")
+_MARKER_START = re.compile(r"\d{1,2}|[a-z]")
 _CITATION = re.compile(r"^\[(\d*)(\])?\s*[.!]?\s*$")
 _QUOTES = "\"'“”‘’`"
 
@@ -28,8 +32,10 @@ def normalise(text: str) -> str:
 
 
 def _span(said: str) -> str:
-    """The copied part of a normalised answer: no yes/no, quotes or closing punctuation."""
-    return _YES_NO.sub("", said).strip().strip(_QUOTES).rstrip(" ,.;:").strip(_QUOTES)
+    """The copied part of a normalised answer: no yes/no, list marker, quotes or closing
+    punctuation."""
+    said = _MARKER.sub("", _YES_NO.sub("", said).strip())
+    return said.strip().strip(_QUOTES).rstrip(" ,.;:").strip(_QUOTES)
 
 
 class SpanGuard:
@@ -42,7 +48,7 @@ class SpanGuard:
     def allows(self, text: str) -> bool:
         """Whether `text`, an answer being written, can still be a grounded answer."""
         said = normalise(text).lstrip()
-        if self.refusal.startswith(said.rstrip()):
+        if self.refusal.startswith(said.rstrip()) or self.bare_marker(said):
             return True
         said, bracket, cite = said.partition("[")
         body = _span(said)
@@ -60,6 +66,14 @@ class SpanGuard:
         return any(str(n).startswith(digits) for n in holders) and (
             not m.group(2) or int(digits) in holders
         )
+
+    def bare_marker(self, text: str) -> bool:
+        """Whether `text` is only a list marker ("1." "a)" "-") or its start, held by no source
+        as it is: shown only once a span follows it."""
+        said = normalise(text).strip()
+        if not (_MARKER_START.fullmatch(said) or _MARKER.fullmatch(said)):
+            return False
+        return not any(said.rstrip(".):") in s for s in self.sources)
 
     def source_of(self, text: str) -> int | None:
         """The first source that holds the answer's span, if any."""

@@ -34,11 +34,23 @@ def test_words_no_source_has_and_wrong_citations_are_refused() -> None:
     assert guard.source_of("1903") is None
 
 
+def test_a_list_marker_before_the_span_is_allowed_and_a_bare_one_held_back() -> None:
+    guard = SpanGuard(SOURCES, NOT_FOUND)
+    for text in ("1", "1.", "1. ", "1. the bridge is 212", "a) in 1902 [1]", "- 212 metres"):
+        assert guard.allows(text), text
+    assert not guard.allows("1. the bridge opened in 1903")
+    assert guard.source_of("b. 212 metres long [2]") == 2
+    assert guard.bare_marker("3.") and guard.bare_marker("z)")
+    assert not guard.bare_marker("1. 212") and not guard.bare_marker("212")
+    assert not guard.bare_marker("96")  # a number a source holds is an answer, not a marker
+
+
 def test_random_models_never_write_a_span_absent_from_the_sources() -> None:
     rng = random.Random(7)
     words = ["the", "a", "bridge", "flood", "river", "in", "of", "1902", "1899", "opened"]
     words += ["long", "metres", "span", "is", "was", "7", "x"]
     pieces = [" " + w for w in words] + words + [" [", "1", "2", "]", ".", ",", " yes", "Yes"]
+    pieces += [")", "- ", "b", "3"]  # list markers: "1. ", "b) ", "- "
     for _ in range(400):
         sources = [" ".join(rng.choices(words, k=rng.randint(3, 25))) for _ in range(3)]
         guard = SpanGuard(sources, NOT_FOUND)
@@ -50,6 +62,8 @@ def test_random_models_never_write_a_span_absent_from_the_sources() -> None:
             if token is None or next(e for i, _, e in ranked if i == token):
                 break
             text += pieces[token]
-        body = re.sub(r"^(yes|no)\b[\s,.:;!-]*", "", normalise(text).lstrip())
+        shown = "" if guard.bare_marker(text) else text  # the worker holds a bare marker back
+        body = re.sub(r"^(yes|no)\b[\s,.:;!-]*", "", normalise(shown).lstrip())
+        body = re.sub(r"^((\d{1,2}|[a-z])[.):]|[-*•])( |$)", "", body)
         body = body.partition("[")[0].strip().rstrip(" ,.;:")
         assert body == "" or any(body in normalise(s) for s in sources), (text, sources)

@@ -264,16 +264,19 @@ class Runtime:
         llama_cpp.llama_memory_clear(self.memory, True)
         self.cached = []
 
-    def _choose(self, guard: SpanGuard | None, text: str) -> int | None:
+    def _choose(self, guard: SpanGuard | None, text: str, markers: bool = True) -> int | None:
         """The next token: the likeliest, or with a guard the likeliest that keeps the answer
-        grounded (None: no likely token does, the answer ends)."""
+        grounded (None: no likely token does, the answer ends). Without `markers`, an answer
+        does not begin with a list marker."""
         logits = self.logits()
         best = int(np.argmax(logits))
         if guard is None:
             return best
+        pieces = ((t, self._text(t)) for t in _likely(logits, logits[best] - GROUNDED_MARGIN))
         candidates = (
-            (t, self._text(t), llama_cpp.llama_vocab_is_eog(self.vocab, t))
-            for t in _likely(logits, logits[best] - GROUNDED_MARGIN)
+            (t, piece, llama_cpp.llama_vocab_is_eog(self.vocab, t))
+            for t, piece in pieces
+            if markers or text or not guard.bare_marker(piece)
         )
         return guard.first_allowed(text, candidates)
 
@@ -299,8 +302,9 @@ class Runtime:
         for t in _likely(logits, logits[token] - margin):
             if refuses(t) or llama_cpp.llama_vocab_is_eog(self.vocab, t):
                 continue
-            if guard is None or guard.allows(self._text(t)):
-                return t
+            piece = self._text(t)
+            if guard is None or (guard.allows(piece) and not guard.bare_marker(piece)):
+                return t  # a list marker alone begins no answer
         return token
 
     def generate(
@@ -335,17 +339,29 @@ class Runtime:
             on_prompt(len(tokens), reused)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         written: list[int] = []
-        text = ""
+        text = held = ""
+        markers = True
         while True:
-            token = self._choose(guard, text)
+            token = self._choose(guard, text, markers)
             if not written and abstain_margin > 0 and token is not None:
                 token = self._answer_rather_than(token, refusal, abstain_margin, guard)
             if token is None or llama_cpp.llama_vocab_is_eog(self.vocab, token):
+                if held and markers:
+                    # Only a list marker was written and no grounded span follows it: begin
+                    # again from the prompt, without a marker.
+                    markers, written, text, held = False, [], "", ""
+                    decoder.reset()
+                    self.evaluate(tokens)
+                    continue
                 break
             written.append(token)
             piece = decoder.decode(self.piece(token))
             text += piece
-            yield piece
+            if guard is not None and guard.bare_marker(text):
+                held += piece  # a list marker no span follows is never shown
+            else:
+                yield held + piece
+                held = ""
             if len(written) >= min(max_tokens, room) or looping(written):
                 break
             if self.cancel.is_set():
