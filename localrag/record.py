@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import queue
 import threading
 import time
@@ -266,7 +267,8 @@ def stop_hint(options: RecordOptions, verdict: Verdict | None = None) -> str:
     if wait is None:
         return f"stops at {_clock(options.max_s)}"
     if verdict is not None and verdict.speech_heard and verdict.silent_s > 0:
-        return f"silence: stops in {max(0.0, wait - verdict.silent_s):.0f} s"
+        # Rounded up: the last second reads "1 s", never "0 s" while it still records.
+        return f"silence: stops in {max(1, math.ceil(wait - verdict.silent_s - 1e-9))} s"
     return f"stops after {wait:g} s of silence"
 
 

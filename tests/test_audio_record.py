@@ -154,3 +154,5 @@ def test_the_meter_line_shows_time_level_and_how_it_stops() -> None:
     pausing = Verdict(-58.0, -45.0, False, True, 1.2, 9.0, None)
     assert meter_line(pausing, RecordOptions()).endswith("(silence: stops in 2 s)")
     assert meter_line(pausing, UNTIL_CAP).endswith("(stops at 00:01)")
+    last_moment = Verdict(-58.0, -45.0, False, True, 2.9, 9.0, None)
+    assert meter_line(last_moment, RecordOptions()).endswith("(silence: stops in 1 s)")

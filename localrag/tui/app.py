@@ -416,27 +416,33 @@ class LocalragApp(App[None]):
         screen = RecordScreen(recorder.options, recorder.stop)
         await self.push_screen(screen)  # mounted before the worker reports to it
 
+        def tell(show: Callable[..., None], *args: Any) -> None:
+            # Once the app exits, its loop waits for this worker: calling into it would stall.
+            if not self.stopping.is_set():
+                self.call_from_thread(show, *args)
+
         def work() -> None:
             try:
-                recording = recorder.run(lambda v: self.call_from_thread(screen.level, v))
+                recording = recorder.run(partial(tell, screen.level))
             except LocalragError as exc:  # no microphone, nothing heard: said on the screen
-                self.call_from_thread(screen.failed, exc.message)
+                tell(screen.failed, exc.message)
                 return
             finally:
                 self.recorder = None
             say = partial(screen.transcribing, recording.recorded_s, recording.stopped_by)
-            self.call_from_thread(say, 0.0)
+            tell(say, 0.0)
             heard: list[str] = []
             try:
+                # Stored even when the app is quitting: what was recorded is kept.
                 for event in assistant.record_note(recording.audio):
-                    self.call_from_thread(say, event.fraction)
+                    tell(say, event.fraction)
                     if event.segment is not None:
                         heard.append(event.segment.text.strip())
                     if event.doc_id is not None:
-                        self.call_from_thread(screen.added, event.path, " ".join(heard))
-                        self.call_from_thread(self.note_added, event.path)
+                        tell(screen.added, event.path, " ".join(heard))
+                        tell(self.note_added, event.path)
             except LocalragError as exc:
-                self.call_from_thread(screen.failed, exc.message)
+                tell(screen.failed, exc.message)
                 raise
 
         self.background(work, name="record-note", group="record", exclusive=True)

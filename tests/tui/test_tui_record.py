@@ -26,6 +26,7 @@ from localrag.tui.record_screen import RecordScreen
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
+PASSPHRASE = b"a long enough passphrase"
 NOTE = "The spare key to the bike shed is under the blue flower pot."
 
 
@@ -47,7 +48,7 @@ async def record_screen(
         transcriber=FakeTranscriber(NOTE),
         microphone=microphone,
     )
-    with Assistant.create(settings, bytearray(b"a long enough passphrase"), **parts) as assistant:
+    with Assistant.create(settings, bytearray(PASSPHRASE), **parts) as assistant:
         app = build_app(assistant=assistant)
         async with app.run_test(size=SIZE) as pilot:
             await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
@@ -128,3 +129,18 @@ async def test_without_a_microphone_the_screen_says_what_to_install(
         # And the key works again: the next try shows the same line, not a stuck screen.
         await pilot.press("ctrl+t")
         await wait_until(pilot, lambda: "sounddevice" in status(app), "the error again")
+
+
+async def test_quitting_while_recording_keeps_the_note(
+    settings: Settings, spoken: tuple[np.ndarray, float]
+) -> None:
+    said, _ = spoken
+    microphone = Playback(said, "Test microphone", speed=1.0)
+    async with record_screen(settings, microphone) as (assistant, app, pilot):
+        await wait_until(pilot, lambda: "00:01" in meter(app), "a second recorded")
+        await pilot.press("ctrl+q")
+    # The app waited for the note to be stored before it let the vault go.
+    assert not app.threads
+    with Assistant.open(settings, bytearray(PASSPHRASE), embedder=HashingEmbedder()) as again:
+        [doc] = again.documents()
+    assert 1.0 <= doc.meta["duration_s"] < 2.5
