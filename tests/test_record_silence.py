@@ -133,3 +133,13 @@ def test_a_fixed_threshold_above_the_voice_hears_no_speech() -> None:
     assert not any(v.speech_heard for v in loud_only) and loud_only[-1].stop is None
     fitting = run(SilenceDetector(SAMPLE_RATE, 3.0, threshold_dbfs=-60.0), audio)
     assert fitting[-1].stop == "silence"
+
+
+def test_a_pause_between_sentences_shorter_than_the_silence_does_not_stop_it() -> None:
+    first, second = speak("First, the budget."), speak("Then, after a pause, the schedule.")
+    audio = in_room(np.concatenate([silence(0.5), first, silence(2.5), second, silence(6.0)]))
+    verdicts = run(SilenceDetector(SAMPLE_RATE, stop_after_s=3.0), audio)
+    assert verdicts[-1].stop == "silence"
+    second_ends_s = 0.5 + (len(first) + len(second)) / SAMPLE_RATE + 2.5
+    assert verdicts[-1].elapsed_s == pytest.approx(second_ends_s + 3.0, abs=0.5)
+    assert max(v.silent_s for v in verdicts[:-1]) < 3.0
