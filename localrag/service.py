@@ -57,6 +57,7 @@ if TYPE_CHECKING:  # heavy modules, imported on first use
     from localrag.evaluate.compare import Progress as CompareProgress
     from localrag.evaluate.make_qa import MakeProgress
     from localrag.folders import Folder
+    from localrag.record import BlockSource, Recorder, RecordOptions
     from localrag.records import Segment
     from localrag.transcribe import TranscribeEvent, Transcriber
 
@@ -100,7 +101,7 @@ def _real_part(settings: Settings, role: str) -> _Lazy:
 def _default_parts(settings: Settings, parts: dict[str, Any]) -> dict[str, Any]:
     """`parts` as given, with the real part for each role not overridden (the models that answer
     are chosen once the vault is open: see `Assistant.__init__`)."""
-    unknown = set(parts) - {"embedder", "generator", "transcriber", "models"}
+    unknown = set(parts) - {"embedder", "generator", "transcriber", "models", "microphone"}
     if unknown:
         raise TypeError(f"unknown parts: {sorted(unknown)}")
     built = {
@@ -121,10 +122,12 @@ class Assistant:
         generator: Generator | None = None,
         transcriber: Transcriber | _Lazy | None = None,
         models: ModelChoice | None = None,
+        microphone: BlockSource | None = None,
     ) -> None:
         """`generator` answers every question (a fake, in tests); else `models` chooses the
         model for each question, by default each in its own model worker. `embedder` is the
-        one the settings want; the vault's own serves while a switch is under way."""
+        one the settings want; the vault's own serves while a switch is under way. Voice notes
+        are recorded from `microphone` (by default `record.default_microphone()`)."""
         self.settings = settings
         self.store = store
         self._embedder = embedder if isinstance(embedder, _Lazy) else _Lazy(lambda: embedder)
@@ -135,6 +138,7 @@ class Assistant:
         if models is None and generator is not None:
             models = FixedModel(generator)
         self.models: ModelChoice = models or WorkerModels(settings, store)
+        self._microphone = microphone
 
     @property
     def embedder(self) -> Embedder:
@@ -431,6 +435,21 @@ class Assistant:
         )
         del data
         yield from self._transcribe_audio(transcriber, audio, doc, index, started)
+
+    @property
+    def microphone(self) -> BlockSource:
+        if self._microphone is None:
+            from localrag.record import default_microphone
+
+            self._microphone = default_microphone()
+        return self._microphone
+
+    def recorder(self, options: RecordOptions | None = None) -> Recorder:
+        """A voice-note recorder on the microphone, stopping as `options` say (by default as
+        the settings say); `Recorder.run()` records, then `record_note()` stores the note."""
+        from localrag.record import Recorder, RecordOptions
+
+        return Recorder(self.microphone, options or RecordOptions.from_settings(self.settings))
 
     def record_note(
         self, audio: np.ndarray, name: str | None = None, index: bool = True

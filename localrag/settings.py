@@ -26,6 +26,8 @@ PRIVATE_FILE = 0o600
 """The home folder and every file in it are the user's alone: the vault, its WAL and shared
 memory file (SQLite gives them the database file's mode), the key file, config.toml."""
 ROLES = ("llm", "embedder", "whisper")
+MAX_NOTE_S = 3600.0
+"""The longest voice note, in seconds."""
 CHECKOUT = Path(__file__).resolve().parent.parent
 
 
@@ -90,8 +92,18 @@ TUNABLE = (
     "context_tokens",
     "grounded_answers",
     "abstain_margin",
+    "stop_after_silence_s",
+    "silence_threshold_dbfs",
+    "voice_note_max_s",
 )
 """Settings that config.toml may set at its top level."""
+
+VOICE_NOTE_RANGES = {
+    "stop_after_silence_s": (0.0, MAX_NOTE_S, "seconds, 0 for never"),
+    "silence_threshold_dbfs": (-100.0, 0.0, "dBFS, 0 for automatic"),
+    "voice_note_max_s": (1.0, MAX_NOTE_S, "seconds"),
+}
+"""The voice-note settings' allowed ranges (inclusive) and units, checked on reading config.toml."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +150,14 @@ class Settings:
     abstain_margin: float = 0.0
     """With sources, the model's answer begins with the not-found sentence only if that beats
     its likeliest answer by more than this many logits (0: whichever it likes best)."""
+    stop_after_silence_s: float = 3.0
+    """A voice note stops after this many seconds of continuous silence once speech was heard
+    (0: only at `voice_note_max_s` or when stopped)."""
+    silence_threshold_dbfs: float = 0.0
+    """Sound above this level is speech; 0 learns the level from the first half second of
+    each note (the room's noise plus a margin)."""
+    voice_note_max_s: float = 600.0
+    """The longest a voice note records, in seconds (`record --seconds` overrides it)."""
     models_dir_pinned: bool = False
     """Whether config.toml names `[models] dir`: `save` keeps it even where it equals the default,
     since a pinned folder wins over `LOCALRAG_MODELS` and the checkout."""
@@ -170,6 +190,9 @@ class Settings:
             for name, entry in models.get("registered", {}).items()
         }
         extra = {k: data[k] for k in TUNABLE if k in data}
+        for key, (low, high, unit) in VOICE_NOTE_RANGES.items():
+            if key in extra:
+                extra[key] = _in_range(config, key, extra[key], low, high, unit)
         models_dir = Path(models["dir"]) if "dir" in models else default_models_dir(root)
         return cls(
             home=root,
@@ -208,3 +231,13 @@ class Settings:
 
     def with_changes(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+
+def _in_range(config: Path, key: str, value: Any, low: float, high: float, unit: str) -> float:
+    """`value` as a float if it is a number from `low` to `high`; else one line naming the fix."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high:
+        return float(value)
+    raise LocalragError(
+        f"{config}: {key} = {value!r} is not a number from {low:g} to {high:g} ({unit}); "
+        "fix or delete the line"
+    )

@@ -59,3 +59,40 @@ def test_broken_config_names_the_file(home: Path):
     (home / "config.toml").write_text("top_k = = 3")
     with pytest.raises(LocalragError, match=r"config\.toml: not valid TOML"):
         Settings.load()
+
+
+def test_voice_note_settings_default_and_round_trip(home: Path):
+    s = Settings.load()
+    assert (s.stop_after_silence_s, s.silence_threshold_dbfs, s.voice_note_max_s) == (3, 0, 600)
+    (home / "config.toml").write_text(
+        "stop_after_silence_s = 1.5\nsilence_threshold_dbfs = -42\nvoice_note_max_s = 90\n"
+    )
+    s = Settings.load()
+    assert (s.stop_after_silence_s, s.silence_threshold_dbfs, s.voice_note_max_s) == (1.5, -42, 90)
+    s.with_changes(top_k=4).save()
+    again = Settings.load()
+    assert (again.stop_after_silence_s, again.voice_note_max_s, again.top_k) == (1.5, 90, 4)
+    Settings.load().with_changes(stop_after_silence_s=3.0).save()  # back to the default
+    assert "stop_after_silence_s" not in (home / "config.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        ("stop_after_silence_s = -1", "stop_after_silence_s = -1 is not a number from 0 to 3600"),
+        ('stop_after_silence_s = "3"', "stop_after_silence_s = '3' is not a number from 0 to"),
+        ("silence_threshold_dbfs = 6", "silence_threshold_dbfs = 6 is not a number from -100 to 0"),
+        ("voice_note_max_s = 0", "voice_note_max_s = 0 is not a number from 1 to 3600"),
+        ("voice_note_max_s = 7200", "voice_note_max_s = 7200 is not a number from 1 to 3600"),
+        ("voice_note_max_s = true", "voice_note_max_s = True is not a number"),
+    ],
+)
+def test_a_voice_note_setting_out_of_range_names_the_file_and_the_fix(
+    home: Path, line: str, shown: str
+):
+    (home / "config.toml").write_text(line + "\n")
+    with pytest.raises(LocalragError) as caught:
+        Settings.load()
+    message = caught.value.message
+    assert message.startswith(f"{home / 'config.toml'}: {shown}")
+    assert message.endswith("fix or delete the line") and "\n" not in message

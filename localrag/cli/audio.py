@@ -12,9 +12,8 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
@@ -24,6 +23,10 @@ from localrag.prompt import clock
 from localrag.records import Segment
 from localrag.transcribe import TranscribeEvent
 
+if TYPE_CHECKING:
+    from localrag.record import Recorder, Recording
+    from localrag.silence import Verdict
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("transcribe", help="print a recording's transcript with timestamps")
@@ -31,9 +34,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     _output_options(p)
     p.set_defaults(func=run_transcribe)
 
-    p = sub.add_parser("record", help="record a voice note from the microphone and index it")
+    p = sub.add_parser(
+        "record",
+        help="record a voice note from the microphone until you stop talking, and index it",
+    )
     p.add_argument(
-        "--seconds", type=float, default=60.0, help="how long to record (default 60; Ctrl-C ends)"
+        "--seconds",
+        type=float,
+        help="the longest it records (default: the setting voice_note_max_s, 600)",
+    )
+    stopping = p.add_mutually_exclusive_group()
+    stopping.add_argument(
+        "--stop-after-silence",
+        type=float,
+        metavar="S",
+        help="stop after S seconds of silence once you have spoken (default: the setting "
+        "stop_after_silence_s, 3)",
+    )
+    stopping.add_argument(
+        "--no-stop-on-silence",
+        action="store_true",
+        help="record until --seconds or Ctrl-C, whatever it hears",
     )
     p.add_argument("--name", help='the note\'s name (default: "voice note <date time>")')
     _output_options(p)
@@ -63,47 +84,72 @@ def run_transcribe(args: argparse.Namespace) -> int:
 
 
 def run_record(args: argparse.Namespace) -> int:
-    from localrag.record import check_microphone
+    from localrag.record import Recorder, RecordOptions, default_microphone
     from localrag.transcribe import build_transcriber, transcribe_events
 
-    microphone = check_microphone()  # before the passphrase: no point unlocking without one
-    if args.no_index:
-        audio = _record(args.seconds, microphone)
-        transcriber = build_transcriber(common.settings(args))
-        return _show(transcribe_events(transcriber, audio, args.name or "voice note"), args)
-    with common.open_assistant(args) as assistant:
-        audio = _record(args.seconds, microphone)
-        return _show(assistant.record_note(audio, args.name), args)
-
-
-def _record(seconds: float, microphone: str) -> np.ndarray:
-    """Record with a countdown on stderr; Ctrl-C ends the note early and keeps it."""
-    from localrag.record import record
-    from localrag.transcribe import SAMPLE_RATE
-
-    blocks: list[np.ndarray] = []
-    columns = (
-        TextColumn("{task.description}", markup=False),
-        BarColumn(),
-        TextColumn("{task.fields[left]}"),
+    options = RecordOptions.from_settings(
+        common.settings(args),
+        seconds=args.seconds,
+        stop_after_silence_s=args.stop_after_silence,
+        stop_on_silence=not args.no_stop_on_silence,
     )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(f"recording from {one_line(microphone)}", total=seconds, left="")
-        try:
-            for block in record(seconds):
-                blocks.append(block)
-                done = sum(len(b) for b in blocks) / SAMPLE_RATE
-                bar.update(task, completed=done, left=f"{clock(seconds - done)} left")
-        except KeyboardInterrupt:
-            pass
-    if not blocks:
-        from localrag.record import RecordError
-
-        raise RecordError("nothing was recorded")
-    return np.concatenate(blocks)
+    microphone = default_microphone()
+    name = microphone.check()  # before the passphrase: no point unlocking without one
+    if args.no_index:
+        recording = _record(Recorder(microphone, options), name)
+        transcriber = build_transcriber(common.settings(args))
+        events = transcribe_events(transcriber, recording.audio, args.name or "voice note")
+        return _show(events, args, recording)
+    with common.open_assistant(args, microphone=microphone) as assistant:
+        recording = _record(assistant.recorder(options), name)
+        return _show(assistant.record_note(recording.audio, args.name), args, recording)
 
 
-def _show(events: Iterator[TranscribeEvent], args: argparse.Namespace) -> int:
+def _record(recorder: Recorder, microphone: str) -> Recording:
+    """Record with a level meter on stderr (on a terminal); Ctrl-C ends the note and keeps it."""
+    from localrag.record import meter_line, stop_hint
+
+    options = recorder.options
+    console = Console(stderr=True)
+    live = console.is_terminal
+    if live:
+        console.print(
+            f"Recording from {one_line(microphone)}: speak; it {stop_hint(options)} "
+            "(Ctrl-C stops).",
+            markup=False,
+            highlight=False,
+        )
+
+    def show(verdict: Verdict) -> None:
+        # One line, rewritten in place; padded so a shorter line covers a longer one.
+        sys.stderr.write("\r" + meter_line(verdict, options).ljust(60))
+        sys.stderr.flush()
+
+    recording = recorder.run(show if live else None)
+    if live:
+        sys.stderr.write("\r" + " " * 60 + "\r")
+    why = STOPPED_BY[recording.stopped_by].format(options=options)
+    console.print(
+        f"recorded {clock(recording.recorded_s)} from {one_line(microphone)}; {why}",
+        markup=False,
+        highlight=False,
+    )
+    return recording
+
+
+STOPPED_BY = {
+    "silence": "stopped after {options.stop_after_silence_s:g} s of silence",
+    "limit": "stopped at the limit of {options.max_s:g} s",
+    "cancel": "stopped by you",
+}
+"""Why a note ended, as the summary line says it."""
+
+
+def _show(
+    events: Iterator[TranscribeEvent],
+    args: argparse.Namespace,
+    recording: Recording | None = None,
+) -> int:
     """Stream the transcript (or collect it for JSON and subtitles) with progress on stderr."""
     plain = not (args.json or args.srt or args.vtt)
     segments: list[Segment] = []
@@ -130,7 +176,11 @@ def _show(events: Iterator[TranscribeEvent], args: argparse.Namespace) -> int:
     if last is None:
         return 1
     if args.json:
-        common.print_json(as_json(last, segments))
+        printed = as_json(last, segments)
+        if recording is not None:
+            printed["stopped_by"] = recording.stopped_by
+            printed["recorded_s"] = round(recording.recorded_s, 3)
+        common.print_json(printed)
     elif args.srt:
         sys.stdout.write(srt(segments))
     elif args.vtt:

@@ -30,6 +30,7 @@ from localrag.tui.main_screen import MainScreen
 from localrag.tui.messages import ConversationOpened, StatusLoaded, VaultOpened
 from localrag.tui.model_picker import BASE, ModelChoice, ModelPicker, model_choices
 from localrag.tui.palette import PALETTE
+from localrag.tui.record_screen import RecordScreen
 from localrag.tui.status_bar import StatusBar
 from localrag.tui.unlock_screen import UnlockScreen
 from localrag.tui.vault import ServiceVault, VaultAccess
@@ -38,7 +39,13 @@ log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 10.0
 """How long quitting waits for workers to stop before leaving the vault to the process exit."""
-MAIN_ACTIONS = {"show_tab", "toggle_retrieval", "choose_model", "new_conversation"}
+MAIN_ACTIONS = {
+    "show_tab",
+    "toggle_retrieval",
+    "choose_model",
+    "new_conversation",
+    "record_note",
+}
 """Actions that need the open vault."""
 MAKE_QA_QUESTIONS = 20
 """Answerable questions the app's "Make questions" asks for (`eval make-qa --n` for more)."""
@@ -59,6 +66,8 @@ class LocalragApp(App[None]):
         Binding("ctrl+r", "toggle_retrieval", "Retrieval"),
         Binding("ctrl+o", "choose_model", "Model"),
         Binding("ctrl+n", "new_conversation", "New chat"),
+        # Shown by the chat and the library: on the adapters tab the footer has no room for it.
+        Binding("ctrl+t", "record_note", "Record", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -85,6 +94,8 @@ class LocalragApp(App[None]):
         """The worker threads running now."""
         self.stopping = threading.Event()
         """Set when the app exits: long workers stop at their next step."""
+        self.recorder: Any = None
+        """The voice note's `Recorder` while one records (stopped when the app exits)."""
 
     def on_mount(self) -> None:
         if self.assistant is not None:
@@ -395,6 +406,52 @@ class LocalragApp(App[None]):
 
         self.background(work, name="show-compare")
 
+    # Voice notes: record until silence, then transcribe into the vault
+
+    async def action_record_note(self) -> None:
+        if self.main_screen() is None or self.recorder or isinstance(self.screen, RecordScreen):
+            return
+        assistant = self.assistant
+        recorder = self.recorder = assistant.recorder()
+        screen = RecordScreen(recorder.options, recorder.stop)
+        await self.push_screen(screen)  # mounted before the worker reports to it
+
+        def tell(show: Callable[..., None], *args: Any) -> None:
+            # Once the app exits, its loop waits for this worker: calling into it would stall.
+            if not self.stopping.is_set():
+                self.call_from_thread(show, *args)
+
+        def work() -> None:
+            try:
+                recording = recorder.run(partial(tell, screen.level))
+            except LocalragError as exc:  # no microphone, nothing heard: said on the screen
+                tell(screen.failed, exc.message)
+                return
+            finally:
+                self.recorder = None
+            say = partial(screen.transcribing, recording.recorded_s, recording.stopped_by)
+            tell(say, 0.0)
+            heard: list[str] = []
+            try:
+                # Stored even when the app is quitting: what was recorded is kept.
+                for event in assistant.record_note(recording.audio):
+                    tell(say, event.fraction)
+                    if event.segment is not None:
+                        heard.append(event.segment.text.strip())
+                    if event.doc_id is not None:
+                        tell(screen.added, event.path, " ".join(heard))
+                        tell(self.note_added, event.path)
+            except LocalragError as exc:
+                tell(screen.failed, exc.message)
+                raise
+
+        self.background(work, name="record-note", group="record", exclusive=True)
+
+    def note_added(self, name: str) -> None:
+        self.notify(f"Voice note added: {name}")
+        if (main := self.main_screen()) is not None:
+            main.query_one(LibraryPane).reload()
+
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         if self.main_screen() is None:
@@ -412,6 +469,8 @@ class LocalragApp(App[None]):
         closed by the process exit (every document is one transaction, so nothing is half-added).
         """
         self.stopping.set()
+        if self.recorder is not None:
+            self.recorder.stop()  # the note recorded so far is still stored
         if (main := self.main_screen()) is not None:
             main.query_one(ChatPane).action_cancel_answer()
         deadline = time.monotonic() + STOP_TIMEOUT_S

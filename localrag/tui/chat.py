@@ -81,6 +81,9 @@ class ChatPane(Vertical):
         # "Cancel answer" pushed "^n New chat" off an 80-column footer while answering.
         Binding("escape", "cancel_answer", "Cancel", tooltip="Stop the model writing"),
         Binding("ctrl+s", "focus_sources", "Sources"),
+        # The app's Ctrl+T, shown here (and in the library) but not while an answer is written:
+        # with "esc Cancel" it would not fit an 80-column footer.
+        Binding("ctrl+t", "record_note", "Record"),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -110,7 +113,12 @@ class ChatPane(Vertical):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel_answer":
             return self.answering
+        if action == "record_note":
+            return not self.answering
         return True
+
+    async def action_record_note(self) -> None:
+        await self.app.run_action("record_note")
 
     # Asking
 

@@ -30,6 +30,7 @@ class LibraryPane(Vertical):
         # Named as the app's actions, so the palette test can match them.
         Binding("a", "add_files", "Add"),
         Binding("d,delete", "delete_document", "Delete"),
+        Binding("ctrl+t", "app.record_note", "Record"),
     ]
 
     def __init__(self, **kwargs: Any) -> None:

@@ -39,6 +39,11 @@ PALETTE: tuple[PaletteCommand, ...] = (
     ),
     PaletteCommand("New conversation", "Start a fresh chat", "new_conversation"),
     PaletteCommand("Cancel the answer", "Stop the model writing", "cancel_answer"),
+    PaletteCommand(
+        "Record a voice note",
+        "From the microphone until you stop talking; transcribed into the vault",
+        "record_note",
+    ),
     PaletteCommand("Add files or a folder", "Index documents and recordings", "add_files"),
     PaletteCommand("Delete the selected document", "Erase it from the vault", "delete_document"),
     PaletteCommand("Sources", "Go to the sources of the latest answer", "focus_sources"),

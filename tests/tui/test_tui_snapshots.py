@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tui_fakes import FakeAssistant, FakeVault, document, version
-from tui_helpers import SIZE, ask, context_shown, wait_until
+from tui_helpers import SIZE, ask, context_shown, notifications, wait_until
 
 from localrag.tui import build_app
 from localrag.tui.adapters import AdaptersPane
@@ -65,3 +65,14 @@ def test_adapters(snap_compare) -> None:
         await pilot.press("down", "down")  # legal@v1, its provenance under the table
 
     assert snap_compare(build_app(assistant=assistant), run_before=run_before, terminal_size=SIZE)
+
+
+def test_voice_note_added(snap_compare) -> None:
+    async def run_before(pilot) -> None:
+        await pilot.press("ctrl+t")
+        await wait_until(pilot, lambda: pilot.app.screen.query("#record-status"), "record window")
+        status = pilot.app.screen.query_one("#record-status")
+        # The window says it, then the app's notification does: both are in the picture.
+        await wait_until(pilot, lambda: "Added" in str(status.render()) and notifications(pilot))
+
+    assert snap_compare(build_app(assistant=fake()), run_before=run_before, terminal_size=SIZE)

@@ -12,6 +12,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
+
 from localrag.adapter import manage
 from localrag.adapter.convert import BaseShape
 from localrag.adapter.merge import MergeProgress
@@ -20,9 +22,12 @@ from localrag.answer import Answer, citation_dict
 from localrag.errors import AdapterError, LocalragError, UsageError, WrongPassphrase
 from localrag.folders import Folder
 from localrag.prompt import Source
+from localrag.record import BlockSource, Playback, Recorder, RecordOptions
 from localrag.records import Chunk, Conversation, Document, Hit, IngestEvent, Segment, Span, Turn
+from localrag.transcribe import SAMPLE_RATE, TranscribeEvent
 
 PASSPHRASE = "correct horse battery"
+VOICE_NOTE = "voice note 2026-11-25 09:00:00"
 DATE = "2026-11-25T09:00:00+00:00"
 BASE_SHA = "1a2b3c4d5e6f" + "0" * 52
 ADAPTER_SHA = "9f8e7d6c5b4a" + "0" * 52
@@ -69,6 +74,8 @@ class FakeAssistant:
         self.verified: list[str] = []
         self.release_merge = threading.Event()
         self.release_merge.set()
+        self.microphone: BlockSource = Playback(beep_then_quiet(), "Fake microphone")
+        """What Ctrl+T records: a second of tone, then a quiet room (stops by the silence)."""
 
     # Library
 
@@ -124,6 +131,19 @@ class FakeAssistant:
 
     def transcript(self, doc_id: int) -> list[Segment]:
         return [Segment(5.0 * i, 5.0 * i + 5, f"segment {i} said this") for i in range(40)]
+
+    # Voice notes
+
+    def recorder(self, options: RecordOptions | None = None) -> Recorder:
+        return Recorder(self.microphone, options or RecordOptions())
+
+    def record_note(self, audio: np.ndarray, name: str | None = None) -> Iterator[TranscribeEvent]:
+        path, duration_s = name or VOICE_NOTE, len(audio) / SAMPLE_RATE
+        heard = Segment(0.5, 1.5, "Buy more coffee filters.")
+        yield TranscribeEvent(path, "segment", duration_s, duration_s, segment=heard)
+        doc = Document(len(self.docs) + 1, path, "0" * 64, "audio", audio.nbytes, path, 1, DATE)
+        self.docs.append(doc)
+        yield TranscribeEvent(path, "indexed", duration_s, duration_s, doc_id=doc.id)
 
     # Answers
 
@@ -319,6 +339,13 @@ class FakeVault:
         if bytes(passphrase) != PASSPHRASE.encode():
             raise WrongPassphrase()
         return self.assistant
+
+
+def beep_then_quiet() -> np.ndarray:
+    """Half a second of quiet, a second of a 440 Hz tone at -23 dBFS: a stand-in for a voice."""
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    tone = (0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    return np.concatenate([np.zeros(SAMPLE_RATE // 2, dtype=np.float32), tone])
 
 
 def document(doc_id: int, name: str, kind: str = "txt", size_bytes: int = 12_345) -> Document:
