@@ -34,7 +34,7 @@ fail() {
 command -v "$python" >/dev/null 2>&1 || fail "no $python on PATH; set PYTHON to a python3.11"
 "$python" "$here/verify.py" "$here" || exit 1
 
-version="$("$python" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["bundle"]["localrag"])' "$here/bundle.toml")"
+version="$("$python" -P -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["bundle"]["localrag"])' "$here/bundle.toml")"
 case "$prefix" in /*) ;; *) prefix="$PWD/$prefix" ;; esac
 venv="$prefix/venvs/localrag-$version-$(date -u +%Y%m%dT%H%M%SZ)"
 [ ! -e "$venv" ] || fail "$venv exists already; wait a second and run again"
@@ -51,11 +51,11 @@ trap cleanup EXIT
 
 echo "install.sh: installing localrag $version into $venv"
 mkdir -p "$prefix/venvs"
-"$python" -m venv "$venv"
-"$venv/bin/python" -m pip install "${pip_quiet[@]}" --no-index --no-deps --require-hashes \
+"$python" -P -m venv "$venv"
+"$venv/bin/python" -P -m pip install "${pip_quiet[@]}" --no-index --no-deps --require-hashes \
     --find-links "$here/wheels" -r "$here/wheels/requirements.txt"
-"$venv/bin/python" -m pip check >/dev/null || fail "$("$venv/bin/python" -m pip check | head -1)"
-"$venv/bin/python" -m pip freeze --all >"$venv/installed.txt"
+"$venv/bin/python" -P -m pip check >/dev/null || fail "$("$venv/bin/python" -P -m pip check | head -1)"
+"$venv/bin/python" -P -m pip freeze --all >"$venv/installed.txt"
 
 # The models and the answer model go to the home folder, where the vault is: kept on upgrade.
 "$venv/bin/localrag" models pull --from "$here/models"
@@ -68,7 +68,7 @@ echo "install.sh: localrag doctor: all $(grep -c '^ok ' "$venv/doctor.txt") chec
 
 # Switch atomically: a rename of a symlink over another.
 ln -sfn "venvs/$(basename "$venv")" "$prefix/current.new"
-"$python" -c 'import os, sys; os.replace(sys.argv[1], sys.argv[2])' "$prefix/current.new" "$prefix/current"
+"$python" -P -c 'import os, sys; os.replace(sys.argv[1], sys.argv[2])' "$prefix/current.new" "$prefix/current"
 mkdir -p "$prefix/bin"
 ln -sfn ../current/bin/localrag "$prefix/bin/localrag"
 for old in "$prefix"/venvs/*; do
@@ -76,7 +76,7 @@ for old in "$prefix"/venvs/*; do
 done
 finished=1
 
-home="$("$venv/bin/python" -c 'from localrag.settings import resolve_home; print(resolve_home())')"
+home="$("$venv/bin/python" -P -c 'from localrag.settings import resolve_home; print(resolve_home())')"
 cat <<EOF
 install.sh: localrag $version installed and checked:
   program:   $prefix/bin/localrag  (environment $venv, $(wc -l <"$venv/installed.txt") packages listed in installed.txt)
