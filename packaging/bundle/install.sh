@@ -39,11 +39,17 @@ case "$prefix" in /*) ;; *) prefix="$PWD/$prefix" ;; esac
 venv="$prefix/venvs/localrag-$version-$(date -u +%Y%m%dT%H%M%SZ)"
 [ ! -e "$venv" ] || fail "$venv exists already; wait a second and run again"
 
+# The outermost folder this run creates: a failed first install removes up to it, no further.
+top="$prefix"
+while [ ! -e "$(dirname "$top")" ]; do top="$(dirname "$top")"; done
 finished=0
 cleanup() {
     if [ "$finished" -ne 1 ]; then
         rm -rf "$venv"
-        rmdir "$prefix/venvs" "$prefix" 2>/dev/null || true
+        folder="$prefix/venvs"
+        while [ "$folder" != "$(dirname "$top")" ] && rmdir "$folder" 2>/dev/null; do
+            folder="$(dirname "$folder")"
+        done
         echo "install.sh: stopped; $prefix is as it was before (an earlier install stays current)" >&2
     fi
 }
