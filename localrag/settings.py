@@ -25,7 +25,7 @@ PRIVATE_FOLDER = 0o700
 PRIVATE_FILE = 0o600
 """The home folder and every file in it are the user's alone: the vault, its WAL and shared
 memory file (SQLite gives them the database file's mode), the key file, config.toml."""
-ROLES = ("llm", "embedder", "whisper")
+ROLES = ("llm", "embedder", "whisper", "speaker")
 CHECKOUT = Path(__file__).resolve().parent.parent
 
 
@@ -90,6 +90,7 @@ TUNABLE = (
     "context_tokens",
     "grounded_answers",
     "abstain_margin",
+    "speakers",
 )
 """Settings that config.toml may set at its top level."""
 
@@ -138,6 +139,9 @@ class Settings:
     abstain_margin: float = 0.0
     """With sources, the model's answer begins with the not-found sentence only if that beats
     its likeliest answer by more than this many logits (0: whichever it likes best)."""
+    speakers: bool = True
+    """Recordings are split into speaker turns (diarization); `speakers = false` in config.toml
+    turns it off for every recording, `--no-speakers` for one."""
     models_dir_pinned: bool = False
     """Whether config.toml names `[models] dir`: `save` keeps it even where it equals the default,
     since a pinned folder wins over `LOCALRAG_MODELS` and the checkout."""

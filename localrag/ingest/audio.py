@@ -44,7 +44,10 @@ def transcript_extracted(
     """The transcript as text with one block per segment, ready to chunk."""
     builder = TextBuilder(path, limits or Limits())
     for s in segments:
-        builder.add(s.text, start_s=s.start_s, end_s=s.end_s)
+        # The speaker is the heading of what they say: keyword search finds their name, and
+        # the embedder reads who says it.
+        builder.headings = [(1, s.speaker)] if s.speaker else []
+        builder.add(s.text, start_s=s.start_s, end_s=s.end_s, speaker=s.speaker)
     meta: dict[str, Any] = {"duration_s": round(duration_s, 3), "segments": segments}
     if not segments:
         meta["notice"] = NO_SPEECH
