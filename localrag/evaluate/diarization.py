@@ -69,10 +69,10 @@ def best_mapping(overlap: np.ndarray) -> dict[int, int]:
     best: tuple[float, dict[int, int]] = (-1.0, {})
     if max(n_hyp, n_ref) <= 7:
         for refs in itertools.permutations(range(max(n_hyp, n_ref)), n_hyp):
-            pairs = {h: r for h, r in enumerate(refs) if r < n_ref}
-            total = sum(overlap[h, r] for h, r in pairs.items())
+            chosen = {h: r for h, r in enumerate(refs) if r < n_ref}
+            total = sum(overlap[h, r] for h, r in chosen.items())
             if total > best[0]:
-                best = (total, pairs)
+                best = (total, chosen)
         return best[1]
     pairs: dict[int, int] = {}  # many speakers: greedy, largest shared time first
     for flat in np.argsort(-overlap, axis=None):

@@ -31,6 +31,7 @@ from localrag.transcribe import (
 
 if TYPE_CHECKING:
     from localrag.chunk import ChunkSettings
+    from localrag.speakers import SpeakerFinder
 
 __all__ = ["AUDIO_EXTENSIONS", "index_transcript", "read_audio_file", "transcript_extracted"]
 
@@ -58,10 +59,12 @@ def read_audio_file(
     path: Path,
     limits: Limits,
     transcriber: Transcriber | Callable[[], Transcriber] | None = None,
+    speakers: SpeakerFinder | None = None,
 ) -> Iterator[Progress | Extracted]:
     """The reader the ingest registry calls for audio: progress is the share of audio done.
 
     `transcriber` may be a function that builds it, so Whisper loads only once audio is seen.
+    `speakers` (if given) labels each segment with its speaker.
     """
     if transcriber is not None and not hasattr(transcriber, "transcribe"):
         transcriber = transcriber()
@@ -71,7 +74,8 @@ def read_audio_file(
         raise IngestError(f"{path}: larger than {MAX_AUDIO_BYTES / 1e9:.0f} GB; split it")
     segments: list[Segment] = []
     event: TranscribeEvent | None = None
-    for event in transcribe_events(transcriber, read_audio(path), str(path)):
+    audio = read_audio(path)
+    for event in transcribe_events(transcriber, audio, str(path)):
         # A slow machine gets as long as the recording lasts, at least the usual reader limit.
         if event.elapsed_s > max(limits.max_seconds, event.duration_s):
             raise IngestError(f"{path}: gave up after {event.elapsed_s:.0f} s of transcribing")
@@ -79,6 +83,8 @@ def read_audio_file(
             segments.append(event.segment)
             yield Progress(event.fraction, event.rtf)
     assert event is not None
+    if speakers is not None and segments:
+        segments = speakers.attribute(segments, audio, path).segments
     yield transcript_extracted(path, segments, event.duration_s, limits)
 
 

@@ -66,7 +66,8 @@ class BlobInfo:
 
 
 def _chunk(row: Sequence[Any]) -> Chunk:
-    span = Span(*row[5:13], speaker=row[14])
+    page, line_start, line_end, char_start, char_end, heading, start_s, end_s = row[5:13]
+    span = Span(page, line_start, line_end, char_start, char_end, heading, start_s, end_s, row[14])
     return Chunk(row[0], row[1], row[2], row[3], row[4], span, row[13])
 
 
