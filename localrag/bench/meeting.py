@@ -64,6 +64,27 @@ class Meeting:
     def duration_s(self) -> float:
         return len(self.audio) / SAMPLE_RATE
 
+    def speech(self, bridge_s: float = 0.3) -> list[TrueTurn]:
+        """Where each person is heard (pauses shorter than `bridge_s` bridged, as NIST's
+        reference annotations do): the reference for DER. A turn's own pauses, such as the
+        breath between "Good morning." and "Let us start", are not speech; nor is the hiss of a
+        real recording between its phrases (frames 20 dB under the track's loud ones)."""
+        frame = SAMPLE_RATE // 100
+        spans: list[TrueTurn] = []
+        for speaker, track in self.tracks.items():
+            loud = np.abs(track[: len(track) // frame * frame]).reshape(-1, frame).max(axis=1)
+            sounding = loud[loud > 0]
+            floor = max(0.01, 0.1 * float(np.percentile(sounding, 95))) if len(sounding) else 1
+            heard = np.flatnonzero(loud > floor)
+            if not len(heard):
+                continue
+            breaks = np.flatnonzero(np.diff(heard) > bridge_s * 100)
+            starts = [heard[0], *heard[breaks + 1]]
+            ends = [*heard[breaks], heard[-1]]
+            pairs = zip(starts, ends, strict=True)
+            spans += [TrueTurn(s / 100, (e + 1) / 100, speaker, "") for s, e in pairs]
+        return sorted(spans, key=lambda t: t.start_s)
+
 
 def espeak_available() -> bool:
     return shutil.which("espeak-ng") is not None

@@ -31,7 +31,7 @@ WINDOW_S = 1.6
 """Longest piece of speech one speaker vector describes (what the voice encoder was trained on);
 longer speech is cut into equal windows of 0.8 to 1.6 s."""
 MIN_WINDOW_S = 0.4
-"""Speech shorter than this gets no vector of its own; it joins the nearest turn."""
+"""Speech shorter than this gets no vector of its own; it joins the nearest stretch's speaker."""
 THRESHOLD = 0.3
 """Average-linkage cosine distance above which two clusters of voice-encoder vectors are
 different people (chosen on the bench meeting, `localrag bench speakers`; an embedder may
@@ -73,7 +73,8 @@ def speech_regions(audio: np.ndarray) -> list[tuple[int, int]]:
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     options = VadOptions(min_silence_duration_ms=100, speech_pad_ms=30)
-    return [(int(r["start"]), int(r["end"])) for r in get_speech_timestamps(audio, options)]
+    found = get_speech_timestamps(np.asarray(audio, dtype=np.float32), options)
+    return [(int(r["start"]), int(r["end"])) for r in found]
 
 
 def windows_of(regions: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -148,10 +149,16 @@ def diarize(
     means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-9)
     lengths = np.array([(regions[r][1] - regions[r][0]) / SAMPLE_RATE for r in kept])
     labels = dict(zip(kept.tolist(), _labels(means, lengths, threshold, speakers), strict=True))
-    spans = [
-        (regions[r][0] / SAMPLE_RATE, regions[r][1] / SAMPLE_RATE, labels[r]) for r in kept.tolist()
-    ]
+    for r in range(len(regions)):  # too short for a vector: the speaker of the nearest stretch
+        if r not in labels:
+            nearest = min(kept.tolist(), key=lambda k: _region_gap(regions[r], regions[k]))
+            labels[r] = labels[nearest]
+    spans = [(s / SAMPLE_RATE, e / SAMPLE_RATE, labels[r]) for r, (s, e) in enumerate(regions)]
     return name_spans(smooth_spans(merge_spans(spans)))
+
+
+def _region_gap(a: tuple[int, int], b: tuple[int, int]) -> int:
+    return max(b[0] - a[1], a[0] - b[1], 0)
 
 
 def _labels(
