@@ -154,6 +154,7 @@ def measure(settings: Any, runs: int, threads: int, with_real: bool) -> dict[str
         "rtf_diarization_on": round(on / duration_s, 4),
         "rtf_diarization_alone": round(alone / duration_s, 4),
         "goal_rtf_met": on / duration_s <= RTF_GOAL,
+        "load_average_1min": round(os.getloadavg()[0], 2),
     }
 
 
@@ -174,5 +175,6 @@ def _print(r: dict[str, Any]) -> None:
     print(
         f"  RTF on {r['threads']} threads, median of {r['runs']}: diarization off "
         f"{r['rtf_diarization_off']:.3f}, on {r['rtf_diarization_on']:.3f} "
-        f"(goal ≤ {RTF_GOAL}: {goal}); diarization alone {r['rtf_diarization_alone']:.4f}"
+        f"(goal ≤ {RTF_GOAL}: {goal}); diarization alone {r['rtf_diarization_alone']:.4f}; "
+        f"load average {r['load_average_1min']}"
     )
