@@ -474,3 +474,23 @@ def test_transcribe_prints_speakers_in_subtitles_and_add_can_skip_them(
     assert main(["add", str(call), "--no-speakers"]) == 0
     assert main(["speakers", str(call), "--json"]) == 0
     assert '"speakers": []' in capsys.readouterr().out
+
+
+def test_a_deleted_recording_takes_its_speaker_names_with_it(settings: Settings) -> None:
+    from localrag.records import NewChunk, NewDocument, Span
+    from localrag.service import Assistant
+
+    with Assistant.create(settings, bytearray(b"pw"), embedder=HashingEmbedder()) as a:
+        said = [Segment(0.0, 2.0, "We open.", "Speaker 1"), Segment(2.5, 4.0, "Why?", "Speaker 2")]
+        chunks = [
+            NewChunk(s.text, Span(start_s=s.start_s, end_s=s.end_s, speaker=s.speaker), 2)
+            for s in said
+        ]
+        doc = NewDocument("/rec/standup.m4a", "0" * 64, "audio", 10, "standup.m4a")
+        vectors = a.embedder.embed_documents([c.text for c in chunks])
+        doc_id = a.store.add_document(doc, chunks, vectors, said)
+        a.rename_speaker(doc_id, "Speaker 2", "Dana")
+        assert a.store.speaker_names(doc_id) == {"Speaker 2": "Dana"}
+        a.store.delete_document(doc_id)
+        assert a.store.speaker_names(doc_id) == {}
+        assert a.store.integrity_problems() == []

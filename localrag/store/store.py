@@ -807,6 +807,8 @@ class Store:
             " WHERE chunk_count != (SELECT count(*) FROM chunks c WHERE c.doc_id = d.id)",
             "transcripts without a document": "SELECT count(*) FROM transcripts t"
             " WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.id = t.doc_id)",
+            "speaker names without a document": "SELECT count(*) FROM speaker_names n"
+            " WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.id = n.doc_id)",
         }
         with self._snapshot() as conn:
             now = embeddings.current(conn)
