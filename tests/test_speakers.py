@@ -494,3 +494,17 @@ def test_a_deleted_recording_takes_its_speaker_names_with_it(settings: Settings)
         a.store.delete_document(doc_id)
         assert a.store.speaker_names(doc_id) == {}
         assert a.store.integrity_problems() == []
+
+
+def test_a_segment_in_which_the_speaker_changes_is_cut_at_the_sentence_end() -> None:
+    from localrag.speakers.diarize import label_segments
+
+    turns = [Turn(19.8, 20.3, "Speaker 1"), Turn(20.6, 24.1, "Speaker 3")]
+    heard = Segment(19.1, 24.1, "Fine. Before we decide, the server migration is late.")
+    assert [(s.start_s, s.end_s, s.speaker, s.text) for s in label_segments([heard], turns)] == [
+        (19.1, 20.6, "Speaker 1", "Fine."),
+        (20.6, 24.1, "Speaker 3", "Before we decide, the server migration is late."),
+    ]
+    # No sentence end near the change: the segment stays whole, with the main speaker.
+    one = Segment(19.1, 24.1, "Fine before we decide the server migration is late")
+    assert [s.speaker for s in label_segments([one], turns)] == ["Speaker 3"]

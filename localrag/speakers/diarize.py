@@ -14,7 +14,9 @@ cluster it is most like. Consecutive stretches of one cluster become a turn; a t
 
 from __future__ import annotations
 
+import itertools
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -212,11 +214,12 @@ def name_spans(turns: list[tuple[float, float, int]]) -> list[Turn]:
 
 
 def label_segments(segments: Sequence[Segment], turns: Sequence[Turn]) -> list[Segment]:
-    """Each segment with the speaker who talks most during it (the nearest turn's if none)."""
+    """Each segment with the speaker who talks most during it (the nearest turn's if none); a
+    segment in which the speaker changes between two sentences is first cut there."""
     if not turns:
         return list(segments)
     labelled = []
-    for s in segments:
+    for s in (piece for segment in segments for piece in split_at_turns(segment, turns)):
         overlap: dict[str, float] = {}
         for t in turns:
             shared = min(s.end_s, t.end_s) - max(s.start_s, t.start_s)
@@ -229,6 +232,41 @@ def label_segments(segments: Sequence[Segment], turns: Sequence[Turn]) -> list[S
             speaker = min(turns, key=lambda t: _gap(middle, t)).speaker
         labelled.append(replace(s, speaker=speaker))
     return labelled
+
+
+SENTENCE_END = re.compile(r"[.?!](?=\s)")
+SPLIT_SLACK = 0.25
+"""A sentence end is taken for a change of speaker only if it lies within this share of the
+segment's text of where the change falls in time (words take about equal time)."""
+
+
+def split_at_turns(segment: Segment, turns: Sequence[Turn]) -> list[Segment]:
+    """`segment` cut at each change of speaker inside it that falls near a sentence end.
+
+    Whisper may hear two people's sentences as one segment ("Fine. Why is it late?" from one and
+    "The budget is ready." from the next); the whole would go to one of them. The text is cut
+    at the sentence end nearest to where the change falls, its time at the change itself.
+    """
+    inside = [t for t in turns if t.end_s > segment.start_s and t.start_s < segment.end_s]
+    changes = [
+        b.start_s
+        for a, b in itertools.pairwise(inside)
+        if a.speaker != b.speaker and segment.start_s + 0.3 < b.start_s < segment.end_s - 0.3
+    ]
+    if not changes:
+        return [segment]
+    pieces: list[Segment] = []
+    text, start_s = segment.text, segment.start_s
+    for change_s in changes:
+        at = (change_s - start_s) / (segment.end_s - start_s) * len(text)
+        ends = [m.end() for m in SENTENCE_END.finditer(text)]
+        near = min(ends, key=lambda e: abs(e - at), default=None)
+        if near is None or abs(near - at) > SPLIT_SLACK * len(segment.text):
+            continue
+        pieces.append(replace(segment, start_s=start_s, end_s=change_s, text=text[:near].strip()))
+        text, start_s = text[near:].strip(), change_s
+    pieces.append(replace(segment, start_s=start_s, text=text))
+    return [p for p in pieces if p.text]
 
 
 def _gap(at_s: float, turn: Turn) -> float:
