@@ -26,14 +26,15 @@ _SMOOTH_FRAMES = 31
 """A median over 0.3 s: the pauses between words do not flip the speaker."""
 
 
-def channel_energies(data: bytes) -> np.ndarray | None:
-    """(frames, 2) mean power per 10 ms frame of each channel at 16 kHz; None unless the file's
-    first audio stream has exactly two channels (or it cannot be read: the mono path reports
-    that)."""
+def channel_energies(source: bytes | Path) -> np.ndarray | None:
+    """(frames, 2) mean power per 10 ms frame of each channel at 16 kHz; None unless the
+    recording's first audio stream has exactly two channels (or it cannot be read: the mono path
+    reports that). A path is read as it is decoded, never whole."""
     import av
 
+    opened = io.BytesIO(source) if isinstance(source, bytes) else str(source)
     try:
-        with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as container:
+        with av.open(opened, mode="r", metadata_errors="ignore") as container:
             if not container.streams.audio or container.streams.audio[0].channels != 2:
                 return None
             stream = container.streams.audio[0]
@@ -95,5 +96,5 @@ def _median(label: np.ndarray) -> np.ndarray:
 
 def turns_by_channel(path: Path) -> list[Turn] | None:
     """The turns of a two-channel recording split by channel, None if it is not one."""
-    energies = channel_energies(path.read_bytes())
+    energies = channel_energies(path)
     return None if energies is None else channel_turns(energies)
