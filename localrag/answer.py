@@ -371,7 +371,7 @@ def citation_dict(c: Citation) -> dict[str, Any]:
     span = c.chunk.span
     fields = {
         k: getattr(span, k)
-        for k in ("page", "line_start", "line_end", "start_s", "end_s", "heading")
+        for k in ("page", "line_start", "line_end", "start_s", "end_s", "heading", "speaker")
         if getattr(span, k) is not None
     }
     return {

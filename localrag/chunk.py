@@ -115,6 +115,7 @@ def _units(doc: Extracted, tok: Tokenizer, max_tokens: int) -> list[_Unit]:
                 heading=s.heading,
                 start_s=s.start_s,
                 end_s=s.end_s,
+                speaker=s.speaker,
             )
             raw.append((a, b, sub, block.is_heading, i == 0, opens_page and i == 0))
     counts = tok.count_tokens([text[a:b] for a, b, *_ in raw])
@@ -138,6 +139,7 @@ def _units(doc: Extracted, tok: Tokenizer, max_tokens: int) -> list[_Unit]:
                 heading=span.heading,
                 start_s=span.start_s,
                 end_s=span.end_s,
+                speaker=span.speaker,
             )
             units.append(
                 _Unit(wa, wb, sub, len(window), heading, para and k == 0, new_page and k == 0)
@@ -159,6 +161,7 @@ def _chunk(text: str, units: list[_Unit]) -> NewChunk:
         heading=body.span.heading,
         start_s=first.span.start_s,
         end_s=last.span.end_s,
+        speaker=first.span.speaker,
     )
     return NewChunk(text[first.start : last.end], span, sum(u.tokens for u in units))
 
@@ -179,8 +182,10 @@ def chunk(doc: Extracted, tok: Tokenizer, settings: ChunkSettings | None = None)
         return rest
 
     for u in units:
-        # A page break always closes a chunk, so that a citation names one page.
-        if current and (u.opens_page or (u.is_heading and size >= cs.min_tokens)):
+        # A page break always closes a chunk, so that a citation names one page; so does a new
+        # speaker, so that a citation names one person.
+        new_speaker = bool(current) and u.span.speaker != current[-1].span.speaker
+        if current and (u.opens_page or new_speaker or (u.is_heading and size >= cs.min_tokens)):
             current, size = close(len(current)), 0
         while current and size + u.tokens > cs.max_tokens:
             cut, before = len(current), 0

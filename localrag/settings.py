@@ -25,7 +25,7 @@ PRIVATE_FOLDER = 0o700
 PRIVATE_FILE = 0o600
 """The home folder and every file in it are the user's alone: the vault, its WAL and shared
 memory file (SQLite gives them the database file's mode), the key file, config.toml."""
-ROLES = ("llm", "embedder", "whisper")
+ROLES = ("llm", "embedder", "whisper", "speaker")
 MAX_NOTE_S = 3600.0
 """The longest voice note, in seconds."""
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -95,6 +95,7 @@ TUNABLE = (
     "stop_after_silence_s",
     "silence_threshold_dbfs",
     "voice_note_max_s",
+    "speakers",
 )
 """Settings that config.toml may set at its top level."""
 
@@ -158,6 +159,9 @@ class Settings:
     each note (the room's noise plus a margin)."""
     voice_note_max_s: float = 600.0
     """The longest a voice note records, in seconds (`record --seconds` overrides it)."""
+    speakers: bool = True
+    """Recordings are split into speaker turns (diarization); `speakers = false` in config.toml
+    turns it off for every recording, `--no-speakers` for one."""
     models_dir_pinned: bool = False
     """Whether config.toml names `[models] dir`: `save` keeps it even where it equals the default,
     since a pinned folder wins over `LOCALRAG_MODELS` and the checkout."""

@@ -275,7 +275,8 @@ class FakeTranscriber:
 
 @dataclass(frozen=True)
 class TranscribeEvent:
-    """Progress of one transcription: `started`, one `segment` per piece heard, then `done`.
+    """Progress of one transcription: `started`, one `segment` per piece heard, then `done`,
+    then `speakers` when they were told apart.
 
     `Assistant.transcribe()` adds a last `indexed` event once the transcript is in the vault.
     """
@@ -296,6 +297,8 @@ class TranscribeEvent:
     """A notice for the user, such as "no speech found"."""
     doc_id: int | None = None
     """The stored document (`indexed` events)."""
+    segments: tuple[Segment, ...] = ()
+    """Every segment with its speaker (`speakers` events, after `done`)."""
 
     @property
     def fraction(self) -> float:

@@ -114,7 +114,10 @@ def test_transcribe_without_index_stores_nothing(fake: Assistant, tmp_path: Path
     path.write_bytes(encode(meeting(SENTENCES[:2])[0], ".flac"))
     events = list(fake.transcribe(path, index=False))
     assert [e.segment.text for e in events if e.segment] == SENTENCES
-    assert events[-1].status == "done" and events[-1].rtf is not None
+    # Speakers are told apart once everything is heard: their event comes last.
+    assert [e.status for e in events][-2:] == ["done", "speakers"]
+    assert events[-1].rtf is not None
+    assert [s.text for s in events[-1].segments] == SENTENCES
     assert fake.documents() == []
 
 

@@ -131,7 +131,7 @@ def test_default_models_verify_from_the_cli(real_models, capsys):
     assert main(["models", "verify", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is True
-    assert {m["role"] for m in report["models"]} == {"llm", "embedder", "whisper"}
+    assert {m["role"] for m in report["models"]} == {"llm", "embedder", "whisper", "speaker"}
 
 
 def test_verify_fails_when_a_default_is_missing(tmp_path, monkeypatch, capsys):

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "library",
     "folders",
     "audio",
+    "speakers",
     "ask",
     "adapter",
     "models",

@@ -18,6 +18,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from localrag.cli import common
+from localrag.cli.speakers import (
+    add_speaker_options,
+    speaker_choice,
+    speakers_expected,
+    with_speakers,
+)
 from localrag.display import one_line, visible
 from localrag.prompt import clock
 from localrag.records import Segment
@@ -32,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("transcribe", help="print a recording's transcript with timestamps")
     p.add_argument("file", type=Path, help="a .wav .mp3 .m4a .flac .ogg .opus or .webm file")
     _output_options(p)
+    add_speaker_options(p)
     p.set_defaults(func=run_transcribe)
 
     p = sub.add_parser(
@@ -78,9 +85,10 @@ def run_transcribe(args: argparse.Namespace) -> int:
         transcriber = build_transcriber(common.settings(args))
         started = time.perf_counter()
         audio = decode_audio(read_file(path), str(path))
-        return _show(transcribe_events(transcriber, audio, str(path), started), args)
+        events = transcribe_events(transcriber, audio, str(path), started)
+        return _show(with_speakers(events, audio, path, args), args)
     with common.open_assistant(args) as assistant:
-        return _show(assistant.transcribe(path), args)
+        return _show(assistant.transcribe(path, speakers=speaker_choice(args)), args)
 
 
 def run_record(args: argparse.Namespace) -> int:
@@ -152,6 +160,8 @@ def _show(
 ) -> int:
     """Stream the transcript (or collect it for JSON and subtitles) with progress on stderr."""
     plain = not (args.json or args.srt or args.vtt)
+    # With speakers, the lines wait for them (they are known only once all is heard).
+    stream = plain and not speakers_expected(args)
     segments: list[Segment] = []
     last: TranscribeEvent | None = None
     console = Console(stderr=True)
@@ -168,13 +178,18 @@ def _show(
             bar.update(task, completed=last.fraction, rate=rate)
             if last.segment is not None:
                 segments.append(last.segment)
-                if plain and sys.stdout.isatty():
+                if stream and sys.stdout.isatty():
                     # Through the bar's console, so the bar stays below the transcript.
                     bar.console.print(line(last.segment), markup=False, soft_wrap=True)
-                elif plain:
+                elif stream:
                     print(line(last.segment), flush=True)
+            if last.segments:
+                segments = list(last.segments)
     if last is None:
         return 1
+    if plain and not stream:
+        for segment in segments:
+            print(line(segment), flush=True)
     if args.json:
         printed = as_json(last, segments)
         if recording is not None:
@@ -201,7 +216,8 @@ def _summary(console: Console, last: TranscribeEvent) -> None:
 
 
 def line(s: Segment) -> str:
-    return f"[{clock(s.start_s)}–{clock(s.end_s)}] {one_line(s.text)}"
+    who = f"{one_line(s.speaker)}: " if s.speaker else ""
+    return f"[{clock(s.start_s)}–{clock(s.end_s)}] {who}{one_line(s.text)}"
 
 
 def as_json(last: TranscribeEvent, segments: list[Segment]) -> dict[str, Any]:
@@ -225,17 +241,25 @@ def _stamp(seconds: float, separator: str) -> str:
 
 
 def srt(segments: list[Segment]) -> str:
-    """SubRip: numbered cues, `HH:MM:SS,mmm --> HH:MM:SS,mmm`."""
+    """SubRip: numbered cues, `HH:MM:SS,mmm --> HH:MM:SS,mmm`, the speaker before the text."""
     return "".join(
-        f"{i}\n{_stamp(s.start_s, ',')} --> {_stamp(s.end_s, ',')}\n{one_line(s.text)}\n\n"
+        f"{i}\n{_stamp(s.start_s, ',')} --> {_stamp(s.end_s, ',')}\n{_who(s, '{}: ')}"
+        f"{one_line(s.text)}\n\n"
         for i, s in enumerate(segments, 1)
     )
 
 
 def vtt(segments: list[Segment]) -> str:
-    """WebVTT: a header, then `HH:MM:SS.mmm --> HH:MM:SS.mmm` cues."""
+    """WebVTT: a header, then `HH:MM:SS.mmm --> HH:MM:SS.mmm` cues, each speaker in a voice
+    span (`<v Dana>`)."""
     cues = "".join(
-        f"{_stamp(s.start_s, '.')} --> {_stamp(s.end_s, '.')}\n{one_line(s.text)}\n\n"
+        f"{_stamp(s.start_s, '.')} --> {_stamp(s.end_s, '.')}\n{_who(s, '<v {}>')}"
+        f"{one_line(s.text)}\n\n"
         for s in segments
     )
     return "WEBVTT\n\n" + cues
+
+
+def _who(s: Segment, form: str) -> str:
+    # "<" and ">" would end a WebVTT voice span early; a name has no need of them.
+    return form.format(one_line(s.speaker).replace("<", "‹").replace(">", "›")) if s.speaker else ""

@@ -15,6 +15,7 @@ BENCHES: list[str] = [
     "ingest",
     "generate",
     "audio",
+    "speakers",
     "ocr",
     "vault",
     "adapter",

@@ -17,6 +17,7 @@ from localrag.cli.common import (
     print_json,
     settings,
 )
+from localrag.cli.speakers import add_speaker_options, speaker_choice
 from localrag.display import one_line, visible
 from localrag.errors import IngestError, LocalragError
 from localrag.records import Hit, IngestEvent
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "add", help="add files and folders (txt, md, html, pdf, docx, images, audio)"
     )
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    add_speaker_options(p)
     add_passphrase_file(p)
     add_json(p)
     p.set_defaults(func=run_add)
@@ -148,7 +150,8 @@ def run_add(args: argparse.Namespace) -> int:
     from localrag.cli.reembed import pending_note
 
     with open_assistant(args) as assistant:
-        code = report_ingest(args, assistant.add(args.paths), _sizes(args.paths))
+        events = assistant.add(args.paths, speakers=speaker_choice(args))
+        code = report_ingest(args, events, _sizes(args.paths))
         # Added with the embedder of the vault's vectors: the switch re-embeds them too.
         note = pending_note(assistant)
     if note and not args.json:
@@ -250,6 +253,7 @@ def hit_dict(hit: Hit) -> dict[str, Any]:
         "heading": s.heading,
         "start_s": s.start_s,
         "end_s": s.end_s,
+        "speaker": s.speaker,
     }
 
 
@@ -264,6 +268,8 @@ def where(hit: Hit) -> str:
     text = ", ".join(parts)
     if s.start_s is not None:
         text += f" @ {_clock(s.start_s)}–{_clock(s.end_s or s.start_s)}"
+    if s.speaker:
+        text += f", {one_line(s.speaker)}"
     return text
 
 
@@ -292,7 +298,7 @@ def run_search(args: argparse.Namespace) -> int:
         return 0
     for n, h in enumerate(hits, start=1):
         print(f"{n:>2}. {h.score:.4f}  {where(h)}")
-        if h.chunk.span.heading:
+        if h.chunk.span.heading and not h.chunk.span.speaker:  # a speaker's is in where()
             print(f"    § {one_line(h.chunk.span.heading)}")
         text = one_line(" ".join(h.chunk.text.split()))
         print(f"    {text[:240]}{'…' if len(text) > 240 else ''}")

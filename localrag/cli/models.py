@@ -98,6 +98,10 @@ def pull(args: argparse.Namespace) -> int:
                     what = "download" if event.step == "downloading" else "unpack"
                     tasks[key] = bar.add_task(f"{what} {key}", total=event.bytes_total)
                 bar.update(tasks[key], completed=event.bytes_done)
+            elif event.step == "converting" and not args.json:
+                console.print(
+                    f"{event.model}: {event.detail} converted to safetensors", markup=False
+                )
             elif event.step == "rejected":
                 console.print(f"[red]rejected[/red] {escape(one_line(event.detail))}")
             elif event.step in ("present", "done") and not args.json:

@@ -65,7 +65,7 @@ def read(path: Path, limits: Limits, **parts: Callable[[], Any]) -> Iterator[Pro
     `parts` build a part of the assistant on demand; only those the format needs are built.
     """
     fmt = FORMATS[path.suffix.lower()]
-    return fmt.reader(path, limits, **{name: parts[name]() for name in fmt.needs})
+    return fmt.reader(path, limits, **{name: parts[name]() for name in fmt.needs if name in parts})
 
 
 register(Format("txt", read_txt), ".txt", ".text")
@@ -73,5 +73,5 @@ register(Format("md", read_md), ".md", ".markdown")
 register(Format("html", read_html), ".html", ".htm", ".xhtml")
 register(Format("pdf", read_pdf), ".pdf")
 register(Format("docx", read_docx), ".docx")
-register(Format("audio", read_audio_file, ("transcriber",)), *AUDIO_EXTENSIONS)
+register(Format("audio", read_audio_file, ("transcriber", "speakers")), *AUDIO_EXTENSIONS)
 register(Format("image", read_image), *IMAGE_EXTENSIONS)

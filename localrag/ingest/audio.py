@@ -31,6 +31,7 @@ from localrag.transcribe import (
 
 if TYPE_CHECKING:
     from localrag.chunk import ChunkSettings
+    from localrag.speakers import SpeakerFinder
 
 __all__ = ["AUDIO_EXTENSIONS", "index_transcript", "read_audio_file", "transcript_extracted"]
 
@@ -44,7 +45,10 @@ def transcript_extracted(
     """The transcript as text with one block per segment, ready to chunk."""
     builder = TextBuilder(path, limits or Limits())
     for s in segments:
-        builder.add(s.text, start_s=s.start_s, end_s=s.end_s)
+        # The speaker is the heading of what they say: keyword search finds their name, and
+        # the embedder reads who says it.
+        builder.headings = [(1, s.speaker)] if s.speaker else []
+        builder.add(s.text, start_s=s.start_s, end_s=s.end_s, speaker=s.speaker)
     meta: dict[str, Any] = {"duration_s": round(duration_s, 3), "segments": segments}
     if not segments:
         meta["notice"] = NO_SPEECH
@@ -55,10 +59,12 @@ def read_audio_file(
     path: Path,
     limits: Limits,
     transcriber: Transcriber | Callable[[], Transcriber] | None = None,
+    speakers: SpeakerFinder | None = None,
 ) -> Iterator[Progress | Extracted]:
     """The reader the ingest registry calls for audio: progress is the share of audio done.
 
     `transcriber` may be a function that builds it, so Whisper loads only once audio is seen.
+    `speakers` (if given) labels each segment with its speaker.
     """
     if transcriber is not None and not hasattr(transcriber, "transcribe"):
         transcriber = transcriber()
@@ -68,7 +74,8 @@ def read_audio_file(
         raise IngestError(f"{path}: larger than {MAX_AUDIO_BYTES / 1e9:.0f} GB; split it")
     segments: list[Segment] = []
     event: TranscribeEvent | None = None
-    for event in transcribe_events(transcriber, read_audio(path), str(path)):
+    audio = read_audio(path)
+    for event in transcribe_events(transcriber, audio, str(path)):
         # A slow machine gets as long as the recording lasts, at least the usual reader limit.
         if event.elapsed_s > max(limits.max_seconds, event.duration_s):
             raise IngestError(f"{path}: gave up after {event.elapsed_s:.0f} s of transcribing")
@@ -76,6 +83,8 @@ def read_audio_file(
             segments.append(event.segment)
             yield Progress(event.fraction, event.rtf)
     assert event is not None
+    if speakers is not None and segments:
+        segments = speakers.attribute(segments, audio, path).segments
     yield transcript_extracted(path, segments, event.duration_s, limits)
 
 

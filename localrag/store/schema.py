@@ -188,6 +188,20 @@ CREATE TABLE IF NOT EXISTS eval_records (
 """
 
 
+def v4_speakers(conn: apsw.Connection) -> None:
+    """Who speaks: the speaker label of each chunk of a recording ("Speaker 2", fixed when it is
+    stored) and the names the user gives them per document (`localrag speakers rename`). A
+    chunk of a recording keeps its speaker's name in `heading` too, so keyword search finds it.
+    Written to run again on a vault taken back to an older schema by hand (a test does)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(chunks)")}
+    if "speaker" not in columns:
+        conn.execute("ALTER TABLE chunks ADD COLUMN speaker TEXT")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS speaker_names (doc_id INTEGER NOT NULL REFERENCES"
+        " documents(id), label TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (doc_id, label))"
+    )
+
+
 Step = str | Callable[[apsw.Connection], None]
 """A migration: SQL, or a function of the connection."""
 
@@ -195,6 +209,7 @@ MIGRATIONS: list[tuple[int, Step]] = [
     (1, V1),
     (2, v2_vector_codes),
     (3, V3_EVALUATIONS),
+    (4, v4_speakers),
 ]
 """(version, step), in order. Append; never edit a released one."""
 

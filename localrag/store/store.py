@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,10 @@ BLOB_PART_BYTES = 1 << 20
 """Largest row of a stored blob: big files stream in and out 1 MiB at a time."""
 _CHUNK_COLUMNS = (
     "c.id, c.doc_id, d.path, c.ordinal, c.text, c.page, c.line_start, c.line_end, "
-    "c.char_start, c.char_end, c.heading, c.start_s, c.end_s, d.kind"
+    "c.char_start, c.char_end, c.heading, c.start_s, c.end_s, d.kind, "
+    # The speaker's name if the user gave one, else the label diarization gave.
+    "coalesce((SELECT n.name FROM speaker_names n WHERE n.doc_id = c.doc_id"
+    " AND n.label = c.speaker), c.speaker)"
 )
 _DOC_COLUMNS = "id, path, sha256, kind, size_bytes, title, chunk_count, added_at, meta"
 
@@ -63,7 +66,8 @@ class BlobInfo:
 
 
 def _chunk(row: Sequence[Any]) -> Chunk:
-    span = Span(*row[5:13])
+    page, line_start, line_end, char_start, char_end, heading, start_s, end_s = row[5:13]
+    span = Span(page, line_start, line_end, char_start, char_end, heading, start_s, end_s, row[14])
     return Chunk(row[0], row[1], row[2], row[3], row[4], span, row[13])
 
 
@@ -237,8 +241,8 @@ class Store:
                 s = chunk.span
                 chunk_id = conn.execute(
                     "INSERT INTO chunks (doc_id, ordinal, text, text_sha256, page, line_start,"
-                    " line_end, char_start, char_end, heading, start_s, end_s, token_count)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    " line_end, char_start, char_end, heading, start_s, end_s, token_count,"
+                    " speaker) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (
                         doc_id,
                         ordinal,
@@ -253,6 +257,7 @@ class Store:
                         s.start_s,
                         s.end_s,
                         chunk.token_count,
+                        s.speaker,
                     ),
                 ).get
                 conn.execute(
@@ -265,7 +270,7 @@ class Store:
             if transcript is not None:
                 conn.execute(
                     "INSERT INTO transcripts (doc_id, segments) VALUES (?, ?)",
-                    (doc_id, json.dumps([[s.start_s, s.end_s, s.text] for s in transcript])),
+                    (doc_id, json.dumps([_segment_row(s) for s in transcript])),
                 )
         log.info("stored document %d (%d chunks)", doc_id, len(chunks))
         return int(doc_id)
@@ -284,6 +289,7 @@ class Store:
         )
         conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))  # triggers clear FTS5
         conn.execute("DELETE FROM transcripts WHERE doc_id = ?", (doc_id,))
+        conn.execute("DELETE FROM speaker_names WHERE doc_id = ?", (doc_id,))
         conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
         return ids
 
@@ -339,8 +345,50 @@ class Store:
         ]
 
     def transcript(self, doc_id: int) -> list[Segment]:
+        """The segments of a recording, each with its speaker's name (see `speaker_names`)."""
         rows = self._read("SELECT segments FROM transcripts WHERE doc_id = ?", (doc_id,))
-        return [Segment(*s) for s in json.loads(rows[0][0])] if rows else []
+        if not rows:
+            return []
+        names = self.speaker_names(doc_id)
+        segments = [Segment(*s) for s in json.loads(rows[0][0])]
+        return [
+            replace(s, speaker=names.get(s.speaker, s.speaker)) if s.speaker else s
+            for s in segments
+        ]
+
+    def speaker_names(self, doc_id: int) -> dict[str, str]:
+        """The names the user gave the speakers of a recording, by label ("Speaker 2")."""
+        rows = self._read("SELECT label, name FROM speaker_names WHERE doc_id = ?", (doc_id,))
+        return {str(label): str(name) for label, name in rows}
+
+    def rename_speaker(
+        self, doc_id: int, label: str, name: str, chunk_ids: Sequence[int], vectors: np.ndarray
+    ) -> None:
+        """Call the speaker `label` of a recording `name`, in one transaction: the name table,
+        the heading of their chunks (so keyword search finds the name) and those chunks'
+        vectors, which `vectors` holds re-embedded under the new name, in `chunk_ids` order."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO speaker_names (doc_id, label, name) VALUES (?, ?, ?)"
+                " ON CONFLICT (doc_id, label) DO UPDATE SET name = excluded.name",
+                (doc_id, label, name),
+            )
+            conn.execute(
+                "UPDATE chunks SET heading = ? WHERE doc_id = ? AND speaker = ?",
+                (name, doc_id, label),
+            )
+            if not chunk_ids:
+                return
+            target = embeddings.current(conn)
+            for chunk_id, vector in zip(chunk_ids, vectors, strict=True):
+                conn.execute(
+                    "UPDATE chunk_vectors SET vector = ? WHERE chunk_id = ?",
+                    (vector.tobytes(), chunk_id),
+                )
+            if target.dim is not None:
+                vec.delete(conn, list(chunk_ids), target.table)
+                vec.insert(conn, list(chunk_ids), vectors, target.scale, target.table)
 
     # -- chunks and search -------------------------------------------------------------------
 
@@ -759,6 +807,8 @@ class Store:
             " WHERE chunk_count != (SELECT count(*) FROM chunks c WHERE c.doc_id = d.id)",
             "transcripts without a document": "SELECT count(*) FROM transcripts t"
             " WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.id = t.doc_id)",
+            "speaker names without a document": "SELECT count(*) FROM speaker_names n"
+            " WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.id = n.doc_id)",
         }
         with self._snapshot() as conn:
             now = embeddings.current(conn)
@@ -785,6 +835,12 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _segment_row(s: Segment) -> list[Any]:
+    """A transcript segment as stored: [start, end, text] and its speaker label if it has one."""
+    row: list[Any] = [s.start_s, s.end_s, s.text]
+    return [*row, s.speaker] if s.speaker else row
 
 
 def text_sha256(text: str) -> str:
