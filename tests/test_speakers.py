@@ -508,3 +508,15 @@ def test_a_segment_in_which_the_speaker_changes_is_cut_at_the_sentence_end() -> 
     # No sentence end near the change: the segment stays whole, with the main speaker.
     one = Segment(19.1, 24.1, "Fine before we decide the server migration is late")
     assert [s.speaker for s in label_segments([one], turns)] == ["Speaker 3"]
+
+
+def test_one_voice_gives_no_speaker_labels() -> None:
+    from localrag.speakers import SpeakerFinder
+
+    class OneVoice(SpeakerFinder):
+        def turns(self, audio: np.ndarray, source: Path | None = None) -> tuple[list[Turn], str]:
+            return [Turn(0.0, 2.0, "Speaker 1"), Turn(2.5, 4.0, "Speaker 1")], "voice"
+
+    said = [Segment(0.0, 2.0, "The crane arrives."), Segment(2.5, 4.0, "On Thursday.")]
+    found = OneVoice(lambda: None).attribute(said, np.zeros(64000, np.float32))
+    assert [s.speaker for s in found.segments] == [None, None]

@@ -100,6 +100,10 @@ class SpeakerFinder:
             return Attribution(
                 list(segments), [], "none", f"speakers not told apart: {exc.message}"
             )
+        if len({t.speaker for t in turns}) < 2:
+            # One voice tells nothing apart: a label would only add words to every citation
+            # and prompt (the answer model refused a question over a memo marked "Speaker 1").
+            return Attribution(list(segments), turns, method)
         return Attribution(label_segments(segments, turns), turns, method)
 
 
