@@ -566,7 +566,7 @@ class Assistant:
             return labels[speaker]
         if speaker in known or speaker in names:
             return speaker
-        listed = ", ".join(sorted(known)) or "none: it was added without speakers"
+        listed = ", ".join(sorted(known)) or "none (one voice, or added without speakers)"
         raise UsageError(f"{doc.path}: no speaker {speaker!r}; its speakers are {listed}")
 
     def _recording(self, doc_id: int | str) -> Document:

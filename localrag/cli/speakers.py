@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         common.print_json({"path": path, "speakers": speakers})
         return 0
     if not speakers:
-        print(f"{one_line(path)}: no speakers told apart (added with --no-speakers or no speech)")
+        why = "one voice, no speech, or added with --no-speakers"
+        print(f"{one_line(path)}: no speakers told apart ({why})")
         return 0
     print(f"{one_line(path)}: {len(speakers)} speaker{'s' if len(speakers) != 1 else ''}")
     width = max(len(one_line(s.name)) for s in speakers)
