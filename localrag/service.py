@@ -516,19 +516,17 @@ class Assistant:
         import dataclasses
 
         from localrag.ingest.audio import index_transcript, transcript_extracted
+        from localrag.speakers import with_speakers
         from localrag.transcribe import transcribe_events
 
         segments: list[Segment] = []
         last = None
-        for last in transcribe_events(transcriber, audio, doc.path, started):
+        events = transcribe_events(transcriber, audio, doc.path, started)
+        for last in with_speakers(events, finder, audio, source, started):
             if last.segment is not None:
                 segments.append(last.segment)
-            yield last
-        if finder is not None and last is not None and segments:
-            from localrag.speakers import speakers_event
-
-            last = speakers_event(last, finder.attribute(segments, audio, source), started)
-            segments = list(last.segments)
+            if last.segments:
+                segments = list(last.segments)
             yield last
         if index and last is not None:
             extracted = transcript_extracted(Path(doc.path), segments, last.duration_s)

@@ -86,7 +86,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         audio = decode_audio(read_file(path), str(path))
         events = transcribe_events(transcriber, audio, str(path), started)
-        return _show(with_speakers(events, audio, path, args), args)
+        return _show(with_speakers(events, audio, path, args, started), args)
     with common.open_assistant(args) as assistant:
         return _show(assistant.transcribe(path, speakers=speaker_choice(args)), args)
 

@@ -117,24 +117,19 @@ def speakers_expected(args: argparse.Namespace) -> bool:
 
 
 def with_speakers(
-    events: Iterator[TranscribeEvent], audio: np.ndarray, path: Path, args: argparse.Namespace
+    events: Iterator[TranscribeEvent],
+    audio: np.ndarray,
+    path: Path,
+    args: argparse.Namespace,
+    started: float,
 ) -> Iterator[TranscribeEvent]:
     """`transcribe --no-index`: the events, then a `speakers` event, as the vault path gives."""
-    import time
+    from localrag import speakers
 
-    from localrag.speakers import SpeakerFinder, build_embedder, speakers_event
-
-    segments = []
-    last = None
-    for last in events:
-        if last.segment is not None:
-            segments.append(last.segment)
-        yield last
-    if last is None or not segments or not speakers_expected(args):
-        return
-    started = time.perf_counter() - last.elapsed_s  # the elapsed time goes on from the events'
-
-    choice = speaker_choice(args)
-    settings = common.settings(args)
-    finder = SpeakerFinder(lambda: build_embedder(settings), choice.count if choice else None)
-    yield speakers_event(last, finder.attribute(segments, audio, path), started)
+    finder = None
+    if speakers_expected(args):
+        choice = speaker_choice(args)
+        settings = common.settings(args)
+        count = choice.count if choice else None
+        finder = speakers.SpeakerFinder(lambda: speakers.build_embedder(settings), count)
+    return speakers.with_speakers(events, finder, audio, path, started)

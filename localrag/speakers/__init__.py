@@ -10,7 +10,7 @@ speaker, so a citation names one person: `standup.m4a @ 01:05–01:32, Speaker 2
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +36,7 @@ __all__ = [
     "check_new_name",
     "speakers_event",
     "summarize",
+    "with_speakers",
 ]
 
 
@@ -164,6 +165,25 @@ def check_new_name(name: str, others: set[str]) -> str:
     if clean in others:
         raise UsageError(f"another speaker of this recording is called {clean!r} already")
     return clean
+
+
+def with_speakers(
+    events: Iterable[TranscribeEvent],
+    finder: SpeakerFinder | None,
+    audio: np.ndarray,
+    source: Path | None,
+    started: float,
+) -> Iterator[TranscribeEvent]:
+    """A transcription's events, then (with a `finder`, once something was said) a `speakers`
+    event carrying every segment with its speaker."""
+    segments: list[Segment] = []
+    last = None
+    for last in events:
+        if last.segment is not None:
+            segments.append(last.segment)
+        yield last
+    if finder is not None and last is not None and segments:
+        yield speakers_event(last, finder.attribute(segments, audio, source), started)
 
 
 def speakers_event(last: TranscribeEvent, found: Attribution, started: float) -> TranscribeEvent:
