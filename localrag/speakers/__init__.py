@@ -20,7 +20,15 @@ import numpy as np
 from localrag.errors import LocalragError, ModelError
 from localrag.records import Segment
 from localrag.settings import Settings
-from localrag.speakers.diarize import SpeakerEmbedder, Turn, diarize, label_segments
+from localrag.speakers.diarize import (
+    SpeakerEmbedder,
+    Turn,
+    Voices,
+    diarize,
+    label_segments,
+    turns_of,
+    voices_of,
+)
 
 if TYPE_CHECKING:
     from localrag.transcribe import TranscribeEvent
@@ -32,6 +40,7 @@ __all__ = [
     "SpeakerFinder",
     "SpeakerSummary",
     "Turn",
+    "Voices",
     "build_embedder",
     "check_new_name",
     "speakers_event",
@@ -77,14 +86,27 @@ class SpeakerFinder:
             raise ModelError("no speaker model is configured")
         return self._embedder
 
+    def channel_turns(self, source: Path | None) -> list[Turn] | None:
+        """The turns of a two-channel call split by channel; None if `source` is not one."""
+        if source is None or not source.is_file():
+            return None
+        from localrag.speakers.channels import turns_by_channel
+
+        return turns_by_channel(source)
+
+    def voices(self, audio: np.ndarray, offset: int = 0) -> Voices:
+        """The voices of a window of a recording that starts `offset` samples in."""
+        return voices_of(audio, self.embedder, offset)
+
+    def turns_of(self, voices: Voices) -> list[Turn]:
+        """The turns of a whole recording from the voices of its windows."""
+        return turns_of(voices, self.embedder.threshold, self.count)
+
     def turns(self, audio: np.ndarray, source: Path | None = None) -> tuple[list[Turn], str]:
         """The speaker turns and how they were found ("channels" or "voice")."""
-        if source is not None and source.is_file():
-            from localrag.speakers.channels import turns_by_channel
-
-            by_channel = turns_by_channel(source)
-            if by_channel:
-                return by_channel, "channels"
+        by_channel = self.channel_turns(source)
+        if by_channel:
+            return by_channel, "channels"
         return diarize(audio, self.embedder, self.count), "voice"
 
     def attribute(
@@ -92,10 +114,16 @@ class SpeakerFinder:
     ) -> Attribution:
         """`segments` with the speaker of each; without speakers (and a notice saying why) if
         the speaker model cannot be used, so the transcript is never lost over it."""
+        return self.attribute_found(segments, lambda: self.turns(audio, source))
+
+    def attribute_found(
+        self, segments: Sequence[Segment], find: Callable[[], tuple[list[Turn], str]]
+    ) -> Attribution:
+        """As `attribute`, with the turns and how they were found given by `find()`."""
         if not segments:
             return Attribution([], [], "none")
         try:
-            turns, method = self.turns(audio, source)
+            turns, method = find()
         except LocalragError as exc:
             log.warning("speakers not told apart: %s", exc.message)
             return Attribution(
