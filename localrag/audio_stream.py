@@ -202,34 +202,50 @@ def decode_all(source: Path | bytes, name: str | None = None) -> np.ndarray:
 def cut_windows(blocks: Iterable[np.ndarray], window_s: float | None = None) -> Iterator[Window]:
     """16 kHz blocks gathered into windows of about `window_s` (default `WINDOW_S`), each ending
     at the quietest 0.1 s of its last `CUT_SEARCH_S` (a pause, not a word); the last window holds
-    what is left."""
+    what is left.
+
+    Blocks are copied into one window-sized array as they come (no list of blocks to join), and
+    the next array is made only once the caller asks for the next window: a caller that lets go
+    of each window before asking holds one window of samples at a time.
+    """
     size = int((window_s or WINDOW_S) * SAMPLE_RATE)
     search = min(int(CUT_SEARCH_S * SAMPLE_RATE), size // 2)
-    pending: list[np.ndarray] = []
-    held = 0
+    buffer: np.ndarray | None = None
+    rest = np.zeros(0, np.float32)  # what followed the last cut
+    filled = 0
     start = 0
     index = 0
     for block in blocks:
-        pending.append(block)
-        held += len(block)
-        while held >= size:
-            buffer = np.concatenate(pending)
-            cut = size - search + _quietest(buffer[size - search : size])
-            yield Window(index, start, buffer[:cut])
-            index, start = index + 1, start + cut
-            pending, held = [buffer[cut:]], len(buffer) - cut
-    if held:
-        yield Window(index, start, np.concatenate(pending))
+        while len(block):
+            if buffer is None:
+                buffer = np.empty(size, np.float32)
+                buffer[: len(rest)] = rest
+                filled, rest = len(rest), rest[:0]
+            take = min(size - filled, len(block))
+            buffer[filled : filled + take] = block[:take]
+            filled, block = filled + take, block[take:]
+            if filled == size:
+                cut = size - search + _quietest(buffer[size - search :])
+                rest = buffer[cut:].copy()
+                window, buffer = Window(index, start, buffer[:cut]), None
+                yield window
+                del window
+                index, start = index + 1, start + cut
+    if buffer is not None and filled:
+        yield Window(index, start, buffer[:filled])
+    elif len(rest):
+        yield Window(index, start, rest)
 
 
 def _quietest(audio: np.ndarray) -> int:
-    """The middle of the quietest 0.1 s frame of `audio`, in samples from its start."""
+    """The middle of the quietest 0.1 s frame of `audio` (the last of equals), in samples."""
     frame = int(_CUT_FRAME_S * SAMPLE_RATE)
     count = len(audio) // frame
     if count == 0:
         return len(audio)
     power = (audio[: count * frame].reshape(count, frame).astype(np.float64) ** 2).mean(axis=1)
-    return int(np.argmin(power)) * frame + frame // 2
+    latest = count - 1 - int(np.argmin(power[::-1]))  # of equals (digital silence), the last
+    return latest * frame + frame // 2
 
 
 def too_long() -> str:

@@ -92,6 +92,13 @@ def _events(
 ) -> Iterator[TranscribeEvent]:
     by_channel = _channel_turns(finder, path)
     voices_wanted = finder is not None and by_channel is None
+    problem: LocalragError | None = None
+    if voices_wanted:
+        assert finder is not None
+        try:
+            finder.embedder  # noqa: B018 (loaded now: kept windows need no voices if it fails)
+        except LocalragError as exc:  # the transcript is never lost over speakers
+            problem, voices_wanted = exc, False
     recipe = _recipe(transcriber, voices_wanted)
     kept = saved.finished(sha256, recipe, str(path)) if saved and sha256 else {}
     resumed_s = sum(r.end_s - r.start_s for r in kept.values())
@@ -108,7 +115,6 @@ def _events(
 
     yield event("started", 0.0)
     results: list[WindowResult] = []
-    problem: LocalragError | None = None
     for window in cut_windows(stream.blocks()):
         result = kept.get(window.index)
         if result is None or not _same(result, window) or (voices_wanted and not result.voices):
@@ -117,12 +123,13 @@ def _events(
                 assert finder is not None
                 try:
                     voices = finder.voices(window.audio, window.start_sample)
-                except LocalragError as exc:  # the transcript is never lost over speakers
+                except LocalragError as exc:
                     problem = exc
             result = transcribe_window(transcriber, window, voices)
             if saved and sha256:
                 saved.keep(sha256, recipe, str(path), result)
         results.append(result)
+        del window  # before the next is decoded: one window of samples at a time
         for segment in result.segments:
             yield event("segment", segment.end_s, segment=segment)
         yield event("window", result.end_s)
