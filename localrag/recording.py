@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from localrag import audio_stream
 from localrag.audio_stream import AudioStream, Window, cut_windows
-from localrag.errors import LocalragError
+from localrag.errors import IngestError, LocalragError
 from localrag.records import Segment
 from localrag.transcribe import NO_SPEECH, SAMPLE_RATE, TranscribeEvent, Transcriber
 
@@ -56,6 +56,10 @@ class SavedWindows(Protocol):
 
     def keep(self, sha256: str, recipe: str, path: str, result: WindowResult) -> None:
         """Keep one finished window (in its own transaction: it survives a kill at once)."""
+        ...
+
+    def drop(self, sha256: str) -> None:
+        """Forget the windows kept for this content (the file turned out to be broken)."""
         ...
 
 
@@ -115,7 +119,16 @@ def _events(
 
     yield event("started", 0.0)
     results: list[WindowResult] = []
-    for window in cut_windows(stream.blocks()):
+    windows = cut_windows(stream.blocks())
+    while True:
+        try:
+            window = next(windows)
+        except StopIteration:
+            break
+        except IngestError:
+            if saved and sha256:
+                saved.drop(sha256)  # a file found broken (truncated at its end) stays broken
+            raise
         result = kept.get(window.index)
         if result is None or not _same(result, window) or (voices_wanted and not result.voices):
             voices = None

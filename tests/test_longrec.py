@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,10 @@ from localrag import audio_stream
 from localrag.audio_stream import SAMPLE_RATE, AudioStream, cut_windows
 from localrag.embed import HashingEmbedder
 from localrag.recording import transcribe_file
+from localrag.records import Segment
 from localrag.service import Assistant
 from localrag.settings import Settings
-from localrag.transcribe import FakeTranscriber
+from localrag.transcribe import AudioInfo, FakeTranscriber
 
 TESTS = Path(__file__).resolve().parent
 SENTENCES = [
@@ -89,6 +91,7 @@ def test_progress_has_an_eta_from_the_rate_so_far(
 
 CHILD_MEMORY = r"""
 import os, sys
+from collections.abc import Iterator
 from pathlib import Path
 from localrag.worker.memory import peak_rss_bytes, reset_peak_rss
 from localrag.audio_stream import AudioStream, cut_windows
@@ -199,3 +202,57 @@ def test_a_transcription_killed_half_way_resumes_where_it_stopped(
 
     with Assistant.open(settings, bytearray(b"correct horse battery")) as assistant:
         assert assistant.store.partials.count() == 0  # the document is whole: nothing waits
+
+
+@pytest.mark.models
+def test_whisper_times_words_in_later_windows_from_the_start_of_the_recording(
+    real_models: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from localrag.transcribe import build_transcriber
+
+    audio, ranges = meeting(SENTENCES, gap_s=1.5)  # about 25 s, in windows of about 8 s
+    path = tmp_path / "standup.m4a"
+    path.write_bytes(encode(audio, ".m4a"))
+    monkeypatch.setattr(audio_stream, "WINDOW_S", 8.0)
+    events = list(transcribe_file(path, build_transcriber(real_models)))
+    assert sum(e.status == "window" for e in events) >= 3
+    heard = [e.segment for e in events if e.segment is not None]
+    for word, (said_from, said_to) in [
+        ("lighthouse", ranges[0]),
+        ("migration", ranges[1]),
+        ("bicycles", ranges[2]),
+        ("friday", ranges[3]),
+    ]:
+        found = [s for s in heard if word in s.text.lower()]
+        assert found, (word, [s.text for s in heard])
+        # The segment is where the sentence was said (VAD edges and cuts: 0.5 s slack).
+        assert said_from - 0.5 <= found[0].start_s and found[0].end_s <= said_to + 0.5, (
+            word,
+            found[0],
+            (said_from, said_to),
+        )
+
+
+def test_a_recording_found_truncated_at_its_end_fails_and_keeps_no_window(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An MP3 cut in half decodes until it stops: only its declared length tells, at the end.
+    audio, _ = meeting(SENTENCES)
+    data = encode(audio, ".mp3")
+    path = tmp_path / "cut.mp3"
+    path.write_bytes(data[: len(data) // 2])
+    monkeypatch.setattr(audio_stream, "WINDOW_S", 4.0)
+    heard: list[int] = []
+
+    class Counting(FakeTranscriber):
+        def transcribe(self, audio: np.ndarray) -> tuple[Iterator[Segment], AudioInfo]:
+            heard.append(len(audio))
+            return super().transcribe(audio)
+
+    parts = {"embedder": HashingEmbedder(), "transcriber": Counting("Words."), "speakers": None}
+    with Assistant.create(settings, bytearray(b"correct horse battery"), **parts) as assistant:
+        final = [e for e in assistant.add([path]) if e.final]
+        assert [e.status for e in final] == ["failed"]
+        assert "truncated" in final[0].detail and str(path) in final[0].detail
+        assert len(heard) >= 2  # windows were transcribed and kept before the end was reached
+        assert assistant.store.partials.count() == 0

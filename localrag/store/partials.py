@@ -97,6 +97,10 @@ class PartialWindows:
                 ),
             )
 
+    def drop(self, sha256: str) -> None:
+        with self._write() as conn:
+            forget(conn, sha256)
+
     def count(self) -> int:
         """How many windows wait for their document."""
         return int(self._read("SELECT count(*) FROM partial_windows")[0][0])
