@@ -1,9 +1,11 @@
-"""Speech to timed text: decode audio in memory, transcribe it with faster-whisper.
+"""Speech to timed text with faster-whisper.
 
 `transcriber.transcribe(audio)` returns a lazy generator of `Segment`s and an `AudioInfo`, as
 faster-whisper does, so the caller owns progress (`segment.end_s / info.duration_s`) and can stop
-early. Audio is decoded from bytes held in memory with PyAV: no temporary file and no ffmpeg
-binary, so a recording never sits on disk unencrypted outside the vault (security.md 16).
+early. Audio is decoded with PyAV (`audio_stream`): no temporary file and no ffmpeg binary, so a
+recording never sits on disk unencrypted outside the vault (security.md 16). A recording file is
+transcribed a window at a time by `localrag.recording`; `transcribe_events` serves audio already
+in memory (a voice note).
 """
 
 from __future__ import annotations

@@ -4,13 +4,15 @@ A two-channel call whose channels are different people is split by channel (`cha
 anything else by voice: Resemblyzer's voice encoder (`voice_encoder`, numpy, weights from
 safetensors) gives a vector per 1.6 s of speech and `diarize` clusters them into turns. Each
 transcript segment then carries its speaker, and the chunker closes a chunk at every change of
-speaker, so a citation names one person: `standup.m4a @ 01:05–01:32, Speaker 2`.
+speaker, so a citation names one person: `standup.m4a @ 01:05–01:32, Speaker 2`. A long
+recording is read a window at a time: each window leaves its `Voices` (vectors, not samples), and
+`SpeakerFinder.turns_of` clusters them all at the end.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,7 +47,6 @@ __all__ = [
     "check_new_name",
     "speakers_event",
     "summarize",
-    "with_speakers",
 ]
 
 
@@ -193,25 +194,6 @@ def check_new_name(name: str, others: set[str]) -> str:
     if clean in others:
         raise UsageError(f"another speaker of this recording is called {clean!r} already")
     return clean
-
-
-def with_speakers(
-    events: Iterable[TranscribeEvent],
-    finder: SpeakerFinder | None,
-    audio: np.ndarray,
-    source: Path | None,
-    started: float,
-) -> Iterator[TranscribeEvent]:
-    """A transcription's events, then (with a `finder`, once something was said) a `speakers`
-    event carrying every segment with its speaker."""
-    segments: list[Segment] = []
-    last = None
-    for last in events:
-        if last.segment is not None:
-            segments.append(last.segment)
-        yield last
-    if finder is not None and last is not None and segments:
-        yield speakers_event(last, finder.attribute(segments, audio, source), started)
 
 
 def speakers_event(last: TranscribeEvent, found: Attribution, started: float) -> TranscribeEvent:
