@@ -190,6 +190,10 @@ def test_a_transcription_killed_half_way_resumes_where_it_stopped(
     assert child.returncode != 0
     started = _logged(first_log)
     assert len(started) == 4
+    # The finished windows wait in the encrypted vault: their words are in no file of the home.
+    for file in home.rglob("*"):
+        if file.is_file():
+            assert b"lighthouse" not in file.read_bytes().lower(), file
 
     child = _child(home, recording, second_log, script)
     out, err = child.communicate(timeout=120)
