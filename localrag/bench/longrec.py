@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--decode-only", action="store_true", help="decode, do not transcribe")
     p.add_argument("--sides", default="streamed,whole", help="streamed, whole or both")
     p.add_argument("--before", type=Path, help="a checkout whose localrag runs the whole-file side")
+    p.add_argument(
+        "--stop-whole-after",
+        type=float,
+        metavar="S",
+        help="kill the whole-file side after S seconds and report its peak so far",
+    )
     common.add_json(p)
     p.set_defaults(func=run)
 
@@ -107,12 +114,16 @@ def run(args: argparse.Namespace) -> int:
         result["duration_s"] = AudioStream(path).declared_s or 1.0
         for side in sides:
             tree = args.before if side == "whole" and args.before else None
-            measured = measure(side, path, whisper, speaker, args.threads, args.decode_only, tree)
+            stop = args.stop_whole_after if side == "whole" else None
+            measured = measure(
+                side, path, whisper, speaker, args.threads, args.decode_only, tree, stop
+            )
             result[side] = measured
             if not args.json:
                 print(f"{side}: {json.dumps(measured)}", file=sys.stderr, flush=True)
     for side in sides:
-        result[side]["rtf"] = round(result[side]["elapsed_s"] / result["duration_s"], 4)
+        if "elapsed_s" in result[side]:
+            result[side]["rtf"] = round(result[side]["elapsed_s"] / result["duration_s"], 4)
     result["load_average_1min"] = round(os.getloadavg()[0], 2)
     if args.json:
         common.print_json(result)
@@ -129,20 +140,39 @@ def measure(
     threads: int,
     decode_only: bool,
     tree: Path | None = None,
+    stop_after_s: float | None = None,
 ) -> dict[str, Any]:
-    """One side in a child process (of `tree`'s localrag if given): its time and peak memory."""
+    """One side in a child process (of `tree`'s localrag if given): its time and peak memory;
+    killed after `stop_after_s` if given (then only the peak so far)."""
     from localrag.bench.cli_child import SOURCE_ROOT
+    from localrag.worker.memory import peak_rss_bytes
 
     env = dict(os.environ)
     env["PYTHONPATH"] = str(tree or SOURCE_ROOT)
     env["OPENBLAS_NUM_THREADS"] = str(threads)
     argv = [side, str(path), str(whisper), speaker, str(threads), "1" if decode_only else "0"]
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD, *argv], env=env, capture_output=True, text=True
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    if done.returncode:
-        raise UsageError(f"the {side} side failed: {done.stderr.strip().splitlines()[-1:]}")
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    peak = 0
+    began = time.monotonic()
+    while child.poll() is None:
+        peak = max(peak, peak_rss_bytes(child.pid) or 0)
+        if stop_after_s and time.monotonic() - began > stop_after_s:
+            child.kill()
+            child.communicate()
+            # VmHWM so far: the whole file's samples and their spectrum are made in the first
+            # minutes, so this is a lower bound of that side's peak, and the time is not a rate.
+            return {"stopped_after_s": stop_after_s, "peak_mb_so_far": round(peak / 1e6, 1)}
+        time.sleep(0.2)
+    stdout, stderr = child.communicate()
+    if child.returncode:
+        raise UsageError(f"the {side} side failed: {stderr.strip().splitlines()[-1:]}")
+    out = json.loads(stdout.strip().splitlines()[-1])
     return {
         "elapsed_s": round(out["elapsed_s"], 1),
         "peak_mb": round(out["peak_bytes"] / 1e6, 1),
