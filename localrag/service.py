@@ -457,7 +457,8 @@ class Assistant:
         """Transcribe a recording: `TranscribeEvent`s with each segment, the share of the audio
         done and the real-time factor; unless `index` is False the transcript is then chunked,
         embedded and stored like `add()` does (the document replaces one of the same path), and a
-        last `indexed` event carries its id. The audio is decoded in memory, never written.
+        last `indexed` event carries its id. The audio is decoded from the file a window at a
+        time (`localrag.recording`), never written; with `index`, an interrupted run resumes.
         Unless `speakers` (or the settings) turn it off, a `speakers` event after `done` carries
         the segments with their speakers.
         """

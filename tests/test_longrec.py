@@ -260,3 +260,46 @@ def test_a_recording_found_truncated_at_its_end_fails_and_keeps_no_window(
         assert "truncated" in final[0].detail and str(path) in final[0].detail
         assert len(heard) >= 2  # windows were transcribed and kept before the end was reached
         assert assistant.store.partials.count() == 0
+
+
+def test_transcribe_resumes_too_and_no_index_keeps_nothing(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    audio, _ = meeting(SENTENCES, gap_s=1.0)
+    path = tmp_path / "standup.flac"
+    path.write_bytes(encode(audio, ".flac"))
+    monkeypatch.setattr(audio_stream, "WINDOW_S", 4.0)
+    heard: list[int] = []
+    stop_at: list[int] = [3]
+
+    class Stopping(FakeTranscriber):
+        """Interrupted (as by Ctrl-C) when it reaches window `stop_at[0]`."""
+
+        def transcribe(self, audio: np.ndarray) -> tuple[Iterator[Segment], AudioInfo]:
+            if len(heard) == stop_at[0]:
+                stop_at[0] = -1
+                raise KeyboardInterrupt
+            heard.append(len(audio))
+            return super().transcribe(audio)
+
+    script = " ".join(SENTENCES)
+    fake = Stopping(script)
+    parts = {"embedder": HashingEmbedder(), "transcriber": fake, "speakers": None}
+    with Assistant.create(settings, bytearray(b"correct horse battery"), **parts) as assistant:
+        with pytest.raises(KeyboardInterrupt):
+            list(assistant.transcribe(path, index=False))
+        assert assistant.store.partials.count() == 0  # --no-index keeps nothing
+        heard.clear()
+        stop_at[0] = 3
+        with pytest.raises(KeyboardInterrupt):
+            list(assistant.transcribe(path))
+        assert assistant.store.partials.count() == 3
+        events = list(assistant.transcribe(path))
+        assert len(heard) == len([e for e in events if e.status == "window"])  # none twice
+        assert events[-1].status == "indexed" and events[-1].resumed_s > 0
+        stored = assistant.transcript(events[-1].doc_id or 0)
+        assert assistant.store.partials.count() == 0
+    reference = [e.segment for e in transcribe_file(path, FakeTranscriber(script)) if e.segment]
+    assert [(s.start_s, s.end_s, s.text) for s in stored] == [
+        (s.start_s, s.end_s, s.text) for s in reference
+    ]

@@ -140,7 +140,7 @@ class _Bar:
         from localrag.cli.audio import rate_and_eta
 
         done = e.fraction or 0.0
-        stats = f"{done:.0%} of the audio, {rate_and_eta(e.rtf, e.eta_s)}"
+        stats = ", ".join(filter(None, [f"{done:.0%} of the audio", rate_and_eta(e.rtf, e.eta_s)]))
         if self.recording is None:
             self.recording = self.progress.add_task(
                 one_line(Path(e.path).name), total=1.0, count="transcribing", stats=stats
