@@ -47,7 +47,7 @@ if speaker:
 loaded = peak_rss_bytes(os.getpid())
 reset_peak_rss(os.getpid())  # the peak of the work, from the models loaded
 started = time.perf_counter()
-segments, speakers = 0, 0
+segments, speakers, words = 0, 0, []
 if side == "streamed" and decode_only:
     from localrag.audio_stream import AudioStream, cut_windows
     for window in cut_windows(AudioStream(path).blocks()):
@@ -56,13 +56,14 @@ elif side == "streamed":
     from localrag.recording import transcribe_file
     for e in transcribe_file(path, model, finder=finder):
         segments += e.status == "segment"
+        words += [e.segment.text] if e.segment else []
         speakers = len({s.speaker for s in e.segments}) if e.segments else speakers
 else:
     from localrag.transcribe import decode_audio, read_file
     audio = decode_audio(read_file(path), str(path))
     if not decode_only:
         found = list(model.transcribe(audio)[0])
-        segments = len(found)
+        segments, words = len(found), [s.text for s in found]
         if finder is not None:
             labelled = finder.attribute(found, audio, path).segments
             speakers = len({s.speaker for s in labelled})
@@ -72,6 +73,7 @@ print(json.dumps({
     "loaded_bytes": loaded,
     "segments": segments,
     "speakers": speakers,
+    "text": " ".join(words),
 }))
 """
 
@@ -107,9 +109,9 @@ def run(args: argparse.Namespace) -> int:
     speaker = "" if args.no_speakers else str(model_path(settings, "speaker"))
     with tempfile.TemporaryDirectory(prefix="localrag-longrec-") as folder:
         path = args.file or Path(folder) / "meeting.m4a"
-        made_of = f"{path.name}, given"
+        made_of, reference = f"{path.name}, given", ""
         if args.file is None:
-            made_of = write_recording(path, args.minutes * 60)
+            made_of, reference = write_recording(path, args.minutes * 60)
         result: dict[str, Any] = {"recording": made_of, "size_bytes": path.stat().st_size}
         result["duration_s"] = AudioStream(path).declared_s or 1.0
         for side in sides:
@@ -118,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
             measured = measure(
                 side, path, whisper, speaker, args.threads, args.decode_only, tree, stop
             )
+            text = measured.pop("text", "")
+            if reference and text:
+                measured["wer"] = _wer(reference, text)
             result[side] = measured
             if not args.json:
                 print(f"{side}: {json.dumps(measured)}", file=sys.stderr, flush=True)
@@ -179,12 +184,22 @@ def measure(
         "models_loaded_mb": round(out["loaded_bytes"] / 1e6, 1),
         "segments": out["segments"],
         "speakers": out["speakers"],
+        "text": out.get("text", ""),
     }
 
 
-def write_recording(path: Path, seconds: float) -> str:
+def _wer(reference: str, text: str) -> float:
+    """Word error rate of `text` against what the made recording says (Whisper's normaliser)."""
+    from localrag.evaluate.asr import english_normalizer, word_errors
+
+    normalize = english_normalizer()
+    ref, hyp = normalize(reference).split(), normalize(text).split()
+    return round(word_errors(ref, hyp) / max(1, len(ref)), 4)
+
+
+def write_recording(path: Path, seconds: float) -> tuple[str, str]:
     """A recording of about `seconds` made of real speech and espeak-ng voices (see the module
-    docstring); what it is made of, in words."""
+    docstring); what it is made of, in words, and what is said in it."""
     from localrag.bench.meeting import STANDUP, VOICES, build_meeting, espeak_available
     from localrag.bench.sounds import encode
     from localrag.bench.speakers import REAL_SPEECH, REAL_WORDS
@@ -208,7 +223,9 @@ def write_recording(path: Path, seconds: float) -> str:
         total += len(piece) + len(gap)
     path.write_bytes(encode(np.concatenate(parts), path.suffix))
     minutes = total / SAMPLE_RATE / 60
-    return (
+    said = " ".join(text for _, text in script)
+    made_of = (
         f"{minutes:.1f} min of {len(parts) // 2} made stand-ups ({REAL_SPEECH.name} and "
         f"{len(voices)} espeak-ng voices in turn), AAC in .m4a"
     )
+    return made_of, " ".join([said] * (len(parts) // 2))
