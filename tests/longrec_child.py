@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -54,6 +55,9 @@ def window_id(audio: np.ndarray) -> str:
 
 
 def main() -> None:
+    # As a terminal gives it: a test runner started in the background ignores SIGINT, and its
+    # children would inherit that.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     home, recording, log, window_s, script = sys.argv[1:6]
     audio_stream.WINDOW_S = float(window_s)
     settings = Settings.load(Path(home))

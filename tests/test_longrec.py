@@ -185,6 +185,7 @@ def test_a_transcription_killed_half_way_resumes_where_it_stopped(
     deadline = time.monotonic() + 60
     while len(_logged(first_log)) < 4 and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
+    assert child.poll() is None and len(_logged(first_log)) == 4, child.communicate()
     child.send_signal(stop)  # windows 0-2 are kept; window 3 is in the middle of its work
     child.communicate(timeout=30)
     assert child.returncode != 0
