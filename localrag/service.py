@@ -396,6 +396,12 @@ class Assistant:
         if doc is None and not str(id_or_path).isdigit():
             doc = self.store.document(str(Path(id_or_path).expanduser().resolve()))
         if doc is None:
+            path = str(Path(id_or_path).expanduser().resolve())
+            if waiting := self.store.partials.drop_path(path):
+                raise UsageError(
+                    f"{id_or_path}: not in the vault (its transcription never finished); the "
+                    f"{waiting} windows it had transcribed were deleted"
+                )
             raise UsageError(f"{id_or_path}: no such document in the vault; see `localrag docs`")
         self.store.delete_document(doc.id, history)
         return doc

@@ -20,6 +20,7 @@ from audio_synth import encode, meeting, silence
 from localrag import audio_stream
 from localrag.audio_stream import SAMPLE_RATE, AudioStream, cut_windows
 from localrag.embed import HashingEmbedder
+from localrag.errors import UsageError
 from localrag.recording import transcribe_file
 from localrag.records import Segment
 from localrag.service import Assistant
@@ -295,6 +296,13 @@ def test_transcribe_resumes_too_and_no_index_keeps_nothing(
         with pytest.raises(KeyboardInterrupt):
             list(assistant.transcribe(path))
         assert assistant.store.partials.count() == 3
+        with pytest.raises(UsageError, match=r"transcription never finished.* 3 windows"):
+            assistant.remove(str(path))  # a user who gives up on it can delete what waits
+        assert assistant.store.partials.count() == 0
+        heard.clear()
+        stop_at[0] = 3
+        with pytest.raises(KeyboardInterrupt):
+            list(assistant.transcribe(path))
         events = list(assistant.transcribe(path))
         assert len(heard) == len([e for e in events if e.status == "window"])  # none twice
         assert events[-1].status == "indexed" and events[-1].resumed_s > 0

@@ -101,6 +101,16 @@ class PartialWindows:
         with self._write() as conn:
             forget(conn, sha256)
 
+    def drop_path(self, path: str) -> int:
+        """Forget the windows kept for a file by its path (`localrag rm` of a recording whose
+        transcription never finished); how many there were."""
+        with self._write() as conn:
+            n = int(
+                conn.execute("SELECT count(*) FROM partial_windows WHERE path = ?", (path,)).get
+            )
+            conn.execute("DELETE FROM partial_windows WHERE path = ?", (path,))
+        return n
+
     def count(self) -> int:
         """How many windows wait for their document."""
         return int(self._read("SELECT count(*) FROM partial_windows")[0][0])
