@@ -129,6 +129,8 @@ class IngestEvent:
     """Share of the file done (bytes, pages or audio seconds), when known."""
     rtf: float | None = None
     """While a recording is transcribed: seconds of work per second of audio so far."""
+    eta_s: float | None = None
+    """While a recording is transcribed: seconds of work left at that rate, when known."""
 
     @property
     def final(self) -> bool:

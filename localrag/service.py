@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from localrag import models
 from localrag.answer import Answer, citation_dict
 from localrag.embedder_choice import VaultEmbedders
-from localrag.errors import UsageError
+from localrag.errors import IngestError, UsageError
 from localrag.gate import Gate, judge
 from localrag.generate import Generator, Grounding
 from localrag.model_choice import FixedModel, ModelChoice, WorkerModels
@@ -38,6 +38,7 @@ from localrag.records import (
     EmbedderSwitch,
     Hit,
     IngestEvent,
+    NewDocument,
     QaSet,
     ReembedProgress,
     Turn,
@@ -350,6 +351,7 @@ class Assistant:
             paths,
             transcriber=lambda: self.transcriber,
             speakers=lambda: self.speaker_finder(speakers),
+            partials=lambda: self.store.partials,
         )
 
     def documents(self) -> list[Document]:
@@ -394,6 +396,12 @@ class Assistant:
         if doc is None and not str(id_or_path).isdigit():
             doc = self.store.document(str(Path(id_or_path).expanduser().resolve()))
         if doc is None:
+            path = str(Path(id_or_path).expanduser().resolve())
+            if waiting := self.store.partials.drop_path(path):
+                raise UsageError(
+                    f"{id_or_path}: not in the vault (its transcription never finished); the "
+                    f"{waiting} windows it had transcribed were deleted"
+                )
             raise UsageError(f"{id_or_path}: no such document in the vault; see `localrag docs`")
         self.store.delete_document(doc.id, history)
         return doc
@@ -455,26 +463,34 @@ class Assistant:
         """Transcribe a recording: `TranscribeEvent`s with each segment, the share of the audio
         done and the real-time factor; unless `index` is False the transcript is then chunked,
         embedded and stored like `add()` does (the document replaces one of the same path), and a
-        last `indexed` event carries its id. The audio is decoded in memory, never written.
+        last `indexed` event carries its id. The audio is decoded from the file a window at a
+        time (`localrag.recording`), never written; with `index`, an interrupted run resumes.
         Unless `speakers` (or the settings) turn it off, a `speakers` event after `done` carries
         the segments with their speakers.
         """
-        import hashlib
-
-        from localrag.records import NewDocument
-        from localrag.transcribe import decode_audio, read_file
+        from localrag.ingest.pipeline import file_sha256
+        from localrag.recording import transcribe_file
+        from localrag.transcribe import check_extension
 
         transcriber = self.transcriber  # loaded first: the real-time factor is of the work alone
         started = time.perf_counter()
         source = Path(path).expanduser().resolve()
-        data = read_file(source)
-        audio = decode_audio(data, str(source))
-        doc = NewDocument(
-            str(source), hashlib.sha256(data).hexdigest(), "audio", len(data), source.name
+        check_extension(source)
+        try:
+            sha, size = file_sha256(source), source.stat().st_size
+        except OSError as exc:
+            raise IngestError(f"{source}: cannot read it ({exc.strerror})") from exc
+        doc = NewDocument(str(source), sha, "audio", size, source.name)
+        # Only the vault path resumes: `--no-index` keeps nothing, not even finished windows.
+        events = transcribe_file(
+            source,
+            transcriber,
+            finder=self.speaker_finder(speakers),
+            saved=self.store.partials if index else None,
+            sha256=sha,
+            started=started,
         )
-        del data
-        finder = self.speaker_finder(speakers)
-        yield from self._transcribe_audio(transcriber, audio, doc, index, started, finder, source)
+        yield from self._indexed(events, doc, index, started)
 
     @property
     def microphone(self) -> BlockSource:
@@ -497,32 +513,26 @@ class Assistant:
         """Transcribe a voice note held in memory (16 kHz mono float32) and store its transcript
         under `name` (default: "voice note <date time>"); events as for `transcribe()`."""
         from localrag.ingest.audio import voice_note_document, voice_note_name
-        from localrag.transcribe import SAMPLE_RATE
+        from localrag.transcribe import SAMPLE_RATE, transcribe_events
 
         doc = voice_note_document(audio, name or voice_note_name(), len(audio) / SAMPLE_RATE)
         transcriber = self.transcriber  # loaded first: the real-time factor is of the work alone
-        yield from self._transcribe_audio(transcriber, audio, doc, index, time.perf_counter())
+        started = time.perf_counter()
+        events = transcribe_events(transcriber, audio, doc.path, started)
+        yield from self._indexed(events, doc, index, started)
 
-    def _transcribe_audio(
-        self,
-        transcriber: Transcriber,
-        audio: np.ndarray,
-        doc: Any,
-        index: bool,
-        started: float,
-        finder: SpeakerFinder | None = None,
-        source: Path | None = None,
+    def _indexed(
+        self, events: Iterable[TranscribeEvent], doc: NewDocument, index: bool, started: float
     ) -> Iterator[TranscribeEvent]:
+        """The events of a transcription, then (unless `index` is False) the transcript stored
+        with `doc` and an `indexed` event."""
         import dataclasses
 
         from localrag.ingest.audio import index_transcript, transcript_extracted
-        from localrag.speakers import with_speakers
-        from localrag.transcribe import transcribe_events
 
         segments: list[Segment] = []
         last = None
-        events = transcribe_events(transcriber, audio, doc.path, started)
-        for last in with_speakers(events, finder, audio, source, started):
+        for last in events:
             if last.segment is not None:
                 segments.append(last.segment)
             if last.segments:

@@ -57,7 +57,7 @@ def test_garbage_is_refused_with_one_line(data: bytes) -> None:
 
 
 def test_decoding_has_a_duration_and_a_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    from localrag import transcribe
+    from localrag import audio_stream as transcribe
 
     wav = encode(silence(3.0), ".wav")
     monkeypatch.setattr(transcribe, "MAX_DECODE_S", 0.0)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,12 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from localrag.cli import common
-from localrag.cli.speakers import (
-    add_speaker_options,
-    speaker_choice,
-    speakers_expected,
-    with_speakers,
-)
+from localrag.cli.speakers import add_speaker_options, finder, speaker_choice, speakers_expected
 from localrag.display import one_line, visible
 from localrag.prompt import clock
 from localrag.records import Segment
@@ -78,15 +72,14 @@ def _output_options(p: argparse.ArgumentParser) -> None:
 
 
 def run_transcribe(args: argparse.Namespace) -> int:
-    from localrag.transcribe import build_transcriber, decode_audio, read_file, transcribe_events
+    from localrag.recording import transcribe_file
+    from localrag.transcribe import build_transcriber, check_extension
 
     path = args.file.expanduser().resolve()
     if args.no_index:
+        check_extension(path)
         transcriber = build_transcriber(common.settings(args))
-        started = time.perf_counter()
-        audio = decode_audio(read_file(path), str(path))
-        events = transcribe_events(transcriber, audio, str(path), started)
-        return _show(with_speakers(events, audio, path, args, started), args)
+        return _show(transcribe_file(path, transcriber, finder=finder(args)), args)
     with common.open_assistant(args) as assistant:
         return _show(assistant.transcribe(path, speakers=speaker_choice(args)), args)
 
@@ -169,13 +162,12 @@ def _show(
         TextColumn("{task.description}"),
         BarColumn(),
         TaskProgressColumn(),
-        TextColumn("{task.fields[rate]}"),
+        TextColumn("{task.fields[rate]}", markup=False),
     )
     with Progress(*columns, console=console, transient=True, redirect_stdout=False) as bar:
         task = bar.add_task("transcribing", total=1.0, rate="")
         for last in events:
-            rate = f"RTF {last.rtf:.2f}" if last.rtf is not None else ""
-            bar.update(task, completed=last.fraction, rate=rate)
+            bar.update(task, completed=last.fraction, rate=rate_and_eta(last.rtf, last.eta_s))
             if last.segment is not None:
                 segments.append(last.segment)
                 if stream and sys.stdout.isatty():
@@ -204,8 +196,20 @@ def _show(
     return 0
 
 
+def rate_and_eta(rtf: float | None, eta_s: float | None) -> str:
+    """ "RTF 0.12, 4:05 left" for a progress bar; what is not known yet is left out."""
+    parts = []
+    if rtf is not None:
+        parts.append(f"RTF {rtf:.2f}")
+    if eta_s is not None and eta_s > 0:
+        parts.append(f"{clock(eta_s)} left")
+    return ", ".join(parts)
+
+
 def _summary(console: Console, last: TranscribeEvent) -> None:
     parts = [f"{clock(last.duration_s)} of audio in {last.elapsed_s:.1f} s"]
+    if last.resumed_s:
+        parts.append(f"resumed after {clock(last.resumed_s)} done by an earlier run")
     if last.duration_s:
         parts.append(f"RTF {last.elapsed_s / last.duration_s:.3f}")
     if last.doc_id is not None:

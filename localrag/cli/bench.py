@@ -16,6 +16,7 @@ BENCHES: list[str] = [
     "generate",
     "audio",
     "speakers",
+    "longrec",
     "ocr",
     "vault",
     "adapter",

@@ -137,8 +137,10 @@ class _Bar:
         )
 
     def _recording(self, e: IngestEvent) -> None:
+        from localrag.cli.audio import rate_and_eta
+
         done = e.fraction or 0.0
-        stats = f"{done:.0%} of the audio, RTF {e.rtf:.2f}"
+        stats = ", ".join(filter(None, [f"{done:.0%} of the audio", rate_and_eta(e.rtf, e.eta_s)]))
         if self.recording is None:
             self.recording = self.progress.add_task(
                 one_line(Path(e.path).name), total=1.0, count="transcribing", stats=stats

@@ -5,8 +5,6 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from localrag.cli import common
@@ -14,10 +12,7 @@ from localrag.display import one_line
 from localrag.errors import UsageError
 
 if TYPE_CHECKING:
-    import numpy as np
-
-    from localrag.speakers import SpeakerChoice
-    from localrag.transcribe import TranscribeEvent
+    from localrag.speakers import SpeakerChoice, SpeakerFinder
 
 USAGE = "localrag speakers DOC [--json]  |  localrag speakers rename DOC SPEAKER NAME"
 
@@ -116,20 +111,14 @@ def speakers_expected(args: argparse.Namespace) -> bool:
     return choice.enabled if choice is not None else common.settings(args).speakers
 
 
-def with_speakers(
-    events: Iterator[TranscribeEvent],
-    audio: np.ndarray,
-    path: Path,
-    args: argparse.Namespace,
-    started: float,
-) -> Iterator[TranscribeEvent]:
-    """`transcribe --no-index`: the events, then a `speakers` event, as the vault path gives."""
+def finder(args: argparse.Namespace) -> SpeakerFinder | None:
+    """`transcribe --no-index`: what tells speakers apart as the options ask, as the vault path
+    has; None when they are not wanted."""
     from localrag import speakers
 
-    finder = None
-    if speakers_expected(args):
-        choice = speaker_choice(args)
-        settings = common.settings(args)
-        count = choice.count if choice else None
-        finder = speakers.SpeakerFinder(lambda: speakers.build_embedder(settings), count)
-    return speakers.with_speakers(events, finder, audio, path, started)
+    if not speakers_expected(args):
+        return None
+    choice = speaker_choice(args)
+    settings = common.settings(args)
+    count = choice.count if choice else None
+    return speakers.SpeakerFinder(lambda: speakers.build_embedder(settings), count)

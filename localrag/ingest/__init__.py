@@ -73,5 +73,8 @@ register(Format("md", read_md), ".md", ".markdown")
 register(Format("html", read_html), ".html", ".htm", ".xhtml")
 register(Format("pdf", read_pdf), ".pdf")
 register(Format("docx", read_docx), ".docx")
-register(Format("audio", read_audio_file, ("transcriber", "speakers")), *AUDIO_EXTENSIONS)
+register(
+    Format("audio", read_audio_file, ("transcriber", "speakers", "partials", "sha256")),
+    *AUDIO_EXTENSIONS,
+)
 register(Format("image", read_image), *IMAGE_EXTENSIONS)

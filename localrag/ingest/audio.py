@@ -25,12 +25,12 @@ from localrag.transcribe import (
     NO_SPEECH,
     TranscribeEvent,
     Transcriber,
-    read_audio,
-    transcribe_events,
+    check_extension,
 )
 
 if TYPE_CHECKING:
     from localrag.chunk import ChunkSettings
+    from localrag.recording import SavedWindows
     from localrag.speakers import SpeakerFinder
 
 __all__ = ["AUDIO_EXTENSIONS", "index_transcript", "read_audio_file", "transcript_extracted"]
@@ -60,32 +60,42 @@ def read_audio_file(
     limits: Limits,
     transcriber: Transcriber | Callable[[], Transcriber] | None = None,
     speakers: SpeakerFinder | None = None,
+    partials: SavedWindows | None = None,
+    sha256: str | None = None,
 ) -> Iterator[Progress | Extracted]:
     """The reader the ingest registry calls for audio: progress is the share of audio done.
 
     `transcriber` may be a function that builds it, so Whisper loads only once audio is seen.
-    `speakers` (if given) labels each segment with its speaker.
+    `speakers` (if given) labels each segment with its speaker. With `partials` and the file's
+    `sha256`, the windows an interrupted run finished are not transcribed again.
     """
+    from localrag.recording import transcribe_file
+
     if transcriber is not None and not hasattr(transcriber, "transcribe"):
         transcriber = transcriber()
     if transcriber is None:
         raise IngestError(f"{path}: audio needs a transcriber; none is configured")
     if path.stat().st_size > MAX_AUDIO_BYTES:
         raise IngestError(f"{path}: larger than {MAX_AUDIO_BYTES / 1e9:.0f} GB; split it")
+    check_extension(path)
     segments: list[Segment] = []
     event: TranscribeEvent | None = None
-    audio = read_audio(path)
-    for event in transcribe_events(transcriber, audio, str(path)):
+    duration_s = 0.0
+    events = transcribe_file(path, transcriber, finder=speakers, saved=partials, sha256=sha256)
+    for event in events:
         # A slow machine gets as long as the recording lasts, at least the usual reader limit.
         if event.elapsed_s > max(limits.max_seconds, event.duration_s):
             raise IngestError(f"{path}: gave up after {event.elapsed_s:.0f} s of transcribing")
         if event.segment is not None:
             segments.append(event.segment)
-            yield Progress(event.fraction, event.rtf)
+        if event.status in ("segment", "window"):
+            yield Progress(event.fraction, event.rtf, event.eta_s)
+        if event.segments:
+            segments = list(event.segments)
+        if event.status == "done":
+            duration_s = event.duration_s
     assert event is not None
-    if speakers is not None and segments:
-        segments = speakers.attribute(segments, audio, path).segments
-    yield transcript_extracted(path, segments, event.duration_s, limits)
+    yield transcript_extracted(path, segments, duration_s, limits)
 
 
 def voice_note_document(audio: np.ndarray, name: str, duration_s: float) -> NewDocument:

@@ -68,6 +68,8 @@ class Progress:
     """Share of the file done (pages, bytes or seconds)."""
     rtf: float | None = None
     """For a recording: seconds of work per second of audio so far (the real-time factor)."""
+    eta_s: float | None = None
+    """For a recording: seconds of work left at that rate, when known."""
 
 
 class Reader(Protocol):

@@ -207,6 +207,8 @@ def _prepare(
         yield IngestEvent(where, "moved", moved.path, doc_id=moved.id)
         return None
     yield IngestEvent(where, "started")
+    # A recording resumes by its content's hash (`recording.py`).
+    parts = {**parts, "sha256": lambda: sha}
     extracted = yield from _read(path, options.limits, parts)
     chunks = chunk(extracted, embedder, options.chunking)
     if not chunks and not extracted.meta.get("notice"):
@@ -267,7 +269,9 @@ def _read(
     try:
         for item in ingest.read(path, limits, **parts):
             if isinstance(item, Progress):
-                yield IngestEvent(str(path), "progress", fraction=item.fraction, rtf=item.rtf)
+                yield IngestEvent(
+                    str(path), "progress", fraction=item.fraction, rtf=item.rtf, eta_s=item.eta_s
+                )
             elif isinstance(item, Extracted):
                 return item
     except IngestError:

@@ -4,13 +4,15 @@ A two-channel call whose channels are different people is split by channel (`cha
 anything else by voice: Resemblyzer's voice encoder (`voice_encoder`, numpy, weights from
 safetensors) gives a vector per 1.6 s of speech and `diarize` clusters them into turns. Each
 transcript segment then carries its speaker, and the chunker closes a chunk at every change of
-speaker, so a citation names one person: `standup.m4a @ 01:05–01:32, Speaker 2`.
+speaker, so a citation names one person: `standup.m4a @ 01:05–01:32, Speaker 2`. A long
+recording is read a window at a time: each window leaves its `Voices` (vectors, not samples), and
+`SpeakerFinder.turns_of` clusters them all at the end.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +22,15 @@ import numpy as np
 from localrag.errors import LocalragError, ModelError
 from localrag.records import Segment
 from localrag.settings import Settings
-from localrag.speakers.diarize import SpeakerEmbedder, Turn, diarize, label_segments
+from localrag.speakers.diarize import (
+    SpeakerEmbedder,
+    Turn,
+    Voices,
+    diarize,
+    label_segments,
+    turns_of,
+    voices_of,
+)
 
 if TYPE_CHECKING:
     from localrag.transcribe import TranscribeEvent
@@ -32,11 +42,11 @@ __all__ = [
     "SpeakerFinder",
     "SpeakerSummary",
     "Turn",
+    "Voices",
     "build_embedder",
     "check_new_name",
     "speakers_event",
     "summarize",
-    "with_speakers",
 ]
 
 
@@ -77,14 +87,27 @@ class SpeakerFinder:
             raise ModelError("no speaker model is configured")
         return self._embedder
 
+    def channel_turns(self, source: Path | None) -> list[Turn] | None:
+        """The turns of a two-channel call split by channel; None if `source` is not one."""
+        if source is None or not source.is_file():
+            return None
+        from localrag.speakers.channels import turns_by_channel
+
+        return turns_by_channel(source)
+
+    def voices(self, audio: np.ndarray, offset: int = 0) -> Voices:
+        """The voices of a window of a recording that starts `offset` samples in."""
+        return voices_of(audio, self.embedder, offset)
+
+    def turns_of(self, voices: Voices) -> list[Turn]:
+        """The turns of a whole recording from the voices of its windows."""
+        return turns_of(voices, self.embedder.threshold, self.count)
+
     def turns(self, audio: np.ndarray, source: Path | None = None) -> tuple[list[Turn], str]:
         """The speaker turns and how they were found ("channels" or "voice")."""
-        if source is not None and source.is_file():
-            from localrag.speakers.channels import turns_by_channel
-
-            by_channel = turns_by_channel(source)
-            if by_channel:
-                return by_channel, "channels"
+        by_channel = self.channel_turns(source)
+        if by_channel:
+            return by_channel, "channels"
         return diarize(audio, self.embedder, self.count), "voice"
 
     def attribute(
@@ -92,10 +115,16 @@ class SpeakerFinder:
     ) -> Attribution:
         """`segments` with the speaker of each; without speakers (and a notice saying why) if
         the speaker model cannot be used, so the transcript is never lost over it."""
+        return self.attribute_found(segments, lambda: self.turns(audio, source))
+
+    def attribute_found(
+        self, segments: Sequence[Segment], find: Callable[[], tuple[list[Turn], str]]
+    ) -> Attribution:
+        """As `attribute`, with the turns and how they were found given by `find()`."""
         if not segments:
             return Attribution([], [], "none")
         try:
-            turns, method = self.turns(audio, source)
+            turns, method = find()
         except LocalragError as exc:
             log.warning("speakers not told apart: %s", exc.message)
             return Attribution(
@@ -165,25 +194,6 @@ def check_new_name(name: str, others: set[str]) -> str:
     if clean in others:
         raise UsageError(f"another speaker of this recording is called {clean!r} already")
     return clean
-
-
-def with_speakers(
-    events: Iterable[TranscribeEvent],
-    finder: SpeakerFinder | None,
-    audio: np.ndarray,
-    source: Path | None,
-    started: float,
-) -> Iterator[TranscribeEvent]:
-    """A transcription's events, then (with a `finder`, once something was said) a `speakers`
-    event carrying every segment with its speaker."""
-    segments: list[Segment] = []
-    last = None
-    for last in events:
-        if last.segment is not None:
-            segments.append(last.segment)
-        yield last
-    if finder is not None and last is not None and segments:
-        yield speakers_event(last, finder.attribute(segments, audio, source), started)
 
 
 def speakers_event(last: TranscribeEvent, found: Attribution, started: float) -> TranscribeEvent:

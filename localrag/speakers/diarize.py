@@ -129,6 +129,53 @@ def cluster(
     return labels
 
 
+@dataclass(frozen=True)
+class Voices:
+    """The stretches of speech of a recording (or of a window of it), with one speaker vector
+    for each stretch long enough to describe a voice. Small (a few kB per minute), so a long
+    recording's are gathered window by window and clustered once at the end (`turns_of`)."""
+
+    regions: list[tuple[int, int]]
+    """(start, end) samples of each stretch, counted from the start of the whole recording."""
+    described: list[int]
+    """Indexes into `regions` of the stretches with a vector, in order."""
+    vectors: np.ndarray
+    """(len(described), dims): each the normalised mean of its stretch's window vectors."""
+
+    @staticmethod
+    def join(parts: Sequence[Voices]) -> Voices:
+        """The voices of consecutive windows as those of one recording."""
+        regions: list[tuple[int, int]] = []
+        described: list[int] = []
+        for part in parts:
+            described += [len(regions) + i for i in part.described]
+            regions += part.regions
+        vectors = [p.vectors for p in parts if len(p.described)]
+        return Voices(regions, described, np.concatenate(vectors) if vectors else np.zeros((0, 0)))
+
+
+def voices_of(
+    audio: np.ndarray,
+    embedder: SpeakerEmbedder,
+    offset: int = 0,
+    regions: Sequence[tuple[int, int]] | None = None,
+) -> Voices:
+    """The voices in 16 kHz mono `audio`, which starts `offset` samples into the recording."""
+    regions = speech_regions(audio) if regions is None else regions
+    shifted = [(start + offset, end + offset) for start, end in regions]
+    windows = windows_of(regions)
+    if not windows:
+        return Voices(shifted, [], np.zeros((0, 0), np.float32))
+    vectors = embedder.embed_windows(audio, windows)
+    # One vector per stretch of speech without a pause (the mean of its windows): a 1.6 s
+    # window alone is a noisy description of a voice, and people rarely change without a pause.
+    owner = np.searchsorted([start for start, _ in regions], [s for s, _ in windows], "right") - 1
+    kept = np.unique(owner)
+    means = np.stack([vectors[owner == r].mean(axis=0) for r in kept])
+    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-9)
+    return Voices(shifted, kept.tolist(), means.astype(np.float32))
+
+
 def diarize(
     audio: np.ndarray,
     embedder: SpeakerEmbedder,
@@ -138,22 +185,20 @@ def diarize(
 ) -> list[Turn]:
     """The speaker turns of 16 kHz mono `audio`, in order, named by first appearance."""
     threshold = embedder.threshold if threshold is None else threshold
-    regions = speech_regions(audio) if regions is None else regions
-    windows = windows_of(regions)
-    if not windows:
+    return turns_of(voices_of(audio, embedder, regions=regions), threshold, speakers)
+
+
+def turns_of(voices: Voices, threshold: float, speakers: int | None = None) -> list[Turn]:
+    """The speaker turns of a recording from its voices, named by first appearance."""
+    if not voices.described:
         return []
-    vectors = embedder.embed_windows(audio, windows)
-    # One vector per stretch of speech without a pause (the mean of its windows): a 1.6 s
-    # window alone is a noisy description of a voice, and people rarely change without a pause.
-    owner = np.searchsorted([start for start, _ in regions], [s for s, _ in windows], "right") - 1
-    kept = np.unique(owner)
-    means = np.stack([vectors[owner == r].mean(axis=0) for r in kept])
-    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-9)
+    regions, kept = voices.regions, voices.described
     lengths = np.array([(regions[r][1] - regions[r][0]) / SAMPLE_RATE for r in kept])
-    labels = dict(zip(kept.tolist(), _labels(means, lengths, threshold, speakers), strict=True))
+    found = _labels(voices.vectors, lengths, threshold, speakers)
+    labels = dict(zip(kept, found, strict=True))
     for r in range(len(regions)):  # too short for a vector: the speaker of the nearest stretch
         if r not in labels:
-            nearest = min(kept.tolist(), key=lambda k: _region_gap(regions[r], regions[k]))
+            nearest = min(kept, key=lambda k: _region_gap(regions[r], regions[k]))
             labels[r] = labels[nearest]
     spans = [(s / SAMPLE_RATE, e / SAMPLE_RATE, labels[r]) for r, (s, e) in enumerate(regions)]
     return name_spans(smooth_spans(merge_spans(spans)))

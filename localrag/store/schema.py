@@ -202,6 +202,13 @@ def v4_speakers(conn: apsw.Connection) -> None:
     )
 
 
+def v5_partial_windows(conn: apsw.Connection) -> None:
+    """The finished windows of recordings whose transcription was interrupted (`partials.py`)."""
+    from localrag.store.partials import V5_PARTIAL_WINDOWS
+
+    conn.execute(V5_PARTIAL_WINDOWS)
+
+
 Step = str | Callable[[apsw.Connection], None]
 """A migration: SQL, or a function of the connection."""
 
@@ -210,6 +217,7 @@ MIGRATIONS: list[tuple[int, Step]] = [
     (2, v2_vector_codes),
     (3, V3_EVALUATIONS),
     (4, v4_speakers),
+    (5, v5_partial_windows),
 ]
 """(version, step), in order. Append; never edit a released one."""
 

@@ -35,7 +35,7 @@ from localrag.records import (
     Span,
     Turn,
 )
-from localrag.store import conversations, db, embeddings, evaluations, schema
+from localrag.store import conversations, db, embeddings, evaluations, partials, schema
 from localrag.store import vectors as vec
 from localrag.store.keywords import KEYWORD_ROW_BUDGET, KeywordIndex
 
@@ -95,6 +95,8 @@ class Store:
         self._keywords = KeywordIndex(self._read, conn)
         self.evaluations = evaluations.Evaluations(self._write, self._read)
         """Question sets made from the vault and the answers of `eval compare`."""
+        self.partials = partials.PartialWindows(self._write, self._read)
+        """The finished windows of recordings still being transcribed (so they resume)."""
         try:
             with self._errors():
                 schema.migrate(conn, path)
@@ -272,6 +274,7 @@ class Store:
                     "INSERT INTO transcripts (doc_id, segments) VALUES (?, ?)",
                     (doc_id, json.dumps([_segment_row(s) for s in transcript])),
                 )
+            partials.forget(conn, doc.sha256)  # the document is whole: no window waits
         log.info("stored document %d (%d chunks)", doc_id, len(chunks))
         return int(doc_id)
 
