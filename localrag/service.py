@@ -175,9 +175,7 @@ class Assistant:
         when that is off. The voice model loads only when a recording needs it."""
         from localrag.speakers import SpeakerFinder
 
-        if choice is None and not self.settings.speakers:
-            return None
-        if choice is not None and not choice.enabled:
+        if not (choice.enabled if choice is not None else self.settings.speakers):
             return None
         return SpeakerFinder(self._speakers.get, choice.count if choice else None)
 
@@ -468,7 +466,7 @@ class Assistant:
         Unless `speakers` (or the settings) turn it off, a `speakers` event after `done` carries
         the segments with their speakers.
         """
-        from localrag.ingest.pipeline import file_sha256
+        from localrag.models import sha256_file
         from localrag.recording import transcribe_file
         from localrag.transcribe import check_extension
 
@@ -477,7 +475,7 @@ class Assistant:
         source = Path(path).expanduser().resolve()
         check_extension(source)
         try:
-            sha, size = file_sha256(source), source.stat().st_size
+            sha, size = sha256_file(source), source.stat().st_size
         except OSError as exc:
             raise IngestError(f"{source}: cannot read it ({exc.strerror})") from exc
         doc = NewDocument(str(source), sha, "audio", size, source.name)

@@ -9,7 +9,6 @@ goes on.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -24,6 +23,7 @@ from localrag.chunk import ChunkSettings, chunk, embedding_text
 from localrag.embed import identity
 from localrag.errors import IngestError
 from localrag.ingest.base import Extracted, Limits, Progress
+from localrag.models import sha256_file
 from localrag.records import Document, EmbedderInfo, IngestEvent, NewChunk, NewDocument
 from localrag.store.store import text_sha256
 
@@ -41,14 +41,6 @@ class IngestOptions:
 
     limits: Limits = field(default_factory=Limits)
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def expand(paths: Iterable[Path]) -> Iterator[tuple[Path, str | None]]:
@@ -196,7 +188,7 @@ def _prepare(
 ) -> Generator[IngestEvent, None, _Pending | None]:
     """Hash, then skip, move, or read and chunk a file; the chunks to embed, if any."""
     where = str(path)
-    sha = file_sha256(path)
+    sha = sha256_file(path)
     existing = store.document(where)
     if existing is not None and existing.sha256 == sha:
         yield IngestEvent(where, "unchanged", doc_id=existing.id)
