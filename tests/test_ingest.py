@@ -307,6 +307,43 @@ def test_text_and_html_parser_time_limit(tmp_path: Path, name: str) -> None:
     assert isinstance(extract(path), Extracted)  # the same file within the usual limit
 
 
+def test_a_text_file_over_the_text_limit_is_refused_as_it_is_read(tmp_path: Path) -> None:
+    """The reliability bench's 200 MB single line was read whole before the text limit refused
+    it (481 MB); now it is decoded block by block and refused once the limit is passed."""
+    import tracemalloc
+
+    path = tmp_path / "one-line.txt"
+    path.write_bytes(b"valve pressure logged " * 1_500_000)  # 33 MB, no line break
+    tracemalloc.start()
+    try:
+        with pytest.raises(IngestError) as info:
+            extract(path, Limits(max_text_chars=2_000_000))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = info.value.message
+    assert message == f"{path}: more than 2,000,000 characters of text; split the file"
+    assert peak < 12_000_000, f"peak {peak:,} bytes for a {path.stat().st_size:,}-byte file"
+
+
+def test_text_read_in_blocks_decodes_across_them_and_names_the_bad_byte(tmp_path: Path) -> None:
+    from localrag.ingest.text import BLOCK_BYTES
+
+    text = "x" + "é" * BLOCK_BYTES  # a two-byte character straddles each block's end
+    path = tmp_path / "accents.txt"
+    path.write_bytes(text.encode())
+    assert extract(path).text == text
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(text.encode() + b"\xff tail")
+    with pytest.raises(
+        IngestError, match=rf"bad.txt: not UTF-8 text \(byte {len(text.encode())}\)"
+    ):
+        extract(bad)
+    utf16 = tmp_path / "utf16.txt"
+    utf16.write_bytes("\ufeffzwei Wörter\n".encode("utf-16-le") * 100_000)
+    assert extract(utf16).text.startswith("zwei Wörter")
+
+
 def _docx_paragraph(i: int, runs: int) -> bytes:
     """A paragraph marked up as Word does: many runs, each with its own revision ids."""
     parts = [f'<w:p w:rsidR="{i:08X}">'.encode()]
