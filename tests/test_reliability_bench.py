@@ -97,6 +97,8 @@ def test_the_flow_tries_no_network_and_leaves_no_plaintext(
     assert report["python_processes"] >= len(report["steps"])  # the probe was really loaded
     assert report["network_attempts"] == 0
     assert report["plaintext_markers"] == 0, report["steps"]
+    added = next(s for s in report["steps"] if s["step"] == "add")["documents_added"]
+    assert "scan.pdf" in added and "memo.wav" in added  # OCR and Whisper ran under the guard
 
 
 @pytest.mark.skipif(

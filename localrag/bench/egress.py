@@ -50,6 +50,15 @@ def holding_marker(roots: list[Path]) -> list[str]:
     return found
 
 
+def _added(finished: cli_child.Finished) -> dict[str, Any]:
+    """What `add --json` indexed (the scanned page among them: OCR ran)."""
+    try:
+        report = json.loads(finished.stdout)
+    except json.JSONDecodeError:
+        return {"documents_added": None}
+    return {"documents_added": sorted(Path(d["path"]).name for d in report["added"])}
+
+
 def run(work: Path, models_dir: Path, update: Callable[[int], None] = print) -> dict[str, Any]:
     started = time.monotonic()
     docs = work / "docs"
@@ -103,6 +112,7 @@ def run(work: Path, models_dir: Path, update: Callable[[int], None] = print) -> 
                 "files_with_marker": holding_marker([state]),
                 "wall_s": round(finished.wall_s, 1),
                 "error": cli_child.one_line_error(finished) if finished.returncode else None,
+                **(_added(finished) if argv[0] == "add" else {}),
             }
         )
         update(i + 1)
