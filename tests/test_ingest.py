@@ -281,6 +281,23 @@ def test_pdf_bomb_is_refused_at_the_decompression_limit(tmp_path: Path) -> None:
     assert "The valve is shut." in extract(path).text  # within the default limit it is read
 
 
+def test_a_pdf_page_whose_content_inflates_past_the_limit_is_refused_before_parsing(
+    tmp_path: Path,
+) -> None:
+    """Found by `bench reliability`: a page of 120 MB of blanks (under the 300 MB stream cap)
+    went to pypdf's content parser, in Python: a minute, and over the bench's budget when the
+    machine was busy. Its size is now checked first."""
+    from docmaker import make_pdf_bomb
+
+    path = make_pdf_bomb(tmp_path / "blank.pdf", 30_000_000)
+    with pytest.raises(IngestError) as info:
+        extract(path, Limits(max_page_content_bytes=10_000_000))
+    assert info.value.message == (
+        f"{path}: page 1's content inflates to 29,360,128 bytes, more than the limit of "
+        "10,000,000 (PDF bomb?)"
+    )
+
+
 def test_limits_on_size_and_pages(tmp_path: Path) -> None:
     big = tmp_path / "big.txt"
     big.write_text("word " * 50_000, encoding="utf-8")
