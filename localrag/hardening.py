@@ -97,6 +97,12 @@ def lock_memory(secret: bytearray) -> bool:
     return bool(libc.mlock(address, ctypes.c_size_t(len(secret))) == 0)
 
 
+def locked(secret: bytearray) -> bytearray:
+    """`secret`, its pages kept out of swap where the OS allows (see `lock_memory`)."""
+    lock_memory(secret)
+    return secret
+
+
 def _scrub_environ(name: str) -> None:
     """Overwrite the variable's value in the C environment before it is unset.
 
@@ -131,7 +137,7 @@ def take_secret(name: str) -> bytearray | None:
     """A copy of a secret variable (the caller wipes it), from the environment or as held."""
     take_secrets_from_environment()
     held = _held.get(name)
-    return None if held is None else bytearray(held)
+    return None if held is None else locked(bytearray(held))
 
 
 def forget_secrets() -> None:

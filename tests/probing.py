@@ -4,29 +4,20 @@ every file opened for writing, created or renamed."""
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import localrag.bench
+from localrag.bench.tracing import is_network_attempt, strace_works
 
 PROBE = Path(localrag.bench.__file__).parent / "probe"
 _TRACED = "network,open,openat,creat,mkdir,mkdirat,rename,renameat,renameat2,link,symlink"
 _WRITE_FLAGS = ("O_WRONLY", "O_RDWR", "O_CREAT")
-
-
-@functools.cache
-def strace_works() -> bool:
-    if shutil.which("strace") is None:
-        return False
-    result = subprocess.run(["strace", "-f", "-o", os.devnull, "true"], capture_output=True)
-    return result.returncode == 0
 
 
 @dataclass
@@ -41,15 +32,6 @@ class Probed:
     """strace lines: internet sockets, connects, sends, name-service lookups (any code)."""
     written: list[str] = field(default_factory=list)
     """Paths opened for writing, created, or renamed to (strace; absolute)."""
-
-
-def _native_attempt(line: str) -> bool:
-    call = line.split(None, 1)[1] if " " in line else line
-    if call.startswith(("socket(AF_INET", "socket(AF_INET6")):
-        return True
-    if call.startswith(("connect(", "sendto(", "sendmsg(", "sendmmsg(")):
-        return "AF_INET" in call or "nscd" in call or "AF_NETLINK" in call
-    return False
 
 
 _PATH = re.compile(r'"((?:[^"\\]|\\.)*)"')
@@ -110,7 +92,7 @@ def run_probed(
         path.unlink()
     if trace.exists():
         for line in trace.read_text(errors="replace").splitlines():
-            if _native_attempt(line):
+            if is_network_attempt(line):
                 probed.native_attempts.append(line)
             probed.written += _written(line, cwd)
     return result, probed

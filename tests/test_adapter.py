@@ -348,3 +348,36 @@ def test_a_corrupt_gguf_header_is_one_clear_error(tmp_path: Path, header: bytes)
     path.write_bytes(b"GGUF" + header + bytes(64))
     with pytest.raises(AdapterError, match=r"corrupt\.gguf: not a readable GGUF header"):
         convert.read_base(path)
+
+
+def test_a_lora_whose_value_type_became_array_is_refused_quickly(
+    tiny_adapter: Path, tmp_path: Path
+) -> None:
+    """Found by `bench reliability` (mutant 34 of seed 11): the first value's type flipped from
+    string to array made gguf's reader walk 7e18 elements (gigabytes, never done). In a child
+    process with a time limit, so the test fails rather than hangs."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "tiny-lora.gguf"
+    convert.write_lora(convert.peft_to_lora(peft.load_peft(tiny_adapter), TINY), path)
+    data = bytearray(path.read_bytes())
+    (key_length,) = struct.unpack_from("<Q", data, 24)
+    type_at = 24 + 8 + key_length
+    assert struct.unpack_from("<I", data, type_at)[0] == 8  # a string
+    struct.pack_into("<I", data, type_at, 9)  # now an array
+    path.write_bytes(bytes(data))
+    code = (
+        "import sys; from pathlib import Path; from localrag.adapter import convert\n"
+        "from tests.test_adapter import TINY\n"
+        "try:\n    convert.read_lora(Path(sys.argv[1]), TINY)\n"
+        "except Exception as exc:\n    print(type(exc).__name__, exc)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert done.stdout.startswith(f"AdapterError {path}: not a readable GGUF header"), done

@@ -4,6 +4,7 @@ environment once read, so no child process ever receives it."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from docmaker import make_pdf
 from probing import run_probed
 
@@ -88,3 +90,51 @@ def test_a_secret_taken_from_the_environment_is_wiped_when_forgotten(monkeypatch
     assert (
         held == bytearray(len(SECRET)) and hardening.take_secret("LOCALRAG_NEW_PASSPHRASE") is None
     )
+
+
+def _locked_kb(secret: bytearray) -> int:
+    """Locked memory (kB, from /proc/self/smaps) of the mapping that holds `secret`."""
+    view = (ctypes.c_char * len(secret)).from_buffer(secret)
+    address = ctypes.addressof(view)
+    del view  # let go of the buffer, so the bytearray may be wiped or resized
+    inside = False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        first = line.split(None, 1)[0]
+        if ":" not in first:  # a mapping's own line: START-END perms ...
+            start, end = (int(x, 16) for x in first.split("-"))
+            inside = start <= address < end
+        elif inside and first == "Locked:":
+            return int(line.split()[1])
+    return 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/smaps")
+def test_the_passphrase_and_the_data_key_are_kept_out_of_swap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """security.md item 24 (issue 15, item 2): the passphrase as the commands get it (from the
+    environment, a file) and the data key are `mlock`ed. Each buffer must have been handed to
+    `lock_memory` itself (not only share a page with another locked secret) and the kernel must
+    show its page locked."""
+    import argparse
+
+    from localrag.cli.common import read_passphrase
+    from localrag.store import keys
+
+    handed: list[int] = []
+    real = hardening.lock_memory
+
+    def recorded(secret: bytearray) -> bool:
+        handed.append(id(secret))
+        return real(secret)
+
+    monkeypatch.setattr(hardening, "lock_memory", recorded)
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", SECRET)
+    from_env = read_passphrase(argparse.Namespace(passphrase_file=None))
+    file = tmp_path / "passphrase.txt"
+    file.write_text(SECRET + "\n")
+    from_file = read_passphrase(argparse.Namespace(passphrase_file=file))
+    data_key = keys.unwrap(keys.wrap(keys.new_data_key(), from_file), from_env)
+    secrets = {"env passphrase": from_env, "file passphrase": from_file, "data key": data_key}
+    assert {name: id(s) in handed for name, s in secrets.items()} == dict.fromkeys(secrets, True)
+    assert {name: _locked_kb(s) > 0 for name, s in secrets.items()} == dict.fromkeys(secrets, True)

@@ -281,6 +281,23 @@ def test_pdf_bomb_is_refused_at_the_decompression_limit(tmp_path: Path) -> None:
     assert "The valve is shut." in extract(path).text  # within the default limit it is read
 
 
+def test_a_pdf_page_whose_content_inflates_past_the_limit_is_refused_before_parsing(
+    tmp_path: Path,
+) -> None:
+    """Found by `bench reliability`: a page of 120 MB of blanks (under the 300 MB stream cap)
+    went to pypdf's content parser, in Python: a minute, and over the bench's budget when the
+    machine was busy. Its size is now checked first."""
+    from docmaker import make_pdf_bomb
+
+    path = make_pdf_bomb(tmp_path / "blank.pdf", 30_000_000)
+    with pytest.raises(IngestError) as info:
+        extract(path, Limits(max_page_content_bytes=10_000_000))
+    assert info.value.message == (
+        f"{path}: page 1's content inflates to 29,360,128 bytes, more than the limit of "
+        "10,000,000 (PDF bomb?)"
+    )
+
+
 def test_limits_on_size_and_pages(tmp_path: Path) -> None:
     big = tmp_path / "big.txt"
     big.write_text("word " * 50_000, encoding="utf-8")
@@ -305,6 +322,43 @@ def test_text_and_html_parser_time_limit(tmp_path: Path, name: str) -> None:
         extract(path, Limits(max_seconds=0.0))
     assert str(path) in info.value.message
     assert isinstance(extract(path), Extracted)  # the same file within the usual limit
+
+
+def test_a_text_file_over_the_text_limit_is_refused_as_it_is_read(tmp_path: Path) -> None:
+    """The reliability bench's 200 MB single line was read whole before the text limit refused
+    it (481 MB); now it is decoded block by block and refused once the limit is passed."""
+    import tracemalloc
+
+    path = tmp_path / "one-line.txt"
+    path.write_bytes(b"valve pressure logged " * 1_500_000)  # 33 MB, no line break
+    tracemalloc.start()
+    try:
+        with pytest.raises(IngestError) as info:
+            extract(path, Limits(max_text_chars=2_000_000))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = info.value.message
+    assert message == f"{path}: more than 2,000,000 characters of text; split the file"
+    assert peak < 12_000_000, f"peak {peak:,} bytes for a {path.stat().st_size:,}-byte file"
+
+
+def test_text_read_in_blocks_decodes_across_them_and_names_the_bad_byte(tmp_path: Path) -> None:
+    from localrag.ingest.text import BLOCK_BYTES
+
+    text = "x" + "é" * BLOCK_BYTES  # a two-byte character straddles each block's end
+    path = tmp_path / "accents.txt"
+    path.write_bytes(text.encode())
+    assert extract(path).text == text
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(text.encode() + b"\xff tail")
+    with pytest.raises(
+        IngestError, match=rf"bad.txt: not UTF-8 text \(byte {len(text.encode())}\)"
+    ):
+        extract(bad)
+    utf16 = tmp_path / "utf16.txt"
+    utf16.write_bytes("\ufeffzwei Wörter\n".encode("utf-16-le") * 100_000)
+    assert extract(utf16).text.startswith("zwei Wörter")
 
 
 def _docx_paragraph(i: int, runs: int) -> bytes:

@@ -51,6 +51,21 @@ def _outside(paths: list[str], allowed: list[Path]) -> list[str]:
     )
 
 
+def _user_env(home: Path, user_home: Path, tmpdir: Path) -> dict[str, str]:
+    """This environment without the settings localrag must make itself, and with a user's
+    `HF_HUB_OFFLINE=0` that must not turn the network on."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("HF_", "ORT_", "TRANSFORMERS_"))
+    }
+    return env | {
+        "LOCALRAG_HOME": str(home),
+        "HOME": str(user_home),
+        "TMPDIR": str(tmpdir),
+        "XDG_CACHE_HOME": str(user_home / ".cache"),
+        "HF_HUB_OFFLINE": "0",
+    }
+
+
 def test_the_whole_flow_tries_no_network_and_writes_only_the_vault(
     real_models, home: Path, tmp_path: Path
 ) -> None:
@@ -80,16 +95,7 @@ def test_the_whole_flow_tries_no_network_and_writes_only_the_vault(
     user_home, tmpdir, cwd = tmp_path / "user", tmp_path / "tmp", tmp_path / "cwd"
     for folder in (user_home, tmpdir, cwd):
         folder.mkdir()
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("HF_", "ORT_", "TRANSFORMERS_"))
-    }  # localrag must set what it needs itself
-    env |= {
-        "LOCALRAG_HOME": str(home),
-        "HOME": str(user_home),
-        "TMPDIR": str(tmpdir),
-        "XDG_CACHE_HOME": str(user_home / ".cache"),
-        "HF_HUB_OFFLINE": "0",  # a user's setting that must not turn the network on
-    }
+    env = _user_env(home, user_home, tmpdir)
     probe = tmp_path / "probe"
     flow: list[tuple[list[str], str | None]] = [
         (["init"], None),
@@ -124,3 +130,45 @@ def test_the_whole_flow_tries_no_network_and_writes_only_the_vault(
     )
     if not strace_works():
         pytest.skip("checked in Python only: strace is not available to see native code")
+
+
+def test_doctor_and_ocr_try_no_network(real_models, home: Path, tmp_path: Path) -> None:
+    """security.md item 17: `tesseract --version` looks up the machine's own name (OpenLDAP,
+    linked through libcurl, resolves it when the version line is printed: a DNS query where the
+    name is not in /etc/hosts). `doctor` and the OCR of a scanned page and an image must try no
+    lookup, no connection, in any process; and write nothing outside the vault."""
+    from docmaker import make_scanned_pdf, png_bytes, render_page
+    from probing import run_probed, strace_works
+
+    if not strace_works():
+        pytest.skip("Tesseract is native code: only strace sees its attempts")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    make_scanned_pdf(docs / "scan.pdf", [render_page(["The boiler is checked every May."])])
+    (docs / "note.png").write_bytes(png_bytes(render_page(["Call the plumber on Friday."])))
+    user_home, tmpdir, cwd = tmp_path / "user", tmp_path / "tmp", tmp_path / "cwd"
+    for folder in (user_home, tmpdir, cwd):
+        folder.mkdir()
+    env = _user_env(home, user_home, tmpdir)
+    probe = tmp_path / "probe"
+    problems = {}
+    for argv in (["init"], ["add", str(docs), "--json"], ["doctor", "--json"]):
+        env["LOCALRAG_PASSPHRASE"] = "offline passphrase"
+        cmd = [sys.executable, "-m", "localrag", *argv]
+        result, probed = run_probed(cmd, env, probe, cwd=cwd)
+        assert result.returncode == 0, f"{argv}: {result.stdout} {result.stderr}"
+        found = {
+            "python network attempts": probed.python_attempts,
+            "native network attempts": probed.native_attempts,
+            "written outside the vault": _outside(probed.written, [home, probe]),
+        }
+        if any(found.values()):
+            problems[argv[0]] = found
+        if argv[0] == "add":
+            added = json.loads(result.stdout)
+        if argv[0] == "doctor":
+            checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert problems == {}
+    assert len(added["added"]) == 2, added  # both were read by OCR
+    ocr = checks["ocr (scanned pages, images)"]
+    assert ocr["ok"] and ocr["detail"].startswith("tesseract 5"), ocr

@@ -3,12 +3,14 @@ kills, failed writes and mutants instead of hundreds, and the zeros asserted."""
 
 from __future__ import annotations
 
+import shutil
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from localrag.bench import egress, gguf_mutations, hostile, kills, write_faults
+from localrag.bench import egress, gguf_mutations, hostile, kills, tracing, write_faults
 from localrag.bench.reliability import SMALL, verdict
 from localrag.embed import HashingEmbedder
 from localrag.settings import Settings
@@ -95,3 +97,20 @@ def test_the_flow_tries_no_network_and_leaves_no_plaintext(
     assert report["python_processes"] >= len(report["steps"])  # the probe was really loaded
     assert report["network_attempts"] == 0
     assert report["plaintext_markers"] == 0, report["steps"]
+    added = next(s for s in report["steps"] if s["step"] == "add")["documents_added"]
+    assert "scan.pdf" in added and "memo.wav" in added  # OCR and Whisper ran under the guard
+
+
+@pytest.mark.skipif(
+    not (tracing.strace_works() and shutil.which("tesseract")), reason="needs strace, tesseract"
+)
+def test_the_native_trace_sees_the_lookup_of_tesseract_version(tmp_path: Path) -> None:
+    """What the flow's trace counts: `tesseract --version` looks up the machine's own name
+    (OpenLDAP, through libcurl's version line), which the Python probe cannot see."""
+    trace = tmp_path / "trace.txt"
+    subprocess.run([*tracing.strace_prefix(trace), "tesseract", "--version"], capture_output=True)
+    assert tracing.network_attempts(trace) != []
+    subprocess.run(
+        [*tracing.strace_prefix(trace), "tesseract", "--list-langs"], capture_output=True
+    )
+    assert tracing.network_attempts(trace) == []

@@ -239,6 +239,13 @@ def read_lora(path: Path | str, base: BaseShape, where: Path | None = None) -> G
     """Read a GGUF LoRA and check it fits `base`."""
     where = where or Path(path)
     try:
+        # gguf's reader walks an array element by element, for ever on a corrupt count (a
+        # value's type flipped from string to array: 7e18 elements, gigabytes, never done);
+        # ours refuses any count or length the file cannot hold, so gguf's is bounded too.
+        _Header(Path(path))
+    except (struct.error, KeyError, UnicodeDecodeError) as exc:
+        raise AdapterError(f"{where}: not a readable GGUF header ({exc})") from exc
+    try:
         reader = gguf.GGUFReader(path)
     except (ValueError, OSError, IndexError) as exc:
         raise AdapterError(f"{where}: not a readable GGUF file ({exc})") from exc

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -63,14 +63,16 @@ def run(
     kill_after_s: float | None = None,
     timeout_s: float = 600.0,
     cwd: Path | None = None,
+    wrapper: Sequence[str] = (),
 ) -> Finished:
     """`python -m localrag ARGS`, SIGKILLed after `kill_after_s` if still running; a child that
     outlives `timeout_s` is killed too and reported as a hang (returncode -SIGKILL, wall_s large).
+    `wrapper` goes before the command (`strace ... --`: its peak memory is then the tracer's).
     """
     started = time.monotonic()
     # Pipes, not files: a file would land in a folder whose every byte the bench scans.
     child = subprocess.Popen(
-        [sys.executable, "-m", "localrag", *args],
+        [*wrapper, sys.executable, "-m", "localrag", *args],
         env=dict(env),
         cwd=cwd,
         stdin=subprocess.DEVNULL,

@@ -2,8 +2,10 @@
 
 Every Python process of each command (and its children: the PDF parser, the model worker)
 loads `probe/sitecustomize.py`, which refuses and records every `connect`, `sendto`, name
-lookup. After each step, every file under the home folder's parent (the vault and its
-neighbours), `TMPDIR` and `~/.cache` is searched for the documents' marker in UTF-8 and UTF-16.
+lookup; where strace works, every process (Tesseract and native libraries too) is also traced
+and its network attempts counted. The batch has a scanned page, so OCR runs. After each step,
+every file under the home folder's parent (the vault and its neighbours), `TMPDIR` and
+`~/.cache` is searched for the documents' marker in UTF-8 and UTF-16.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from localrag.bench import cli_child, corpus
+from localrag.bench import cli_child, corpus, tracing
+from localrag.bench.docmaker import make_scanned_pdf, render_page
 
 PROBE = Path(__file__).parent / "probe"
 STEP_TIMEOUT_S = 300.0
@@ -47,10 +50,21 @@ def holding_marker(roots: list[Path]) -> list[str]:
     return found
 
 
+def _added(finished: cli_child.Finished) -> dict[str, Any]:
+    """What `add --json` indexed (the scanned page among them: OCR ran)."""
+    try:
+        report = json.loads(finished.stdout)
+    except json.JSONDecodeError:
+        return {"documents_added": None}
+    return {"documents_added": sorted(Path(d["path"]).name for d in report["added"])}
+
+
 def run(work: Path, models_dir: Path, update: Callable[[int], None] = print) -> dict[str, Any]:
     started = time.monotonic()
     docs = work / "docs"
     corpus.make_batch(docs)
+    scanned = [f"Scanned: the code word is {corpus.MARKER}.", "Valve 9 is checked weekly."]
+    make_scanned_pdf(docs / "scan.pdf", [render_page(scanned)])
     state = work / "state"
     home, user, tmp = state / "home", state / "user", state / "tmp"
     records = work / "probe"
@@ -71,9 +85,14 @@ def run(work: Path, models_dir: Path, update: Callable[[int], None] = print) -> 
     env["PYTHONPATH"] = f"{PROBE}:{env['PYTHONPATH']}"
     for key in [k for k in env if k.startswith(("ORT_", "TRANSFORMERS_"))]:
         del env[key]  # localrag must set what it needs itself
+    traced = tracing.strace_works()
+    trace = work / "strace.txt"  # outside the scanned state
     done: list[dict[str, Any]] = []
     for i, argv in enumerate(steps(docs)):
-        finished = cli_child.run(argv, env, timeout_s=STEP_TIMEOUT_S)
+        wrapper = tracing.strace_prefix(trace) if traced else []
+        finished = cli_child.run(argv, env, timeout_s=STEP_TIMEOUT_S, wrapper=wrapper)
+        native = tracing.network_attempts(trace)
+        trace.unlink(missing_ok=True)
         attempts, processes = [], 0
         for path in records.glob("*.json"):
             processes += 1
@@ -87,11 +106,13 @@ def run(work: Path, models_dir: Path, update: Callable[[int], None] = print) -> 
                 "step": " ".join(argv[:1]),
                 "exit_code": finished.returncode,
                 "processes": processes,
-                "network_attempts": len(attempts),
+                "network_attempts": len(attempts) + len(native),
                 "attempts": attempts,
+                "native_attempts": native[:20],
                 "files_with_marker": holding_marker([state]),
                 "wall_s": round(finished.wall_s, 1),
                 "error": cli_child.one_line_error(finished) if finished.returncode else None,
+                **(_added(finished) if argv[0] == "add" else {}),
             }
         )
         update(i + 1)
@@ -101,6 +122,7 @@ def run(work: Path, models_dir: Path, update: Callable[[int], None] = print) -> 
         "network_attempts": sum(s["network_attempts"] for s in done),
         "plaintext_markers": sum(len(s["files_with_marker"]) for s in done),
         "python_processes": sum(s["processes"] for s in done),
+        "traced_with_strace": traced,
         "scanned": ["home folder's parent", "TMPDIR", "~/.cache"],
         "seconds": round(time.monotonic() - started, 1),
     }

@@ -4,8 +4,9 @@ be accepted; never a traceback or a crash of the app; the vault is never harmed.
 
 Base-model mutants are patched into one scratch copy of the default GGUF and patched back (a
 98 MB copy per mutant would cost more than the checks). Every mutant goes through the Python
-header reader in process; every `WORKER_EVERY`th through `models add`, whose llama.cpp load runs
-in a model worker (the crash isolation); a few of each kind through the CLI as a child process.
+header reader in process; every `worker_every`th (every one at full size) through `models add`,
+whose llama.cpp load runs in a model worker (the crash isolation), and `adapter import`; a few
+of each kind through the CLI as a child process.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from localrag.errors import LocalragError
 from localrag.settings import Settings
 
 WORKER_EVERY = 5
+"""The small run's share through `models add` (a model worker each: seconds per mutant)."""
 CLI_EVERY = 25
 HEADER_SHARE = 0.8
 """Most mutations land in the header (metadata and tensor table): that is what parsers parse."""
@@ -201,8 +203,10 @@ def run(
     mutants: int,
     seed: int = 0,
     update: Callable[[int], None] = print,
+    worker_every: int = WORKER_EVERY,
 ) -> dict[str, Any]:
-    """`mutants` of the base model and as many of a LoRA adapter."""
+    """`mutants` of the base model and as many of a LoRA adapter; every `worker_every`th
+    through `models add` and `adapter import`."""
     from localrag import models
     from localrag.adapter import convert, manage
 
@@ -232,7 +236,7 @@ def run(
             kinds[kind] = kinds.get(kind, 0) + 1
             path = scratch_base.apply(patches, cut)
             parts["header read"].attempt(convert.read_base, path)
-            if i % WORKER_EVERY == 0:
+            if i % worker_every == 0:
                 parts["models add (worker)"].attempt(
                     models.add, settings, path, "llm", f"mutant{i}", use=False
                 )
@@ -244,7 +248,7 @@ def run(
             _, lora_patches, cut = lora_mutator.next()
             path = scratch_lora.apply(lora_patches, cut)
             parts["adapter read"].attempt(manage.read_adapter, path, base)
-            if i % WORKER_EVERY == 0:
+            if i % worker_every == 0:
                 parts["adapter import"].attempt(
                     manage.import_adapter, store, settings, path, f"mutant{i}"
                 )
@@ -260,6 +264,9 @@ def run(
     after = corpus.inspect(home)
     return {
         "mutants_per_target": mutants,
+        "through_models_add_and_import": sum(
+            parts["models add (worker)"].as_dict()[k] for k in ("clear_error", "accepted", "bad")
+        ),
         "mutation_kinds_base": kinds,
         "base_gguf_bytes": len(scratch_base.data),
         "base_header_bytes": base_mutator.header_end,

@@ -23,8 +23,14 @@ from localrag.cli import common
 from localrag.errors import UsageError
 
 PARTS = ("kills", "write_faults", "hostile", "gguf", "egress")
-FULL = {"kills": 200, "writes": 100, "single_line_bytes": 200_000_000, "mutants": 500}
-SMALL = {"kills": 4, "writes": 4, "single_line_bytes": 2_000_000, "mutants": 10}
+FULL = {
+    "kills": 200,
+    "writes": 100,
+    "single_line_bytes": 200_000_000,
+    "mutants": 500,
+    "worker_every": 1,
+}
+SMALL = {"kills": 4, "writes": 4, "single_line_bytes": 2_000_000, "mutants": 10, "worker_every": 5}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kills", type=int, help=f"SIGKILLs (default {FULL['kills']})")
     p.add_argument("--writes", type=int, help=f"failed-write positions (default {FULL['writes']})")
     p.add_argument("--mutants", type=int, help=f"GGUF mutants per target ({FULL['mutants']})")
+    p.add_argument(
+        "--worker-every",
+        type=int,
+        help="every Nth mutant through models add and adapter import (1: all of them)",
+    )
     p.add_argument("--single-line-mb", type=int, help="size of the single-line file (200)")
     p.add_argument("--small", action="store_true", help="the tests' sizes: seconds, not minutes")
     p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
@@ -44,13 +55,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def sizes(args: argparse.Namespace) -> dict[str, int]:
     chosen = dict(SMALL if args.small else FULL)
-    for name in ("kills", "writes", "mutants"):
+    for name in ("kills", "writes", "mutants", "worker_every"):
         if getattr(args, name) is not None:
             chosen[name] = getattr(args, name)
     if args.single_line_mb is not None:
         chosen["single_line_bytes"] = args.single_line_mb * 1_000_000
     if min(chosen.values()) < 1:
-        raise UsageError("--kills, --writes, --mutants and --single-line-mb must be at least 1")
+        raise UsageError(
+            "--kills, --writes, --mutants, --worker-every and --single-line-mb must be at least 1"
+        )
     return chosen
 
 
@@ -80,7 +93,9 @@ def run_parts(
         "gguf": (
             "GGUF mutants",
             size["mutants"],
-            lambda w, u: gguf_mutations.run(w, models_dir, size["mutants"], seed, u),
+            lambda w, u: gguf_mutations.run(
+                w, models_dir, size["mutants"], seed, u, size["worker_every"]
+            ),
         ),
         "egress": (
             "flow steps",
@@ -200,7 +215,7 @@ def print_table(result: dict[str, Any]) -> None:
             (
                 "gguf",
                 "mutated GGUF",
-                f"{g['mutants_per_target']} x 2 files",
+                f"{g['mutants_per_target']} x 2 files, {g['through_models_add_and_import']} added",
                 f"clear errors {errors}, still valid {accepted}, bad {g['bad']}, vault "
                 f"{'unharmed' if g['vault_unharmed'] else 'HARMED'}",
                 g["seconds"],

@@ -53,7 +53,8 @@ def read_passphrase(
 ) -> bytearray:
     """The passphrase from --passphrase-file, else LOCALRAG_PASSPHRASE, else asked (hidden).
 
-    Returned as a bytearray so the caller can overwrite it once the key is derived.
+    Returned as a bytearray so the caller can overwrite it once the key is derived, its pages
+    kept out of swap where the OS allows.
     """
     path = getattr(args, "passphrase_file", None)
     if path is not None:
@@ -61,7 +62,7 @@ def read_passphrase(
             text = path.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
             raise UsageError(f"{path}: cannot read the passphrase file ({exc.strerror})") from exc
-        return bytearray(text.encode())
+        return hardening.locked(bytearray(text.encode()))
     if (held := hardening.take_secret("LOCALRAG_PASSPHRASE")) is not None:
         return held
     if not sys.stdin.isatty():
@@ -69,7 +70,7 @@ def read_passphrase(
     first = getpass.getpass(f"{prompt}: ")
     if confirm and getpass.getpass(f"{prompt} (again): ") != first:
         raise UsageError("the two passphrases differ; nothing was changed")
-    return bytearray(first.encode())
+    return hardening.locked(bytearray(first.encode()))
 
 
 def human_size(n: float) -> str:

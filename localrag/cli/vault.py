@@ -69,7 +69,7 @@ def new_passphrase(args: argparse.Namespace) -> bytearray:
     first = getpass.getpass("New passphrase: ")
     if getpass.getpass("New passphrase (again): ") != first:
         raise UsageError("the two passphrases differ; nothing was changed")
-    return _not_empty(bytearray(first.encode()))
+    return _not_empty(hardening.locked(bytearray(first.encode())))
 
 
 def run_init(args: argparse.Namespace) -> int:

@@ -29,6 +29,10 @@ class Limits:
     """Most PDF pages."""
     max_decompressed_bytes: int = 300_000_000
     """Most bytes a DOCX (zip) or a PDF stream may inflate to."""
+    max_page_content_bytes: int = 20_000_000
+    """Most bytes one PDF page's drawing instructions may inflate to before its text is read
+    (a text page has kilobytes, a detailed map a few MB; pypdf parses them in Python, so a
+    120 MB page of blanks took a minute)."""
     max_seconds: float = 300.0
     """Longest a reader may work on one file."""
     max_blocks: int = 500_000

@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import struct
 import subprocess
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,9 +79,6 @@ def _find() -> Engine:
         listed = subprocess.run(
             [program, "--list-langs"], capture_output=True, text=True, timeout=30, env=_env()
         )
-        version = subprocess.run(
-            [program, "--version"], capture_output=True, text=True, timeout=30, env=_env()
-        )
     except (OSError, subprocess.SubprocessError) as exc:
         raise Unavailable(f"{program}: Tesseract does not run ({exc}); reinstall it") from exc
     found = re.search(r'languages in "([^"]+)"', listed.stdout + listed.stderr)
@@ -96,8 +95,47 @@ def _find() -> Engine:
             f"{model}: SHA-256 {digest[:16]}… is not a model localrag knows; reinstall "
             "tesseract-ocr-eng (localrag checks OCR models like its other models)"
         )
-    first = (version.stdout or version.stderr).splitlines()
-    return Engine(program, tessdata, first[0] if first else "tesseract")
+    return Engine(program, tessdata, _version(program, tessdata))
+
+
+def _version(program: str, tessdata: Path) -> str:
+    """Tesseract's version as its hOCR output names it, from reading a blank image with the
+    verified model. Not `tesseract --version`: printing libcurl's version line initialises
+    OpenLDAP, which looks up the machine's own name (a DNS query where /etc/hosts lacks it)."""
+    command = [
+        program, "stdin", "stdout", "--tessdata-dir", str(tessdata), "-l", LANGUAGE, "hocr",
+    ]  # fmt: skip
+    try:
+        done = subprocess.run(
+            command, input=_blank_png(), capture_output=True, timeout=30, env=_env()
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise Unavailable(f"{program}: Tesseract does not run ({exc}); reinstall it") from exc
+    found = re.search(rb"name=.ocr-system. content=.([^'\"]+)", done.stdout)
+    if done.returncode != 0 or found is None:
+        reason = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise Unavailable(
+            f"{program}: Tesseract cannot read an image with its English model "
+            f"({reason[-1] if reason else 'no output'}); reinstall tesseract-ocr"
+        )
+    return found.group(1).decode("ascii", "replace")
+
+
+def _blank_png(side: int = 8) -> bytes:
+    """A white greyscale square as PNG bytes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    rows = (b"\x00" + b"\xff" * side) * side  # filter byte 0, then white pixels
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _sha256(path: Path) -> str:

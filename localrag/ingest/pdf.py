@@ -71,6 +71,16 @@ def _send_pages(reader: Any, limits: Limits, conn: Any) -> None:
         return
     chars = 0
     for n, page in enumerate(reader.pages, start=1):
+        content = _content_bytes(page)
+        if content > limits.max_page_content_bytes:
+            conn.send(
+                (
+                    "error",
+                    f"page {n}'s content inflates to {content:,} bytes, more than the limit of "
+                    f"{limits.max_page_content_bytes:,} (PDF bomb?)",
+                )
+            )
+            return
         text = page.extract_text() or ""
         chars += len(text)
         if chars > limits.max_text_chars:
@@ -82,6 +92,16 @@ def _send_pages(reader: Any, limits: Limits, conn: Any) -> None:
             conn.send(("scan", n, total, _page_image(page)))
     meta = reader.metadata
     conn.send(("done", str(meta.title or "") if meta else ""))
+
+
+def _content_bytes(page: Any) -> int:
+    """How many bytes the page's content streams inflate to (each within pypdf's cap)."""
+    contents = page.get("/Contents")
+    if contents is None:
+        return 0
+    contents = contents.get_object()
+    streams = contents if isinstance(contents, list) else [contents]
+    return sum(len(s.get_object().get_data()) for s in streams)
 
 
 def _page_image(page: Any) -> bytes | None:

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from localrag.errors import VaultError, WrongPassphrase
-from localrag.hardening import lock_memory
+from localrag.hardening import locked
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +90,8 @@ def wiped(secret: bytearray) -> Iterator[bytearray]:
         wipe(secret)
 
 
-def _locked(secret: bytearray) -> bytearray:
-    """The secret, its pages kept out of swap where the OS allows (`mlock`)."""
-    lock_memory(secret)
-    return secret
-
-
 def new_data_key() -> bytearray:
-    return _locked(bytearray(secrets.token_bytes(DATA_KEY_BYTES)))
+    return locked(bytearray(secrets.token_bytes(DATA_KEY_BYTES)))
 
 
 def _derive(passphrase: bytearray, salt: bytes, params: KdfParams) -> bytearray:
@@ -108,7 +102,7 @@ def _derive(passphrase: bytearray, salt: bytes, params: KdfParams) -> bytearray:
         lanes=params.lanes,
         memory_cost=params.memory_kib,
     )
-    return _locked(bytearray(kdf.derive(bytes(passphrase))))
+    return locked(bytearray(kdf.derive(bytes(passphrase))))
 
 
 def wrap(data_key: bytearray, passphrase: bytearray, params: KdfParams = DEFAULT_KDF) -> bytes:
@@ -160,7 +154,7 @@ def unwrap(blob: bytes, passphrase: bytearray, where: Path | str = "key file") -
     sealed = blob[HEADER_BYTES + NONCE_BYTES : -CHECKSUM_BYTES]
     kek = _derive(passphrase, salt, params)
     try:
-        return _locked(bytearray(AESGCM(bytes(kek)).decrypt(nonce, sealed, header)))
+        return locked(bytearray(AESGCM(bytes(kek)).decrypt(nonce, sealed, header)))
     except InvalidTag:
         raise WrongPassphrase() from None
     finally:

@@ -9,6 +9,7 @@ from textual.containers import Center, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
+from localrag import hardening
 from localrag.errors import WrongPassphrase
 from localrag.tui.messages import UnlockEnded, UnlockRejected, VaultOpened
 from localrag.tui.vault import MIN_PASSPHRASE_CHARS, VaultAccess, strength_hint
@@ -80,7 +81,7 @@ class UnlockScreen(Screen[None]):
         elif not first.value:
             self.say("Type your passphrase, then Enter.")
             return
-        passphrase = bytearray(first.value.encode())
+        passphrase = hardening.locked(bytearray(first.value.encode()))
         for field in self.query(Input):
             field.value = ""
             field.disabled = True
