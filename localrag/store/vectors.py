@@ -127,6 +127,30 @@ def knn(
         " SELECT v.chunk_id, v.vector FROM near JOIN chunk_vectors v ON v.chunk_id = near.rowid",
         {"q": codes(query[None, :], scale)[0].tobytes(), "n": n or candidates(k)},
     )
+    return _rescore_rows(rows, query, k)
+
+
+def knn_among(
+    read: Any, ids: Sequence[int] | np.ndarray, query: np.ndarray, k: int
+) -> list[tuple[int, float]]:
+    """The `k` of these chunks nearest `query` by cosine similarity (their float vectors read
+    from the vault): the rescoring of candidates found in memory (`warm.py`)."""
+    import json
+
+    import numpy as np
+
+    query = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
+    rows = read(
+        "SELECT chunk_id, vector FROM chunk_vectors"
+        " WHERE chunk_id IN (SELECT value FROM json_each(:ids))",
+        {"ids": json.dumps([int(i) for i in ids])},
+    )
+    return _rescore_rows(rows, query, k)
+
+
+def _rescore_rows(rows: list[Any], query: np.ndarray, k: int) -> list[tuple[int, float]]:
+    import numpy as np
+
     if not rows:
         return []
     return rescore(
