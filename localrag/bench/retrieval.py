@@ -295,22 +295,24 @@ def warm_runs(home: Path, embedder: Any, texts: list[str], settings: Any) -> dic
                 retrieve(store, embedder, q, k=10)
         totals: dict[str, list[float]] = {p: [] for p in PATHS}
         steps: dict[str, dict[str, list[float]]] = {p: {} for p in PATHS}
-        same_hits = 0
+        hits: dict[str, list[list[int]]] = {p: [] for p in PATHS}
         loads: list[float] = []
         for i, q in enumerate(texts):
-            hits: dict[str, list[int]] = {}
             for path in PATHS if i % 2 == 0 else PATHS[::-1]:
                 _use(store, path)
                 t0 = time.perf_counter()
                 result = retrieve(store, embedder, q, k=10)
                 totals[path].append((time.perf_counter() - t0) * 1000)
-                hits[path] = [h.chunk.id for h in result.hits]
+                hits[path].append([h.chunk.id for h in result.hits])
                 for name, ms in result.timings_ms.items():
                     steps[path].setdefault(name, []).append(ms)
-            same_hits += hits["memory"] == hits["vec0"]
             if i % 20 == 0:
                 loads.append(_load())
         ids, floats = _all_vectors(store)
+        exact_side = _ExactVectors(store, ids, floats)
+        reference = [
+            [h.chunk.id for h in retrieve(exact_side, embedder, q, k=10).hits] for q in texts
+        ]
         knn_ms: dict[str, list[float]] = {p: [] for p in PATHS}
         recalls: dict[str, list[float]] = {p: [] for p in PATHS}
         exact_ms: list[float] = []
@@ -362,11 +364,33 @@ def warm_runs(home: Path, embedder: Any, texts: list[str], settings: Any) -> dic
         "vec0": by_path["vec0"],
         "memory_candidates": warm.candidates(vectors_depth()),
         "memory_build_s": round(warm_build_s, 2),
-        "same_hits_both_paths": f"{same_hits}/{len(texts)}",
+        "same_hits_both_paths": _same(hits["memory"], hits["vec0"]),
+        "same_hits_as_exact_vectors": {p: _same(hits[p], reference) for p in PATHS},
         "exact_in_memory": _ms(exact_ms),
         "load_average": round(float(np.mean(loads)), 2) if loads else None,
         "vault_mb": round(size_mb, 1),
     }
+
+
+class _ExactVectors:
+    """The store with its vector search replaced by exact search over every float vector: the
+    reference that a hybrid search's hits are compared with."""
+
+    def __init__(self, store: Any, ids: Any, floats: Any) -> None:
+        self.store, self.ids, self.floats = store, ids, floats
+
+    def knn(self, vector: Any, k: int, **_: Any) -> list[tuple[int, float]]:
+        from localrag.store import vectors
+
+        return vectors.rescore(self.ids, self.floats, vector, k)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def _same(a: list[list[int]], b: list[list[int]]) -> str:
+    """How many queries got the same ten hits in the same order."""
+    return f"{sum(x == y for x, y in zip(a, b, strict=True))}/{len(a)}"
 
 
 def vectors_depth() -> int:
@@ -431,7 +455,9 @@ def _print(r: dict[str, Any]) -> None:
     )
     print(
         f"warm search (embed + KNN + BM25 + fuse + fetch), {warm['same_hits_both_paths']} queries"
-        f" with the same hits by both vector paths, load average {warm['load_average']}:"
+        f" with the same hits by both vector paths (as with exact vector search: memory "
+        f"{warm['same_hits_as_exact_vectors']['memory']}, vec0 "
+        f"{warm['same_hits_as_exact_vectors']['vec0']}), load average {warm['load_average']}:"
     )
     for label, w in (("codes in memory", warm), ("vec0 in the vault", warm["vec0"])):
         print(f"  {label}: {_times(w['search'])} (goal p95 <= {WARM_P95_GOAL_MS:.0f} ms)")
