@@ -366,6 +366,20 @@ def warm_runs(home: Path, embedder: Any, texts: list[str], settings: Any) -> dic
         "memory_build_s": round(warm_build_s, 2),
         "same_hits_both_paths": _same(hits["memory"], hits["vec0"]),
         "same_hits_as_exact_vectors": {p: _same(hits[p], reference) for p in PATHS},
+        "hybrid_recall@10_vs_exact_vectors": {
+            p: round(
+                float(
+                    np.mean(
+                        [
+                            len(set(a) & set(b)) / max(len(b), 1)
+                            for a, b in zip(hits[p], reference, strict=True)
+                        ]
+                    )
+                ),
+                4,
+            )
+            for p in PATHS
+        },
         "exact_in_memory": _ms(exact_ms),
         "load_average": round(float(np.mean(loads)), 2) if loads else None,
         "vault_mb": round(size_mb, 1),

@@ -140,10 +140,12 @@ def knn_among(
     import numpy as np
 
     query = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
+    # The ids drive the join (CROSS JOIN keeps that order), each a primary-key probe, in
+    # ascending order so that neighbouring probes share pages.
     rows = read(
-        "SELECT chunk_id, vector FROM chunk_vectors"
-        " WHERE chunk_id IN (SELECT value FROM json_each(:ids))",
-        {"ids": json.dumps([int(i) for i in ids])},
+        "SELECT v.chunk_id, v.vector FROM json_each(:ids) AS j"
+        " CROSS JOIN chunk_vectors AS v ON v.chunk_id = j.value",
+        {"ids": json.dumps(sorted(int(i) for i in ids))},
     )
     return _rescore_rows(rows, query, k)
 
