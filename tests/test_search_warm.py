@@ -133,3 +133,13 @@ def test_the_codes_are_rebuilt_in_the_background_when_asked_not_to_wait(store: S
     doc_id = store.add_document(doc, chunks, vectors_a)
     assert _nearest_doc(store, vectors_a[3]) == doc_id  # by `vec0`, starting the rebuild
     assert store.keep_vectors_warm() == 12
+
+
+def test_closing_the_vault_stops_a_build_under_way(settings: Settings) -> None:
+    rng = np.random.default_rng(7)
+    store = create_vault(settings, bytearray(PASS))
+    for name in "abc":
+        store.add_document(*sample_document(rng, name, 3))
+    store.keep_vectors_warm(wait=False)
+    store.close()  # joins the build, which stops at its next batch
+    assert store._warming is not None and not store._warming.is_alive()

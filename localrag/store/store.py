@@ -511,14 +511,20 @@ class Store:
         if now.dim is None:
             return None
 
+        stopped = threading.Event()
+
         def batch(after: int) -> list[Any]:
+            if not self._keep_warm:  # closing, or no longer wanted: stop reading
+                stopped.set()
+                return []
             return self._read(
                 "SELECT chunk_id, vector FROM chunk_vectors WHERE chunk_id > ?"
                 " ORDER BY chunk_id LIMIT ?",
                 (after, warm.BATCH),
             )
 
-        return warm.build(batch, now.dim, state)
+        built = warm.build(batch, now.dim, state)
+        return None if stopped.is_set() else built
 
     def _rebuild_warm(self) -> None:
         """Build the codes again in a background thread, unless one is building them."""
