@@ -436,6 +436,12 @@ class Store:
         snapshot as the search.
         """
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
+        # The scan of the codes in memory needs no lock: it runs while another thread's
+        # statement (the keyword search) holds the vault; the codes are checked below.
+        index = self._warm if self.use_warm_vectors else None
+        near = None
+        if index is not None and k > 0 and query.shape[0] == index.center.shape[0]:
+            near = index.nearest(query, candidates or warm.candidates(k))
         with self._snapshot() as conn:
             now = embeddings.current(conn)
             if now.dim is None or k <= 0:
@@ -455,11 +461,9 @@ class Store:
             def read(sql: str, bindings: Any) -> list[Any]:
                 return conn.execute(sql, bindings).fetchall()
 
-            index = self._warm
-            fresh = index is not None and index.state == self._vault_state(conn, now)
-            if index is not None and fresh and self.use_warm_vectors:
-                n = candidates or warm.candidates(k)
-                return vec.knn_among(read, index.nearest(query, n), query, k)
+            fresh = self._warm is not None and self._warm.state == self._vault_state(conn, now)
+            if near is not None and fresh and index is self._warm:
+                return vec.knn_among(read, near, query, k)
             if self._keep_warm and not fresh:
                 self._rebuild_warm()
             return vec.knn(read, query, k, now.scale, candidates, now.table)
