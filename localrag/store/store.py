@@ -2,9 +2,11 @@
 
 One document is one transaction over its row, chunks, float vectors, their int8 codes (`vec0`),
 FTS5 rows (kept by triggers) and transcript. Both searches run inside the encrypted file: the
-vector KNN in sqlite-vec (`vectors.py`), the keyword search in FTS5 (`keywords.py`). The vault
-records which embedder made its vectors and refuses vectors or queries from another one; a
-switch of embedder re-embeds into a staging area and swaps it in at once (`embeddings.py`).
+vector KNN in sqlite-vec (`vectors.py`), the keyword search in FTS5 (`keywords.py`); a
+long-lived process may keep the vectors' codes in memory for the KNN's candidates (`warm.py`).
+The vault records which embedder made its vectors and refuses vectors or queries from another
+one; a switch of embedder re-embeds into a staging area and swaps it in at once
+(`embeddings.py`).
 """
 
 from __future__ import annotations
