@@ -419,6 +419,12 @@ class Assistant:
             # and searching: choose again, once.
             return retrieve(self.store, embedder(), query, k, mode)
 
+    def keep_search_warm(self) -> None:
+        """For a long-lived process (the app): keep every vector's code in memory so that each
+        search finds its vector candidates there (`store/warm.py`). Built in the background;
+        searches use the vault's `vec0` until then and after any change until it is rebuilt."""
+        self.store.keep_vectors_warm(wait=False)
+
     # -- the embedder ------------------------------------------------------------------------------
 
     def embedder_info(self) -> EmbedderInfo | None:

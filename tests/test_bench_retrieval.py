@@ -51,6 +51,9 @@ def test_bench_retrieval_runs_fresh_processes_on_an_encrypted_bench_vault(
     assert report["fresh_process"]["answered"] == 2  # each fresh search printed hits
     assert report["fresh_process"]["peak_rss_mb"] > 0
     assert report["warm"]["knn_recall@10"] == 1.0  # 12 chunks: the candidates hold them all
+    assert report["warm"]["vec0"]["knn_recall@10"] == 1.0  # the path of a fresh process
+    assert report["warm"]["same_hits_both_paths"] == "3/3"
+    assert report["warm"]["memory_build_s"] >= 0
     vault = real_models.home / "bench" / "retrieval-12" / "vault.db"
     assert not vault.read_bytes().startswith(b"SQLite format 3")
     assert main([*argv, "--beir", str(beir), "--json"]) == 0  # built once, reused

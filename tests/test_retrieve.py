@@ -75,3 +75,12 @@ def test_the_gate_signals_are_higher_on_topic(assistant: Assistant) -> None:
     assert on.top_similarity is not None and off.top_similarity is not None
     assert on.top_similarity > off.top_similarity
     assert on.keyword_coverage == 1.0 and off.keyword_coverage == 0.0
+
+
+def test_a_search_kept_warm_gives_the_hits_of_a_fresh_process(assistant: Assistant) -> None:
+    queries = ["hydraulic pump service", "conveyor motor overheated", "what does E-1234 mean"]
+    before = {q: [(h.chunk.id, h.score) for h in assistant.search(q, k=3)] for q in queries}
+    assistant.keep_search_warm()
+    assert assistant.store.keep_vectors_warm() > 0  # waits for the background build
+    for q in queries:
+        assert [(h.chunk.id, h.score) for h in assistant.search(q, k=3)] == before[q]

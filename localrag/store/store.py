@@ -2,9 +2,11 @@
 
 One document is one transaction over its row, chunks, float vectors, their int8 codes (`vec0`),
 FTS5 rows (kept by triggers) and transcript. Both searches run inside the encrypted file: the
-vector KNN in sqlite-vec (`vectors.py`), the keyword search in FTS5 (`keywords.py`). The vault
-records which embedder made its vectors and refuses vectors or queries from another one; a
-switch of embedder re-embeds into a staging area and swaps it in at once (`embeddings.py`).
+vector KNN in sqlite-vec (`vectors.py`), the keyword search in FTS5 (`keywords.py`); a
+long-lived process may keep the vectors' codes in memory for the KNN's candidates (`warm.py`).
+The vault records which embedder made its vectors and refuses vectors or queries from another
+one; a switch of embedder re-embeds into a staging area and swaps it in at once
+(`embeddings.py`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from localrag.records import (
     Span,
     Turn,
 )
-from localrag.store import conversations, db, embeddings, evaluations, partials, schema
+from localrag.store import conversations, db, embeddings, evaluations, partials, schema, warm
 from localrag.store import vectors as vec
 from localrag.store.keywords import KEYWORD_ROW_BUDGET, KeywordIndex
 
@@ -93,6 +95,13 @@ class Store:
         # One connection serves every thread (the TUI's workers): one transaction at a time.
         self._lock = threading.RLock()
         self._keywords = KeywordIndex(self._read, conn)
+        self._warm: warm.WarmVectors | None = None
+        """Every vector's code in memory, once `keep_vectors_warm` asked for it."""
+        self._keep_warm = False
+        self._warming: threading.Thread | None = None
+        self.use_warm_vectors = True
+        """Whether searches use the codes kept in memory, once built (False: always `vec0`;
+        the benchmark compares both paths this way)."""
         self.evaluations = evaluations.Evaluations(self._write, self._read)
         """Question sets made from the vault and the answers of `eval compare`."""
         self.partials = partials.PartialWindows(self._write, self._read)
@@ -423,13 +432,21 @@ class Store:
         """The `k` nearest chunks by cosine similarity (for unit vectors: the dot product).
 
         sqlite-vec finds candidates by the int8 codes inside the vault, then their float vectors
-        rescore them exactly (see `vectors.py`); nothing else is loaded into memory.
-        `candidates` overrides how many are rescored (for the benchmark's sweep).
+        rescore them exactly (see `vectors.py`); nothing else is loaded into memory. A process
+        that asked to `keep_vectors_warm` finds them in memory instead, while its codes are
+        current (`warm.py`); the rescoring is the same. `candidates` overrides how many are
+        rescored (for the benchmark's sweep).
         `fingerprint` is the query embedder's: `VectorsChanged` if the vault's vectors are
         another's (a switch swapped them in since the caller chose), checked in the same
         snapshot as the search.
         """
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
+        # The scan of the codes in memory needs no lock: it runs while another thread's
+        # statement (the keyword search) holds the vault; the codes are checked below.
+        index = self._warm if self.use_warm_vectors else None
+        near = None
+        if index is not None and k > 0 and query.shape[0] == index.center.shape[0]:
+            near = index.nearest(query, candidates or warm.candidates(k))
         with self._snapshot() as conn:
             now = embeddings.current(conn)
             if now.dim is None or k <= 0:
@@ -449,7 +466,91 @@ class Store:
             def read(sql: str, bindings: Any) -> list[Any]:
                 return conn.execute(sql, bindings).fetchall()
 
+            fresh = self._warm is not None and self._warm.state == self._vault_state(conn, now)
+            if near is not None and fresh and index is self._warm:
+                return vec.knn_among(read, near, query, k)
+            if self._keep_warm and not fresh:
+                self._rebuild_warm()
             return vec.knn(read, query, k, now.scale, candidates, now.table)
+
+    # -- vectors kept in memory by a long-lived process -----------------------------------------
+
+    def keep_vectors_warm(self, on: bool = True, *, wait: bool = True) -> int:
+        """Keep a code of every vector in memory for faster searches (`warm.py`): for a process
+        that searches many times. Returns how many vectors it holds (0 until built, when
+        `wait` is False: it is built in the background and searches use `vec0` meanwhile).
+
+        It is rebuilt in the background whenever the vault changed (this connection's writes or
+        another process's); until then searches use `vec0`, so a result is never stale.
+        """
+        self._keep_warm = on
+        if not on:
+            self._warm = None
+            return 0
+        if not wait:
+            if not self.vectors_in_memory:
+                self._rebuild_warm()
+            return self.vectors_in_memory
+        if self._warming is not None:
+            self._warming.join()
+        if not self.vectors_in_memory:
+            self._warm = self._build_warm()
+        return self.vectors_in_memory
+
+    @property
+    def vectors_in_memory(self) -> int:
+        """How many vectors' codes are held in memory and current (0: searches use `vec0`)."""
+        with self._snapshot() as conn:
+            now = embeddings.current(conn)
+            index = self._warm
+            if index is None or now.dim is None or index.state != self._vault_state(conn, now):
+                return 0
+            return len(index)
+
+    def _vault_state(self, conn: apsw.Connection, now: embeddings.VectorSet) -> tuple[Any, ...]:
+        """Changes whenever the searched vectors may have: this connection's row changes, another
+        connection's commits (`data_version`), the set of vectors searched."""
+        version = conn.execute("PRAGMA data_version").get
+        return (now.table, now.dim, conn.total_changes(), version)
+
+    def _build_warm(self) -> warm.WarmVectors | None:
+        with self._snapshot() as conn:
+            now = embeddings.current(conn)
+            state = self._vault_state(conn, now)
+        if now.dim is None:
+            return None
+
+        stopped = threading.Event()
+
+        def batch(after: int) -> list[Any]:
+            if not self._keep_warm:  # closing, or no longer wanted: stop reading
+                stopped.set()
+                return []
+            return self._read(
+                "SELECT chunk_id, vector FROM chunk_vectors WHERE chunk_id > ?"
+                " ORDER BY chunk_id LIMIT ?",
+                (after, warm.BATCH),
+            )
+
+        built = warm.build(batch, now.dim, state)
+        return None if stopped.is_set() else built
+
+    def _rebuild_warm(self) -> None:
+        """Build the codes again in a background thread, unless one is building them."""
+        if self._warming is not None and self._warming.is_alive():
+            return
+
+        def work() -> None:
+            try:
+                built = self._build_warm()
+            except Exception as exc:  # a closed vault, a damaged page: searches keep `vec0`
+                log.warning("%s: vectors not kept in memory (%s)", self.path, exc)
+                return
+            if self._keep_warm:
+                self._warm = built
+
+        self._warming = threading.Thread(target=work, name="warm vectors", daemon=True)
+        self._warming.start()
 
     def keyword(
         self, words: Sequence[str], k: int, row_budget: int = KEYWORD_ROW_BUDGET
@@ -831,6 +932,9 @@ class Store:
         return problems
 
     def close(self) -> None:
+        self._keep_warm = False
+        if self._warming is not None:
+            self._warming.join()
         self.conn.close()
 
     def __enter__(self) -> Store:

@@ -127,6 +127,32 @@ def knn(
         " SELECT v.chunk_id, v.vector FROM near JOIN chunk_vectors v ON v.chunk_id = near.rowid",
         {"q": codes(query[None, :], scale)[0].tobytes(), "n": n or candidates(k)},
     )
+    return _rescore_rows(rows, query, k)
+
+
+def knn_among(
+    read: Any, ids: Sequence[int] | np.ndarray, query: np.ndarray, k: int
+) -> list[tuple[int, float]]:
+    """The `k` of these chunks nearest `query` by cosine similarity (their float vectors read
+    from the vault): the rescoring of candidates found in memory (`warm.py`)."""
+    import json
+
+    import numpy as np
+
+    query = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
+    # The ids drive the join (CROSS JOIN keeps that order), each a primary-key probe, in
+    # ascending order so that neighbouring probes share pages.
+    rows = read(
+        "SELECT v.chunk_id, v.vector FROM json_each(:ids) AS j"
+        " CROSS JOIN chunk_vectors AS v ON v.chunk_id = j.value",
+        {"ids": json.dumps(sorted(int(i) for i in ids))},
+    )
+    return _rescore_rows(rows, query, k)
+
+
+def _rescore_rows(rows: list[Any], query: np.ndarray, k: int) -> list[tuple[int, float]]:
+    import numpy as np
+
     if not rows:
         return []
     return rescore(

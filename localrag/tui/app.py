@@ -180,6 +180,7 @@ class LocalragApp(App[None]):
         def work() -> None:
             listing = assistant.adapters()
             self.post_message(StatusLoaded(dict(assistant.status()), listing))
+            assistant.keep_search_warm()  # every later search finds its vectors in memory
 
         self.background(work, name="status")
 

@@ -34,6 +34,8 @@ async def test_wrong_then_right_passphrase_unlocks() -> None:
         await pilot.press(*PASSPHRASE, "enter")
         await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), "main screen")
         assert app.assistant is vault.assistant
+        # The app keeps the vault's vectors in memory for its searches, in the background.
+        await wait_until(pilot, lambda: app.assistant.search_warm, "vectors kept warm")
         # The passphrases handed to the vault are wiped once used.
         assert all(not any(p) for p in vault.seen)
 

@@ -66,6 +66,7 @@ class FakeAssistant:
         self.release_ingest = threading.Event()
         self.release_ingest.set()
         self.closed = False
+        self.search_warm = False
         self.active: str | None = None
         self.previous: list[str | None] = []
         self.adapter_list = [adapter_info("legal")]
@@ -223,6 +224,9 @@ class FakeAssistant:
 
     def status(self) -> dict[str, Any]:
         return {"model": "fake-model", "adapter": None, "retrieval": True}
+
+    def keep_search_warm(self) -> None:
+        self.search_warm = True
 
     # Adapters
 
