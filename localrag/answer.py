@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from localrag.closest import Passage, closest_passage
 from localrag.errors import ModelError
 from localrag.excerpt import content_list, content_words
 from localrag.prompt import NOT_FOUND, Source, locator
@@ -226,6 +227,8 @@ class Answer:
         self.conversation_id = conversation_id
         self.citations: list[Citation] = []
         self.abstained = abstain
+        self.closest: Passage | None = None
+        """Where to read when the model found no answer in its sources (`closest`)."""
         self.checked = checked
         self.cancelled = False
         self.error: str | None = None
@@ -281,6 +284,8 @@ class Answer:
         end = time.perf_counter()
         if failure is None:
             yield from self._emit(self._settle())
+            if self.abstained and not self.cancelled:
+                self.closest = closest_passage(self.question, self.sources)
         else:
             self.error = failure.message
             yield from self._emit(INTERRUPTED)
@@ -355,6 +360,7 @@ class Answer:
             "answer": self.text(),
             "citations": [citation_dict(c) for c in self.citations],
             "abstained": self.abstained,
+            "closest": passage_dict(self.closest) if self.closest else None,
             "checked": self.checked,
             "cancelled": self.cancelled,
             "error": self.error,
@@ -365,6 +371,12 @@ class Answer:
             "adapter": self.adapter,
             "conversation_id": self.conversation_id,
         }
+
+
+def passage_dict(p: Passage) -> dict[str, Any]:
+    """The JSON form of the closest passage: its source as a citation, and the quoted sentence."""
+    source = p.source
+    return {**citation_dict(Citation(source.n, source.chunk, source.hit.score)), "text": p.text}
 
 
 def citation_dict(c: Citation) -> dict[str, Any]:

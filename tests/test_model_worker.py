@@ -163,7 +163,8 @@ def test_an_abstain_margin_answers_what_the_model_would_refuse(
     real_models: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The shipped answer model refuses "When does the lathe need oil?" from a source that says;
-    with a margin it writes its likeliest grounded answer instead."""
+    with a margin it writes its likeliest grounded answer instead. The refusal quotes the closest
+    sentence."""
     from localrag.settings import Settings
 
     doc = tmp_path / "workshop.md"
@@ -181,5 +182,9 @@ def test_an_abstain_margin_answers_what_the_model_would_refuse(
 
     refused, answered = ask(0), ask(1000)
     assert refused["abstained"] is True and refused["adapter"] == "answer@v1"
+    # The refusal points at the sentence that holds the answer, cited to its place.
+    closest = refused["closest"]
+    assert closest["text"].startswith("The lathe in the workshop") and "Tuesday" in closest["text"]
+    assert closest["where"] == "workshop.md, lines 1-3" and answered["closest"] is None
     assert answered["abstained"] is False, answered
     assert str(answered["answer"]).startswith("every Tuesday")

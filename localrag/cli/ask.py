@@ -1,8 +1,10 @@
 """`localrag ask`, `localrag chat` and `localrag history`: questions answered from the vault.
 
 `ask` streams the answer to stdout, then lists its citations (`[n] path, page p, lines a-b`, or
-`path @ mm:ss–mm:ss` for a recording). `chat` is a line-by-line conversation for scripts and
-SSH. `history` lists the stored conversations, or the turns of one.
+`path @ mm:ss–mm:ss` for a recording); when the model found no answer in its sources, the
+sentence of them closest to the question, quoted and cited, so the user can read it. `chat` is a
+line-by-line conversation for scripts and SSH. `history` lists the stored conversations, or the
+turns of one.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, TextIO
 
 from localrag.answer import Answer
 from localrag.cli import common
+from localrag.closest import Passage
 from localrag.display import one_line, visible
 from localrag.errors import UsageError
 from localrag.prompt import locator
@@ -83,7 +86,15 @@ def stream(answer: Answer, out: TextIO) -> None:
         out.write("\n")
         for c in answer.citations:
             out.write(citation_line(c) + "\n")
+    if answer.closest is not None:
+        out.write("\n" + closest_lines(answer.closest))
     out.flush()
+
+
+def closest_lines(p: Passage) -> str:
+    """`Closest passage [n] /full/path, lines a-b:` and the quoted sentence under it."""
+    where = one_line(locator(p.source.chunk, full_path=True))
+    return f"Closest passage [{p.source.n}] {where}:\n  \u201c{one_line(p.text)}\u201d\n"
 
 
 def run_ask(args: argparse.Namespace) -> int:

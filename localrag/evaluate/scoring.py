@@ -3,7 +3,8 @@
 SQuAD's normalisation (lower case, no punctuation, no articles), exact match and F1; one record
 per asked question (`score`), and the summary of many (`summarize`): exact match and F1 on the
 answerable questions, precision and recall of abstaining (the unanswerable questions are the
-positives), citation precision, SQuAD 2.0's overall scores, hit@k and latency percentiles.
+positives), citation precision, the share of refused answerable questions whose closest passage
+(`localrag.closest`) holds the answer, SQuAD 2.0's overall scores, hit@k and latency percentiles.
 """
 
 from __future__ import annotations
@@ -81,6 +82,10 @@ def score(
             normalize(g) and normalize(g) in normalize(prediction) for g in answers
         )
         record["squad_em"], record["squad_f1"] = record["em"], record["f1"]
+        if answer.abstained:
+            # Whether the sentence a refusal points at holds the answer: what the user reads.
+            closest = answer.closest.text if answer.closest else ""
+            record["closest_ok"] = any(occurs_in(g, closest) for g in answers)
         if answer.citations and not answer.abstained:
             cited = [normalize(c.chunk.text) for c in answer.citations]
             record["cited_ok"] = any(normalize(g) in t for t in cited for g in answers)
@@ -94,6 +99,7 @@ def summarize(records: Sequence[dict[str, Any]], retrieval: bool) -> dict[str, A
     answerable = [r for r in records if r["answers"]]
     unanswerable = [r for r in records if not r["answers"]]
     abstained = [r for r in records if r["abstained"]]
+    refused = [r for r in answerable if r["abstained"]]
     right = sum(1 for r in unanswerable if r["abstained"])
 
     def mean(rows: Sequence[dict[str, Any]], key: str) -> float | None:
@@ -110,6 +116,7 @@ def summarize(records: Sequence[dict[str, Any]], retrieval: bool) -> dict[str, A
         "abstain_recall": round(right / len(unanswerable), 3) if unanswerable else None,
         "abstained_answerable": mean(answerable, "abstained"),
         "citation_precision": mean([r for r in answerable if "cited_ok" in r], "cited_ok"),
+        "refused_closest_ok": mean(refused, "closest_ok"),
         "overall_exact_match": mean(records, "squad_em"),
         "overall_f1": mean(records, "squad_f1"),
         "hit_at_k": mean(answerable, "hit") if retrieval else None,

@@ -9,7 +9,9 @@ from textual.containers import Vertical
 from textual.widgets import Markdown, Static
 from textual.widgets._markdown import MarkdownStream
 
-from localrag.display import visible
+from localrag.closest import Passage
+from localrag.display import one_line, visible
+from localrag.prompt import locator
 from localrag.tui.format import offline_markdown, timings_line
 
 
@@ -42,6 +44,9 @@ class AnswerView(Vertical):
             await self._stream.write(visible(text))
 
     async def finish(self, answer: Any | None, cancelled: bool) -> None:
+        closest = getattr(answer, "closest", None)
+        if closest is not None:
+            await self.write(closest_markdown(closest))
         if self._stream is not None:
             await self._stream.stop()
             self._stream = None
@@ -50,6 +55,12 @@ class AnswerView(Vertical):
     def set_meta(self, text: str) -> None:
         self.meta = text
         self.query_one(".meta", Static).update(text)
+
+
+def closest_markdown(p: Passage) -> str:
+    """The sentence closest to a question the model found no answer to, quoted and cited."""
+    where = one_line(locator(p.source.chunk))
+    return f"\n\n> Closest passage [{p.source.n}] {where}: \u201c{one_line(p.text)}\u201d"
 
 
 def describe_end(answer: Any | None, cancelled: bool, wrote: bool) -> str:

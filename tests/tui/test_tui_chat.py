@@ -217,3 +217,16 @@ def test_the_line_under_a_not_found_answer_says_who_found_nothing() -> None:
     assert describe_end(model, cancelled=False, wrote=True) == (
         "the model found no answer in its sources"
     )
+
+
+async def test_a_refusal_shows_the_closest_passage(app, assistant: FakeAssistant) -> None:
+    from localrag.prompt import NOT_FOUND
+
+    assistant.reply = NOT_FOUND
+    async with app.run_test(size=SIZE) as pilot:
+        await ask(pilot, "What is the launch code?")
+        view = app.screen.query(AnswerView).last()
+        assert view.answer_text.startswith(NOT_FOUND)
+        assert "> Closest passage [1] handbook.md, page 1, lines 1-9:" in view.answer_text
+        assert "the launch code is blue-0." in view.answer_text
+        assert last_meta(app).startswith("the model found no answer in its sources")

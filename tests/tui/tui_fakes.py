@@ -210,6 +210,7 @@ class FakeAssistant:
             adapter=adapter,
             conversation_id=conversation_id,
             retrieve_ms=12.0,
+            question=question,
             on_finish=finish,
         )
 

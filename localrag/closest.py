@@ -1,0 +1,64 @@
+"""Where to read when the model found no answer: the sentence of its sources nearest the question.
+
+A 135M model refuses many questions whose answer it was shown (a third of SQuAD's answerable
+ones; "What did the speaker tell Americans to ask?" over the JFK recording). Its refusal stays a
+refusal, since it invents nothing, but the user is pointed at the sentence that shares most words
+with the question, quoted from the source and cited, so they can read the answer themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from localrag.excerpt import content_words, sentences
+from localrag.prompt import Source
+
+MAX_WORDS = 40
+"""The longest quote, in words; a longer sentence is cut around its shared words."""
+_PARAGRAPH = re.compile(r"\n\s*\n")
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A sentence of a source, quoted where an answer would have been."""
+
+    source: Source
+    text: str
+
+
+def closest_passage(question: str, sources: Sequence[Source]) -> Passage | None:
+    """The sentence of `sources` that shares most content words with `question` (the earlier
+    source, then the earlier sentence, on a tie), if it shares at least two of them (or the only
+    one a one-word question has); None otherwise."""
+    wanted = content_words(question)
+    if not wanted:
+        return None
+    best: tuple[int, Source, str] | None = None
+    for source in sources:
+        for sentence in _sentences(source.text):
+            shared = len(wanted & content_words(sentence))
+            if best is None or shared > best[0]:
+                best = (shared, source, sentence)
+    if best is None or best[0] < min(2, len(wanted)):
+        return None
+    return Passage(best[1], _quote(best[2], wanted))
+
+
+def _sentences(text: str) -> list[str]:
+    """Sentences, a blank line ending one too (headings, commands and list items have no full
+    stop)."""
+    return [" ".join(s.split()) for p in _PARAGRAPH.split(text) for s in sentences(p)]
+
+
+def _quote(sentence: str, wanted: set[str]) -> str:
+    """`sentence`, or its `MAX_WORDS` words from a little before the first shared word, marked
+    with "…" where cut."""
+    words = sentence.split()
+    if len(words) <= MAX_WORDS:
+        return sentence
+    first = next((i for i, w in enumerate(words) if content_words(w) & wanted), 0)
+    start = max(0, min(first - 5, len(words) - MAX_WORDS))
+    end = start + MAX_WORDS
+    return ("… " if start else "") + " ".join(words[start:end]) + (" …" if end < len(words) else "")

@@ -1,0 +1,94 @@
+"""The closest passage: where to read when the model found no answer in its sources."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from test_answer import answer, sources
+
+from localrag.answer import Answer
+from localrag.cli.ask import stream
+from localrag.closest import MAX_WORDS, closest_passage
+from localrag.prompt import NOT_FOUND
+
+README = (
+    "ca-certificates-java\n====================\n\nThis package uses the hooks of the "
+    "ca-certificates package to update the JKS keystore /etc/ssl/certs/java/cacerts used for "
+    "many java runtimes. The alias is the basename prefixed with 'debian:'."
+)
+
+
+def test_the_sentence_sharing_most_words_with_the_question_is_chosen() -> None:
+    srcs = sources("The lathe is green. It needs oil every Tuesday.", README)
+    p = closest_passage("Which keystore does ca-certificates-java update?", srcs)
+    assert p is not None and p.source.n == 2
+    # A heading with no full stop is its own sentence: the blank line ends it.
+    assert p.text.startswith("This package uses the hooks") and p.text.endswith("runtimes.")
+
+
+def test_one_shared_word_is_not_close_enough() -> None:
+    srcs = sources("dirmngr is launched by systemd when its socket is first used.")
+    assert closest_passage("Which port does dirmngr listen on?", srcs) is None
+    assert closest_passage("What is this?", srcs) is None  # no content word at all
+
+
+def test_a_one_word_question_needs_its_word_and_a_tie_goes_to_the_earlier_source() -> None:
+    srcs = sources("Tuesday is oil day.", "Oil the lathe.")
+    p = closest_passage("oil?", srcs)
+    assert p is not None and (p.source.n, p.text) == (1, "Tuesday is oil day.")
+
+
+def test_a_long_sentence_is_quoted_around_its_shared_words() -> None:
+    filler = " ".join(f"word{i}" for i in range(60))
+    srcs = sources(f"{filler} the lathe needs oil every Tuesday {filler}")
+    p = closest_passage("When does the lathe need oil?", srcs)
+    assert p is not None
+    assert "the lathe needs oil every Tuesday" in p.text
+    assert p.text.startswith("… ") and p.text.endswith(" …")
+    assert len(p.text.split()) == MAX_WORDS + 2  # the two marks
+
+
+def test_a_refusal_carries_the_closest_passage_and_an_answer_does_not() -> None:
+    srcs = sources("The lathe is green and needs oil every Tuesday.")
+    refused = answer([NOT_FOUND], srcs, question="When does the lathe need oil?")
+    assert refused.text() == NOT_FOUND and refused.abstained
+    assert refused.closest is not None and refused.closest.source.n == 1
+    data = refused.to_dict()
+    assert data["closest"]["where"] == "a.txt, line 1"
+    assert data["closest"]["text"] == "The lathe is green and needs oil every Tuesday."
+    json.dumps(data)
+
+    answered = answer(["every Tuesday [1]"], srcs, question="When does the lathe need oil?")
+    answered.text()
+    assert answered.closest is None and answered.to_dict()["closest"] is None
+    # The gate refused before the model was asked: no sources, nothing to point at.
+    gate = Answer(None, sources=[], abstain=True, question="When does the lathe need oil?")
+    assert gate.text() == NOT_FOUND and gate.closest is None
+
+
+def test_ask_prints_the_closest_passage_under_the_refusal() -> None:
+    srcs = sources("The lathe is green and\x1b]0;owned\x07 needs oil every Tuesday.")
+    refused = answer([NOT_FOUND], srcs, question="When does the lathe need oil?")
+    out = io.StringIO()
+    stream(refused, out)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == NOT_FOUND
+    assert lines[2] == "Closest passage [1] /docs/a.txt, line 1:"
+    assert lines[3].startswith("  \u201cThe lathe is green and") and "\x1b" not in lines[3]
+
+
+def test_eval_counts_the_refusals_whose_closest_passage_holds_the_answer() -> None:
+    from localrag.evaluate.scoring import score, summarize
+
+    question = "When does the lathe need oil?"
+    srcs = sources("The lathe is green and needs oil every Tuesday.")
+
+    def scored(reply: str, gold: str) -> dict[str, object]:
+        return score(answer([reply], srcs, question=question), question, [gold], None)
+
+    pointed, missed = scored(NOT_FOUND, "every Tuesday"), scored(NOT_FOUND, "on Mondays")
+    right = scored("every Tuesday [1]", "Tuesday")
+    assert (pointed["closest_ok"], missed["closest_ok"]) == (True, False)
+    assert "closest_ok" not in right
+    assert summarize([pointed, missed, right], retrieval=True)["refused_closest_ok"] == 0.5
