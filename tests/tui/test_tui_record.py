@@ -72,7 +72,9 @@ async def test_ctrl_t_records_until_the_silence_and_adds_the_note(
     # Four times faster than spoken: about two seconds of a test for eight of audio.
     microphone = Playback(said, "Test microphone", speed=4.0)
     async with record_screen(settings, microphone) as (assistant, app, pilot):
-        assert "stops after 3 s of silence" in status(app)
+        # On a busy machine the playback may already be in a pause when the screen is first read.
+        first = status(app)
+        assert "stops after 3 s of silence" in first or "silence: stops in" in first, first
 
         meters: list[str] = []
 
