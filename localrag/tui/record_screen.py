@@ -65,7 +65,7 @@ class RecordScreen(ModalScreen[None]):
         self.query_one("#record-meter", Static).update(
             self._meter(verdict.elapsed_s, verdict.level_dbfs)
         )
-        self._status(f"Recording: it {stop_hint(self.options, verdict)}. Stop or Esc ends it.")
+        self._status(f"Recording ({stop_hint(self.options, verdict)}). Stop or Esc ends it.")
 
     def transcribing(self, recorded_s: float, stopped_by: str, fraction: float) -> None:
         self.recording = False
