@@ -375,8 +375,7 @@ class Answer:
 
 def passage_dict(p: Passage) -> dict[str, Any]:
     """The JSON form of the closest passage: its source as a citation, and the quoted sentence."""
-    source = p.source
-    return {**citation_dict(Citation(source.n, source.chunk, source.hit.score)), "text": p.text}
+    return {**citation_dict(Citation(p.source.n, p.chunk, p.source.hit.score)), "text": p.text}
 
 
 def citation_dict(c: Citation) -> dict[str, Any]:

@@ -8,12 +8,14 @@ with the question, quoted from the source and cited, so they can read the answer
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from localrag.excerpt import content_words, sentences
 from localrag.prompt import Source
+from localrag.records import Chunk
 
 MAX_WORDS = 40
 """The longest quote, in words; a longer sentence is cut around its shared words."""
@@ -26,6 +28,8 @@ class Passage:
 
     source: Source
     text: str
+    chunk: Chunk
+    """The source's chunk, its lines narrowed to the sentence's where they are known."""
 
 
 def closest_passage(question: str, sources: Sequence[Source]) -> Passage | None:
@@ -43,13 +47,28 @@ def closest_passage(question: str, sources: Sequence[Source]) -> Passage | None:
                 best = (shared, source, sentence)
     if best is None or best[0] < min(2, len(wanted)):
         return None
-    return Passage(best[1], _quote(best[2], wanted))
+    _, source, sentence = best
+    return Passage(source, _quote(sentence, wanted), _narrowed(source.chunk, sentence))
 
 
 def _sentences(text: str) -> list[str]:
     """Sentences, a blank line ending one too (headings, commands and list items have no full
     stop)."""
     return [" ".join(s.split()) for p in _PARAGRAPH.split(text) for s in sentences(p)]
+
+
+def _narrowed(chunk: Chunk, sentence: str) -> Chunk:
+    """`chunk` with its lines narrowed to those `sentence` spans in it (found whatever its white
+    space), so the citation names the sentence's own lines; as it is when they are not known."""
+    span = chunk.span
+    found = re.search(r"\s+".join(map(re.escape, sentence.split())), chunk.text)
+    if span.line_start is None or found is None:
+        return chunk
+    first = span.line_start + chunk.text.count("\n", 0, found.start())
+    last = span.line_start + chunk.text.count("\n", 0, found.end())
+    return dataclasses.replace(
+        chunk, span=dataclasses.replace(span, line_start=first, line_end=last)
+    )
 
 
 def _quote(sentence: str, wanted: set[str]) -> str:

@@ -10,7 +10,7 @@ from test_answer import answer, sources
 from localrag.answer import Answer
 from localrag.cli.ask import stream
 from localrag.closest import MAX_WORDS, closest_passage
-from localrag.prompt import NOT_FOUND
+from localrag.prompt import NOT_FOUND, Source
 
 README = (
     "ca-certificates-java\n====================\n\nThis package uses the hooks of the "
@@ -25,6 +25,21 @@ def test_the_sentence_sharing_most_words_with_the_question_is_chosen() -> None:
     assert p is not None and p.source.n == 2
     # A heading with no full stop is its own sentence: the blank line ends it.
     assert p.text.startswith("This package uses the hooks") and p.text.endswith("runtimes.")
+
+
+def test_the_citation_names_the_lines_of_the_sentence() -> None:
+    from localrag.records import Chunk, Hit, Span
+
+    text = "Workshop\n========\n\nThe lathe is painted green and\nneeds oil every Tuesday.\n"
+    chunk = Chunk(1, 1, "/docs/workshop.md", 0, text, Span(line_start=10, line_end=15))
+    [src] = [Source(1, Hit(chunk, 0.9))]
+    p = closest_passage("When does the lathe need oil?", [src])
+    assert p is not None and p.text == "The lathe is painted green and needs oil every Tuesday."
+    assert (p.chunk.span.line_start, p.chunk.span.line_end) == (13, 14)
+    # A recording keeps its time range: it has no lines to narrow.
+    audio = Chunk(2, 2, "/a/talk.flac", 0, "The lathe needs oil.", Span(start_s=5.0, end_s=9.0))
+    p = closest_passage("When does the lathe need oil?", [Source(1, Hit(audio, 0.9))])
+    assert p is not None and p.chunk is audio
 
 
 def test_one_shared_word_is_not_close_enough() -> None:

@@ -185,6 +185,6 @@ def test_an_abstain_margin_answers_what_the_model_would_refuse(
     # The refusal points at the sentence that holds the answer, cited to its place.
     closest = refused["closest"]
     assert closest["text"].startswith("The lathe in the workshop") and "Tuesday" in closest["text"]
-    assert closest["where"] == "workshop.md, lines 1-3" and answered["closest"] is None
+    assert closest["where"] == "workshop.md, line 3" and answered["closest"] is None
     assert answered["abstained"] is False, answered
     assert str(answered["answer"]).startswith("every Tuesday")

@@ -93,7 +93,7 @@ def stream(answer: Answer, out: TextIO) -> None:
 
 def closest_lines(p: Passage) -> str:
     """`Closest passage [n] /full/path, lines a-b:` and the quoted sentence under it."""
-    where = one_line(locator(p.source.chunk, full_path=True))
+    where = one_line(locator(p.chunk, full_path=True))
     return f"Closest passage [{p.source.n}] {where}:\n  \u201c{one_line(p.text)}\u201d\n"
 
 

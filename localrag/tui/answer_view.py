@@ -59,7 +59,7 @@ class AnswerView(Vertical):
 
 def closest_markdown(p: Passage) -> str:
     """The sentence closest to a question the model found no answer to, quoted and cited."""
-    where = one_line(locator(p.source.chunk))
+    where = one_line(locator(p.chunk))
     return f"\n\n> Closest passage [{p.source.n}] {where}: \u201c{one_line(p.text)}\u201d"
 
 

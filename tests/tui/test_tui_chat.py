@@ -227,6 +227,6 @@ async def test_a_refusal_shows_the_closest_passage(app, assistant: FakeAssistant
         await ask(pilot, "What is the launch code?")
         view = app.screen.query(AnswerView).last()
         assert view.answer_text.startswith(NOT_FOUND)
-        assert "> Closest passage [1] handbook.md, page 1, lines 1-9:" in view.answer_text
+        assert "> Closest passage [1] handbook.md, page 1, line 1:" in view.answer_text
         assert "the launch code is blue-0." in view.answer_text
         assert last_meta(app).startswith("the model found no answer in its sources")
