@@ -19,6 +19,7 @@ from localrag.generate import EchoGenerator
 from localrag.record import Microphone, Playback
 from localrag.service import Assistant
 from localrag.settings import Settings
+from localrag.silence import Verdict
 from localrag.transcribe import SAMPLE_RATE, FakeTranscriber
 from localrag.tui import LocalragApp, build_app
 from localrag.tui.main_screen import MainScreen
@@ -66,27 +67,30 @@ def status(app: LocalragApp) -> str:
 
 
 async def test_ctrl_t_records_until_the_silence_and_adds_the_note(
-    settings: Settings, spoken: tuple[np.ndarray, float]
+    settings: Settings, spoken: tuple[np.ndarray, float], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     said, last_word_s = spoken
     # Four times faster than spoken: about two seconds of a test for eight of audio.
     microphone = Playback(said, "Test microphone", speed=4.0)
+    # Every level the window is given to show (polling the screen would miss some on a busy
+    # machine).
+    levels: list[float] = []
+    show = RecordScreen.level
+
+    def seen(screen: RecordScreen, verdict: Verdict) -> None:
+        levels.append(verdict.level_dbfs)
+        show(screen, verdict)
+
+    monkeypatch.setattr(RecordScreen, "level", seen)
     async with record_screen(settings, microphone) as (assistant, app, pilot):
         # On a busy machine the playback may already be in a pause when the screen is first read.
         first = status(app)
         assert "stops after 3 s of silence" in first or "silence: stops in" in first, first
 
-        meters: list[str] = []
-
-        def added() -> bool:
-            if not meters or meters[-1] != meter(app):
-                meters.append(meter(app))
-            return status(app).startswith("Added")
-
-        await wait_until(pilot, added, "the note added")
-        # The level moved while the note was spoken: several readings, loud and quiet.
-        levels = [int(m.split()[-2]) for m in meters if m.split()[-2].lstrip("-").isdigit()]
-        assert len(set(levels)) >= 5 and max(levels) > -35 and min(levels) < -60
+        await wait_until(pilot, lambda: status(app).startswith("Added"), "the note added")
+        # The level moved while the note was spoken: loud and quiet readings, shown as dBFS.
+        assert len({round(x) for x in levels}) >= 5 and max(levels) > -35 and min(levels) < -60
+        assert "dBFS" in meter(app)
         [doc] = assistant.documents()
         assert doc.path.startswith("voice note ") and doc.kind == "audio"
         assert doc.meta["duration_s"] == pytest.approx(last_word_s + 3.0, abs=0.5)
