@@ -15,13 +15,18 @@ SETEXT = re.compile(r"^ {0,3}(=+|-+)\s*$")
 FENCE = re.compile(r"^ {0,3}(```|~~~)")
 
 
-def read_bytes(path: Path, limits: Limits) -> bytes:
-    """The file's bytes, refusing what is too big or empty."""
+def check_size(path: Path, limits: Limits) -> None:
+    """Refuse a file bigger than the limit, before any of it is read."""
     size = path.stat().st_size
     if size > limits.max_file_bytes:
         raise IngestError(
             f"{path}: {size:,} bytes is more than the limit of {limits.max_file_bytes:,}; split it"
         )
+
+
+def read_bytes(path: Path, limits: Limits) -> bytes:
+    """The file's bytes, refusing what is too big or empty."""
+    check_size(path, limits)
     data = path.read_bytes()
     if not data.strip():
         raise IngestError(f"{path}: empty file, nothing to index")
@@ -37,11 +42,7 @@ def read_text(path: Path, limits: Limits) -> str:
     encodings are refused. Decoded block by block as it is read, so a file with more text than
     `limits.max_text_chars` is refused once that much is read, not after the whole file is in
     memory (a 200 MB single line took 481 MB before it was refused)."""
-    size = path.stat().st_size
-    if size > limits.max_file_bytes:
-        raise IngestError(
-            f"{path}: {size:,} bytes is more than the limit of {limits.max_file_bytes:,}; split it"
-        )
+    check_size(path, limits)
     pieces: list[str] = []
     chars = offset = 0
     with path.open("rb") as f:
