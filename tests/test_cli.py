@@ -73,3 +73,49 @@ def test_while_the_app_runs_log_records_stay_off_the_terminal(tmp_path):
         for handler in handlers:
             root.removeHandler(handler)
             handler.close()
+
+
+def test_each_command_is_registered_by_the_module_named_for_it():
+    """A command parses with only its own module imported (`COMMANDS`), so the table must hold
+    every command, each with the module that registers it."""
+    import argparse
+    import importlib
+
+    from localrag.cli import COMMANDS
+
+    registered = {}
+    for name in COMMAND_MODULES:
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(f"localrag.cli.{name}").register(sub)
+        registered |= dict.fromkeys(sub.choices, name)
+    assert registered == COMMANDS
+
+
+@pytest.mark.parametrize(
+    ("argv", "modules"),
+    [
+        (["search", "x"], ["library"]),
+        (["--home", "ask", "-v", "ask", "q"], ["ask"]),  # the home folder's name is no command
+        ([], ["tui"]),
+        (["-v"], ["tui"]),
+        (["--help"], COMMAND_MODULES),
+        (["serach", "x"], COMMAND_MODULES),  # argparse's error lists every command
+    ],
+)
+def test_a_command_imports_only_its_own_module(argv, modules):
+    from localrag.cli import modules_for
+
+    assert modules_for(argv) == modules
+
+
+def test_a_fresh_command_does_not_import_the_others(tmp_path):
+    code = (
+        "import sys\n"
+        "from localrag.cli import main\n"
+        "main(['--home', sys.argv[1], 'docs'])\n"
+        "assert 'gguf' not in sys.modules and 'textual' not in sys.modules\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True
+    )
+    assert "no vault here yet" in result.stderr and result.returncode == 0, result.stderr

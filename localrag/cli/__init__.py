@@ -16,41 +16,54 @@ from localrag import __version__, hardening
 from localrag.display import visible
 from localrag.errors import LocalragError
 
-# In the order `localrag --help` lists them.
-COMMAND_MODULES = [
-    "tui",
-    "vault",
-    "library",
-    "folders",
-    "audio",
-    "speakers",
-    "ask",
-    "adapter",
-    "models",
-    "reembed",
-    "doctor",
-    "eval",
-    "bench",
-]
+COMMANDS = {
+    "tui": "tui",
+    "init": "vault",
+    "passwd": "vault",
+    "rekey": "vault",
+    "vault": "vault",
+    "add": "library",
+    "docs": "library",
+    "rm": "library",
+    "search": "library",
+    "folders": "folders",
+    "sync": "folders",
+    "watch": "folders",
+    "transcribe": "audio",
+    "record": "audio",
+    "speakers": "speakers",
+    "ask": "ask",
+    "chat": "ask",
+    "history": "ask",
+    "adapter": "adapter",
+    "models": "models",
+    "reembed": "reembed",
+    "doctor": "doctor",
+    "eval": "eval",
+    "bench": "bench",
+}
+"""Each command and the module under `localrag/cli/` that registers it, in the order `localrag
+--help` lists them. A command imports only its own module to parse its arguments: importing all
+of them (gguf, rich, textual, ...) cost every fresh process about half a second."""
+
+COMMAND_MODULES = list(dict.fromkeys(COMMANDS.values()))
 
 
-ALONE = {"search": "library"}
-"""Commands whose module alone is imported to parse them: a fresh `localrag search` is what a
-user waits for, and the other commands' imports (gguf, rich, ...) are no part of it."""
-
-
-def _alone(argv: list[str]) -> list[str] | None:
-    """The one command module to register for `argv`, if its command is in `ALONE`."""
+def modules_for(argv: list[str]) -> list[str]:
+    """The command modules to register for `argv`: the command's own, the app's when there is
+    none, and all of them for `--help` or a name that is not a command (so argparse lists them)."""
     rest = iter(argv)
     for arg in rest:
         if arg == "--home":
             next(rest, None)
+        elif arg in ("-h", "--help"):
+            return COMMAND_MODULES
         elif not arg.startswith("-"):
-            return [ALONE[arg]] if arg in ALONE else None
-    return None
+            return [COMMANDS[arg]] if arg in COMMANDS else COMMAND_MODULES
+    return ["tui"]
 
 
-def build_parser(modules: list[str] | None = None) -> argparse.ArgumentParser:
+def build_parser(modules: list[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="localrag",
         description="A private assistant over your own documents and recordings: "
@@ -67,7 +80,7 @@ def build_parser(modules: list[str] | None = None) -> argparse.ArgumentParser:
         help="log what happens on stderr (under the app: to `textual console`)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    for name in modules or COMMAND_MODULES:
+    for name in modules:
         importlib.import_module(f"localrag.cli.{name}").register(sub)
     return parser
 
@@ -76,11 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     # Before anything else: telemetry off, hubs offline, no core dumps, and the passphrase
     # variables out of the environment (so out of /proc/PID/environ and every child).
     hardening.harden_process()
-    parser = build_parser(_alone(sys.argv[1:] if argv is None else argv))
+    parser = build_parser(modules_for(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     if not getattr(args, "func", None):
-        if args.command is None and "tui" in COMMAND_MODULES:
+        if args.command is None:  # no command: the app
             args = parser.parse_args([*(argv or sys.argv[1:]), "tui"])
         else:
             parser.print_help()
