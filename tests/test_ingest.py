@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import zipfile
 from pathlib import Path
 
@@ -429,3 +430,24 @@ def test_deeply_nested_html_is_read_without_recursion(tmp_path: Path) -> None:
     path = tmp_path / "deep.html"
     path.write_text("<div>" * 100_000 + "the bottom" + "</div>" * 100_000, encoding="utf-8")
     assert "the bottom" in extract(path).text
+
+
+def test_plain_text_is_known_by_its_name_or_with_no_extension_by_its_bytes(
+    tmp_path: Path,
+) -> None:
+    from localrag.ingest import format_of
+
+    debian = tmp_path / "README.Debian"
+    debian.write_text("Configuration\n\nThe keystore is /etc/ssl/certs/java/cacerts.\n")
+    notes = tmp_path / "meeting-notes"
+    notes.write_text("Budget: 12,000 EUR, agreed on: " + "é" * 5000)  # 8 KB ends mid-character
+    program = tmp_path / "tool"
+    program.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(64))
+    empty = tmp_path / "blank"
+    empty.write_text("\n\n")
+    packed = tmp_path / "README.gz"
+    packed.write_bytes(gzip.compress(b"Configuration"))
+    assert block_texts(extract(debian))[1] == "The keystore is /etc/ssl/certs/java/cacerts."
+    assert extract(notes).text.startswith("Budget: 12,000 EUR")
+    assert [format_of(p) for p in (program, empty, packed, tmp_path / "data.bin")] == [None] * 4
+    assert format_of(tmp_path / "changes.rst") is format_of(debian) is format_of(notes)

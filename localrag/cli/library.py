@@ -33,7 +33,7 @@ FINAL = ("added", "updated", "unchanged", "moved", "removed", "failed", "skipped
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "add", help="add files and folders (txt, md, html, pdf, docx, images, audio)"
+        "add", help="add files and folders (text, md, html, pdf, docx, images, audio)"
     )
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     add_speaker_options(p)

@@ -1,4 +1,5 @@
-"""Files to documents: one reader per format, chosen by file extension.
+"""Files to documents: one reader per format, chosen by file extension; plain text is also
+known by its name (README.Debian, LICENSE) or, with no extension, by its content.
 
 Add a format with one line at the end of this module: `register(Format(kind, reader), ".ext")`.
 A reader yields `Progress` now and then and finally one `Extracted`; it raises `IngestError`
@@ -19,7 +20,7 @@ from localrag.ingest.docx import read_docx
 from localrag.ingest.html import read_html
 from localrag.ingest.image import IMAGE_EXTENSIONS, read_image
 from localrag.ingest.pdf import read_pdf
-from localrag.ingest.text import read_md, read_txt
+from localrag.ingest.text import looks_like_text, read_md, read_txt
 
 __all__ = [
     "FORMATS",
@@ -55,8 +56,22 @@ def register(fmt: Format, *extensions: str) -> None:
         FORMATS[ext.lower()] = fmt
 
 
+TEXT_NAMES = frozenset(
+    {"README", "LICENSE", "LICENCE", "COPYING", "NEWS", "INSTALL", "CHANGELOG", "CHANGES"}
+    | {"AUTHORS", "TODO", "NOTES", "NOTICE", "HISTORY", "CONTRIBUTING"}
+)
+"""Plain-text files by the name before their first dot, whatever follows it (README.Debian)."""
+
+
 def format_of(path: Path) -> Format | None:
-    return FORMATS.get(path.suffix.lower())
+    """The format of `path` by its extension; else plain text if its name says so (see
+    `TEXT_NAMES`) or it has no extension, and its first bytes are UTF-8 text."""
+    if fmt := FORMATS.get(path.suffix.lower()):
+        return fmt
+    named = path.name.split(".")[0].upper() in TEXT_NAMES
+    if (named or not path.suffix) and looks_like_text(path):
+        return FORMATS[".txt"]
+    return None
 
 
 def read(path: Path, limits: Limits, **parts: Callable[[], Any]) -> Iterator[Progress | Extracted]:
@@ -64,11 +79,12 @@ def read(path: Path, limits: Limits, **parts: Callable[[], Any]) -> Iterator[Pro
 
     `parts` build a part of the assistant on demand; only those the format needs are built.
     """
-    fmt = FORMATS[path.suffix.lower()]
+    fmt = format_of(path)
+    assert fmt is not None
     return fmt.reader(path, limits, **{name: parts[name]() for name in fmt.needs if name in parts})
 
 
-register(Format("txt", read_txt), ".txt", ".text")
+register(Format("txt", read_txt), ".txt", ".text", ".rst", ".org", ".adoc", ".log")
 register(Format("md", read_md), ".md", ".markdown")
 register(Format("html", read_html), ".html", ".htm", ".xhtml")
 register(Format("pdf", read_pdf), ".pdf")

@@ -33,6 +33,18 @@ def read_bytes(path: Path, limits: Limits) -> bytes:
     return data
 
 
+def looks_like_text(path: Path) -> bool:
+    """Whether the file's first 8 KB are UTF-8 text: something, no NUL byte, and only a
+    character cut at the end of them left undecoded."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(8192)
+        codecs.getincrementaldecoder("utf-8")().decode(head)
+    except (OSError, UnicodeDecodeError):
+        return False
+    return bool(head.strip()) and b"\x00" not in head
+
+
 BLOCK_BYTES = 1 << 20
 _UTF16_MARKS = (b"\xff\xfe", b"\xfe\xff")
 
