@@ -451,3 +451,12 @@ def test_plain_text_is_known_by_its_name_or_with_no_extension_by_its_bytes(
     assert extract(notes).text.startswith("Budget: 12,000 EUR")
     assert [format_of(p) for p in (program, empty, packed, tmp_path / "data.bin")] == [None] * 4
     assert format_of(tmp_path / "changes.rst") is format_of(debian) is format_of(notes)
+
+
+def test_a_docx_is_never_read_whole(tmp_path: Path, monkeypatch) -> None:
+    path = make_docx(tmp_path / "a.docx", [(None, "The valve is shut.")])
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"{self} read whole"))
+    assert block_texts(extract(path)) == ["The valve is shut."]
+    (tmp_path / "empty.docx").write_bytes(b"")
+    with pytest.raises(IngestError, match="empty file"):
+        extract(tmp_path / "empty.docx")

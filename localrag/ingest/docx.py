@@ -17,7 +17,7 @@ from xml.etree import ElementTree
 
 from localrag.errors import IngestError
 from localrag.ingest.base import Deadline, Extracted, Limits, Progress, TextBuilder
-from localrag.ingest.text import read_bytes
+from localrag.ingest.text import check_size
 
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 P, TR, TC = f"{W}p", f"{W}tr", f"{W}tc"
@@ -237,7 +237,8 @@ def _read_numbering(path: Path, archive: zipfile.ZipFile) -> _Numbering:
 
 
 def read_docx(path: Path, limits: Limits) -> Iterator[Progress | Extracted]:
-    read_bytes(path, limits)  # size and emptiness checks
+    if check_size(path, limits) == 0:  # the zip is read entry by entry, never whole
+        raise IngestError(f"{path}: empty file, nothing to index")
     deadline = Deadline(path, limits.max_seconds)
     try:
         archive = zipfile.ZipFile(path)

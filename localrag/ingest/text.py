@@ -15,13 +15,14 @@ SETEXT = re.compile(r"^ {0,3}(=+|-+)\s*$")
 FENCE = re.compile(r"^ {0,3}(```|~~~)")
 
 
-def check_size(path: Path, limits: Limits) -> None:
-    """Refuse a file bigger than the limit, before any of it is read."""
+def check_size(path: Path, limits: Limits) -> int:
+    """The file's size; refuses a file bigger than the limit, before any of it is read."""
     size = path.stat().st_size
     if size > limits.max_file_bytes:
         raise IngestError(
             f"{path}: {size:,} bytes is more than the limit of {limits.max_file_bytes:,}; split it"
         )
+    return size
 
 
 def read_bytes(path: Path, limits: Limits) -> bytes:
