@@ -119,3 +119,32 @@ def test_a_fresh_command_does_not_import_the_others(tmp_path):
         [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True
     )
     assert "no vault here yet" in result.stderr and result.returncode == 0, result.stderr
+
+
+def test_a_terminated_command_cleans_up_as_after_ctrl_c(tmp_path):
+    """`kill PID` runs the command's way out: here a temporary folder is removed."""
+    import signal
+    import time
+
+    code = (
+        "import os, sys, tempfile, time\n"
+        "import localrag.cli as cli\n"
+        "def run(args):\n"
+        "    with tempfile.TemporaryDirectory(dir=sys.argv[1]):\n"
+        "        print('ready', flush=True)\n"
+        "        time.sleep(60)\n"
+        "cli.modules_for = lambda argv: ['doctor']\n"
+        "import localrag.cli.doctor as doctor\n"
+        "doctor.run = run\n"
+        "sys.exit(cli.main(['doctor']))\n"
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(work)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    time.sleep(0.2)
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=30) == 130
+    assert list(work.iterdir()) == []

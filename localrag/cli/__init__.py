@@ -10,7 +10,9 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 
 from localrag import __version__, hardening
 from localrag.display import visible
@@ -85,10 +87,18 @@ def build_parser(modules: list[str] = COMMAND_MODULES) -> argparse.ArgumentParse
     return parser
 
 
+def _stop(signum: int, frame: object) -> None:
+    """`kill PID` stops a command the way Ctrl-C does: what it holds (a vault transaction, a
+    recording's finished windows, a temporary folder) is closed or removed on the way out."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     # Before anything else: telemetry off, hubs offline, no core dumps, and the passphrase
     # variables out of the environment (so out of /proc/PID/environ and every child).
     hardening.harden_process()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
     parser = build_parser(modules_for(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
