@@ -43,3 +43,21 @@ def safe_json(value: Any, **options: Any) -> str:
     """`json.dumps` whose output drives no terminal: what JSON leaves raw (DEL, C1 controls,
     bidirectional overrides) is written as `\\uXXXX` escapes, so the data read back is the same."""
     return json.dumps(value, ensure_ascii=False, **options).translate(_JSON)
+
+
+def clock(seconds: float) -> str:
+    """mm:ss (or h:mm:ss) for a time in a recording."""
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def rate_and_eta(rtf: float | None, eta_s: float | None) -> str:
+    """ "RTF 0.12, 4:05 left" for a progress bar; what is not known yet is left out."""
+    parts = []
+    if rtf is not None:
+        parts.append(f"RTF {rtf:.2f}")
+    if eta_s is not None and eta_s > 0:
+        parts.append(f"{clock(eta_s)} left")
+    return ", ".join(parts)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from localrag.display import clock
 from localrag.excerpt import focus
 from localrag.generate import Message
 from localrag.records import Chunk, Hit, Turn
@@ -92,14 +93,6 @@ def locator(chunk: Chunk, *, full_path: bool = False) -> str:
             lines = f"lines {span.line_start}-{end_line}"
         parts.append(lines)
     return ", ".join(parts)
-
-
-def clock(seconds: float) -> str:
-    """mm:ss (or h:mm:ss) for a time in a recording."""
-    total = round(seconds)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
 def source_block(source: Source) -> str:

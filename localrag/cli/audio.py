@@ -18,8 +18,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from localrag.cli import common
 from localrag.cli.speakers import add_speaker_options, finder, speaker_choice, speakers_expected
-from localrag.display import one_line, visible
-from localrag.prompt import clock
+from localrag.display import clock, one_line, rate_and_eta, visible
 from localrag.records import Segment
 from localrag.transcribe import TranscribeEvent
 
@@ -194,16 +193,6 @@ def _show(
         sys.stdout.write(vtt(segments))
     _summary(console, last)
     return 0
-
-
-def rate_and_eta(rtf: float | None, eta_s: float | None) -> str:
-    """ "RTF 0.12, 4:05 left" for a progress bar; what is not known yet is left out."""
-    parts = []
-    if rtf is not None:
-        parts.append(f"RTF {rtf:.2f}")
-    if eta_s is not None and eta_s > 0:
-        parts.append(f"{clock(eta_s)} left")
-    return ", ".join(parts)
 
 
 def _summary(console: Console, last: TranscribeEvent) -> None:

@@ -18,7 +18,7 @@ from localrag.cli.common import (
     settings,
 )
 from localrag.cli.speakers import add_speaker_options, speaker_choice
-from localrag.display import one_line, visible
+from localrag.display import one_line, rate_and_eta, visible
 from localrag.errors import IngestError, LocalragError
 from localrag.records import Hit, IngestEvent
 from localrag.retrieve import MODES
@@ -137,7 +137,6 @@ class _Bar:
         )
 
     def _recording(self, e: IngestEvent) -> None:
-        from localrag.cli.audio import rate_and_eta
 
         done = e.fraction or 0.0
         stats = ", ".join(filter(None, [f"{done:.0%} of the audio", rate_and_eta(e.rtf, e.eta_s)]))

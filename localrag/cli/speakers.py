@@ -98,7 +98,7 @@ def _rename(args: argparse.Namespace, doc: str, speaker: str, name: str) -> int:
 
 
 def _clock(seconds: float) -> str:
-    from localrag.prompt import clock
+    from localrag.display import clock
 
     return clock(seconds)
 

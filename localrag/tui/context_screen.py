@@ -12,8 +12,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
-from localrag.display import one_line, visible
-from localrag.prompt import clock, locator
+from localrag.display import clock, one_line, visible
+from localrag.prompt import locator
 from localrag.tui.messages import ContextLoaded, ContextText
 from localrag.tui.sources import Source
 

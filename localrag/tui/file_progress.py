@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label, ProgressBar
 
-from localrag.display import one_line
+from localrag.display import one_line, rate_and_eta
 from localrag.records import IngestEvent
 
 
@@ -24,7 +24,9 @@ def describe(event: IngestEvent) -> str:
         if event.chunks_total:
             return f"{event.chunks_done}/{event.chunks_total} chunks"
         if event.rtf is not None:  # only a recording being transcribed has a real-time factor
-            return f"transcribing {percent(event.fraction)} · RTF {event.rtf:.2f}"
+            return (
+                f"transcribing {percent(event.fraction)} · {rate_and_eta(event.rtf, event.eta_s)}"
+            )
         if event.fraction is not None:
             return f"reading {percent(event.fraction)}"
         return "reading…"

@@ -126,7 +126,9 @@ def test_the_status_names_the_step_a_file_is_in() -> None:
         "2/9 chunks"
     )
     talk = IngestEvent("/d/talk.m4a", "progress", fraction=0.5, rtf=0.06)
-    assert describe(talk) == "transcribing 50 % · RTF 0.06"
+    assert describe(talk) == "transcribing 50 % · RTF 0.06"  # too early to know how long
+    talk = IngestEvent("/d/talk.m4a", "progress", fraction=0.5, rtf=0.06, eta_s=125.0)
+    assert describe(talk) == "transcribing 50 % · RTF 0.06, 02:05 left"
 
 
 async def test_columns_fit_their_widest_cell_as_soon_as_rows_are_shown(app) -> None:
