@@ -179,3 +179,19 @@ def test_add_progress_shows_a_recordings_share_of_audio_and_real_time_factor() -
     assert bar.progress.tasks[0].completed == 100  # the audio is not counted in bytes
     bar.update(IngestEvent("/in/meeting.m4a", "added", chunks_done=2, chunks_total=2))
     assert len(bar.progress.tasks) == 1
+
+
+def test_many_files_of_unread_formats_are_counted_in_one_line_by_extension() -> None:
+    from localrag.cli.library import _skipped_lines
+
+    def skipped(*names: str) -> list[dict[str, str]]:
+        return [{"path": f"/d/{n}", "reason": f"/d/{n}: unsupported format"} for n in names]
+
+    assert _skipped_lines(skipped("a.gz", "b.heic")) == [
+        "skipped: /d/a.gz: unsupported format",
+        "skipped: /d/b.heic: unsupported format",
+    ]
+    assert _skipped_lines(skipped("a.gz", "b.gz", "c.gz", "x.conf", "setup")) == [
+        "skipped 5 files of formats localrag does not read (.gz 3, .conf 1, (no extension) 1);"
+        " --json lists them"
+    ]

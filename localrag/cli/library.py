@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -184,7 +185,8 @@ def report_ingest(
             entry: dict[str, Any] = {"path": e.path}
             if e.status in ("failed", "skipped"):
                 entry["reason"] = e.detail
-                say(f"{e.status}: {visible(e.detail or '')}")
+                if e.status == "failed":
+                    say(f"failed: {visible(e.detail or '')}")
             else:
                 entry["doc_id"] = e.doc_id
             if e.status in ("added", "updated"):
@@ -196,6 +198,8 @@ def report_ingest(
                 entry["from"] = e.detail
             results[e.status].append(entry)
     elapsed = time.perf_counter() - started
+    for line in _skipped_lines(results["skipped"]):
+        say(line)
     if args.json:
         print_json({**results, "elapsed_s": round(elapsed, 2)})
     else:
@@ -203,6 +207,20 @@ def report_ingest(
         counts = ", ".join(f"{len(results[s])} {s}" for s in FINAL if results[s] or s == "added")
         print(f"{counts}; {chunks} chunks in {elapsed:.1f} s")
     return IngestError.exit_code if results["failed"] else 0
+
+
+SKIPS_NAMED = 3
+"""Files of formats localrag does not read are named one per line up to this many; more (a
+folder of compressed changelogs, say) are counted by extension in one line."""
+
+
+def _skipped_lines(skipped: list[dict[str, Any]]) -> list[str]:
+    if len(skipped) <= SKIPS_NAMED:
+        return [f"skipped: {visible(s['reason'] or '')}" for s in skipped]
+    by_suffix = Counter(Path(s["path"]).suffix or "(no extension)" for s in skipped)
+    counts = ", ".join(f"{visible(suffix)} {n}" for suffix, n in by_suffix.most_common())
+    n = len(skipped)
+    return [f"skipped {n} files of formats localrag does not read ({counts}); --json lists them"]
 
 
 def run_docs(args: argparse.Namespace) -> int:
