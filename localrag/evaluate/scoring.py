@@ -76,19 +76,22 @@ def score(
         known = content_words(question)
         record["supported"] = best_supporting(text, answer.sources, known) is not None
     if answers:
-        record["em"] = max(float(normalize(prediction) == normalize(g)) for g in answers)
-        record["f1"] = max(f1(prediction, g) for g in answers)
+        # As SQuAD's official script: a gold answer that normalises to nothing (one of the dev
+        # set's is ".") is dropped, else a refusal (empty prediction) would match it exactly.
+        golds = [g for g in answers if normalize(g)] or list(answers)
+        record["em"] = max(float(normalize(prediction) == normalize(g)) for g in golds)
+        record["f1"] = max(f1(prediction, g) for g in golds)
         record["in_text"] = any(
-            normalize(g) and normalize(g) in normalize(prediction) for g in answers
+            normalize(g) and normalize(g) in normalize(prediction) for g in golds
         )
         record["squad_em"], record["squad_f1"] = record["em"], record["f1"]
         if answer.abstained:
             # Whether the sentence a refusal points at holds the answer: what the user reads.
             closest = answer.closest.text if answer.closest else ""
-            record["closest_ok"] = any(occurs_in(g, closest) for g in answers)
+            record["closest_ok"] = any(occurs_in(g, closest) for g in golds)
         if answer.citations and not answer.abstained:
             cited = [normalize(c.chunk.text) for c in answer.citations]
-            record["cited_ok"] = any(normalize(g) in t for t in cited for g in answers)
+            record["cited_ok"] = any(normalize(g) in t for t in cited for g in golds)
     else:
         record["squad_em"] = record["squad_f1"] = float(answer.abstained)
     return record
