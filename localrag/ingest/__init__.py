@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from localrag.errors import IngestError
 from localrag.ingest.audio import AUDIO_EXTENSIONS, read_audio_file
 from localrag.ingest.base import Block, Extracted, Limits, Progress, TextBuilder
 from localrag.ingest.docx import read_docx
@@ -74,13 +75,16 @@ def format_of(path: Path) -> Format | None:
     return None
 
 
-def read(path: Path, limits: Limits, **parts: Callable[[], Any]) -> Iterator[Progress | Extracted]:
-    """Run the reader for `path`'s format (the caller checked that there is one).
+def read(
+    path: Path, limits: Limits, *, fmt: Format | None = None, **parts: Callable[[], Any]
+) -> Iterator[Progress | Extracted]:
+    """Run the reader for `path`'s format (`fmt`, if the caller found it already).
 
     `parts` build a part of the assistant on demand; only those the format needs are built.
     """
-    fmt = format_of(path)
-    assert fmt is not None
+    fmt = fmt or format_of(path)
+    if fmt is None:  # a file known by its bytes that changed since it was listed
+        raise IngestError(f"{path}: unsupported format {path.suffix or '(no extension)'}")
     return fmt.reader(path, limits, **{name: parts[name]() for name in fmt.needs if name in parts})
 
 

@@ -121,6 +121,7 @@ class _Pending:
     path: Path
     sha: str
     replaces: bool
+    kind: str
     extracted: Extracted
     chunks: list[NewChunk]
     keys: list[VectorKey]
@@ -201,12 +202,15 @@ def _prepare(
     yield IngestEvent(where, "started")
     # A recording resumes by its content's hash (`recording.py`).
     parts = {**parts, "sha256": lambda: sha}
-    extracted = yield from _read(path, options.limits, parts)
+    fmt = ingest.format_of(path)  # once: a file without an extension is known by its bytes
+    if fmt is None:
+        raise IngestError(f"{where}: no longer text (changed since it was listed)")
+    extracted = yield from _read(path, options.limits, fmt, parts)
     chunks = chunk(extracted, embedder, options.chunking)
     if not chunks and not extracted.meta.get("notice"):
         raise IngestError(f"{where}: no text to index")
     keys = [vector_key(c) for c in chunks]
-    return _Pending(path, sha, existing is not None, extracted, chunks, keys)
+    return _Pending(path, sha, existing is not None, fmt.kind, extracted, chunks, keys)
 
 
 def _moved_from(store: Any, sha: str) -> Document | None:
@@ -235,13 +239,11 @@ def _store(store: Any, embedder: Any, pending: list[_Pending]) -> Iterator[Inges
 
 
 def _save(store: Any, p: _Pending, vectors: np.ndarray, made_by: EmbedderInfo) -> IngestEvent:
-    fmt = ingest.format_of(p.path)
-    assert fmt is not None
     meta = p.extracted.meta
     doc = NewDocument(
         path=str(p.path),
         sha256=p.sha,
-        kind=fmt.kind,
+        kind=p.kind,
         size_bytes=p.path.stat().st_size,
         title=p.extracted.title or p.path.name,
         meta={k: v for k, v in meta.items() if k != "segments"},
@@ -255,11 +257,11 @@ def _save(store: Any, p: _Pending, vectors: np.ndarray, made_by: EmbedderInfo) -
 
 
 def _read(
-    path: Path, limits: Limits, parts: dict[str, Callable[[], Any]]
+    path: Path, limits: Limits, fmt: ingest.Format, parts: dict[str, Callable[[], Any]]
 ) -> Generator[IngestEvent, None, Extracted]:
     """Run the reader, turning its progress into events; returns the `Extracted`."""
     try:
-        for item in ingest.read(path, limits, **parts):
+        for item in ingest.read(path, limits, fmt=fmt, **parts):
             if isinstance(item, Progress):
                 yield IngestEvent(
                     str(path), "progress", fraction=item.fraction, rtf=item.rtf, eta_s=item.eta_s
