@@ -138,7 +138,6 @@ class _Bar:
         )
 
     def _recording(self, e: IngestEvent) -> None:
-
         done = e.fraction or 0.0
         stats = ", ".join(filter(None, [f"{done:.0%} of the audio", rate_and_eta(e.rtf, e.eta_s)]))
         if self.recording is None:

@@ -8,7 +8,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from localrag.cli import common
-from localrag.display import one_line
+from localrag.display import clock, one_line
 from localrag.errors import UsageError
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     width = max(len(one_line(s.name)) for s in speakers)
     for s in speakers:
         turns = f"{s.turns} turn{'s' if s.turns != 1 else ''}"
-        print(f"  {one_line(s.name):<{width}}  {_clock(s.talk_s)} talking, {turns}")
+        print(f"  {one_line(s.name):<{width}}  {clock(s.talk_s)} talking, {turns}")
     return 0
 
 
@@ -95,12 +95,6 @@ def _rename(args: argparse.Namespace, doc: str, speaker: str, name: str) -> int:
     else:
         print(f"{one_line(speaker)} is now {one_line(name)} ({changed} passages re-indexed)")
     return 0
-
-
-def _clock(seconds: float) -> str:
-    from localrag.display import clock
-
-    return clock(seconds)
 
 
 def speakers_expected(args: argparse.Namespace) -> bool:
