@@ -176,19 +176,27 @@ def source_budget(
     return max(0, n_ctx - max_answer_tokens - used - RESERVED_TOKENS)
 
 
-def search_query(question: str, history: Sequence[Turn]) -> str:
-    """The query to retrieve with: a follow-up ("and when did it open?") borrows the previous
-    question's words, so retrieval knows what "it" is."""
-    previous = [t.text for t in history if t.role == "user"]
-    if not previous:
-        return question
+def follows_up(question: str, history: Sequence[Turn]) -> bool:
+    """Whether a question leans on the conversation's earlier turns ("and when did it open?").
+
+    A question that stands alone gets neither the earlier question's words for retrieval nor the
+    earlier turns in its prompt: a small model copies from whatever turns it is shown.
+    """
+    if not any(t.role == "user" for t in history):
+        return False
     words = re.findall(r"\w+", question)
-    # A short question that names something ("In what country is Normandy?") stands alone:
-    # borrowing the previous question's words would retrieve the previous answer's sources.
+    # A short question that names something ("In what country is Normandy?") stands alone.
     names = [w for w in words[1:] if w[0].isupper() and w != "I"]
-    if _FOLLOW_UP.search(question) or (len(words) <= 6 and not names):
-        return f"{previous[-1].strip()} {question.strip()}"
-    return question
+    return bool(_FOLLOW_UP.search(question)) or (len(words) <= 6 and not names)
+
+
+def search_query(question: str, history: Sequence[Turn]) -> str:
+    """The query to retrieve with: a follow-up borrows the previous question's words, so
+    retrieval knows what "it" is."""
+    if not follows_up(question, history):
+        return question
+    previous = [t.text for t in history if t.role == "user"]
+    return f"{previous[-1].strip()} {question.strip()}"
 
 
 def conversation_title(question: str, limit: int = 60) -> str:

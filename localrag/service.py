@@ -27,6 +27,7 @@ from localrag.prompt import (
     build_messages,
     conversation_title,
     fit_sources,
+    follows_up,
     search_query,
     source_budget,
 )
@@ -249,6 +250,8 @@ class Assistant:
         history = self.store.turns(conversation_id) if conversation_id is not None else []
         if conversation_id is not None and not history:
             raise UsageError(f"no conversation {conversation_id}; see `localrag history`")
+        if not follows_up(question, history):
+            history = []
         if conversation_id is None:
             conversation_id = self.store.new_conversation(conversation_title(question))
         sources: list[Source] = []

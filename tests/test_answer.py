@@ -214,6 +214,19 @@ def test_a_follow_up_uses_the_conversation(assistant: Assistant) -> None:
     assert conversation.title.startswith("When did the Lindqvist")
 
 
+def test_a_question_that_stands_alone_ignores_the_conversation(assistant: Assistant) -> None:
+    # Seen in the app: a question about a recording, asked after questions about bash, was
+    # answered from the bash turns the prompt carried.
+    first = assistant.ask("When did the Lindqvist Bridge open to traffic?")
+    first.text()
+    later = "Which ingredients do you need to make pancakes at home?"
+    assistant.ask(later, conversation_id=first.conversation_id).text()
+    prompt = assistant.generator.prompts[-1]
+    assert [m["role"] for m in prompt] == ["system", "user"]
+    assert "flour, eggs" in prompt[-1]["content"]
+    assert len(assistant.turns(first.conversation_id)) == 4  # still stored in the conversation
+
+
 def test_an_unknown_conversation_is_a_usage_error(assistant: Assistant) -> None:
     with pytest.raises(UsageError, match="no conversation 99"):
         assistant.ask("How long is it?", conversation_id=99)
