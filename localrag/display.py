@@ -11,6 +11,9 @@ U+2066-U+2069), which make text read other than it is stored, are shown the same
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import PurePath
 from typing import Any
 
 _CONTROLS = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]
@@ -61,3 +64,15 @@ def rate_and_eta(rtf: float | None, eta_s: float | None) -> str:
     if eta_s is not None and eta_s > 0:
         parts.append(f"{clock(eta_s)} left")
     return ", ".join(parts)
+
+
+SKIPS_NAMED = 3
+"""Files of formats localrag does not read are named one each up to this many; more (a folder
+of compressed changelogs, say) are counted by extension in one line."""
+
+
+def skipped_summary(paths: Sequence[str]) -> str:
+    """ "5 files of formats localrag does not read (.gz 4, .conf 1)"."""
+    by_suffix = Counter(PurePath(p).suffix or "(no extension)" for p in paths)
+    counts = ", ".join(f"{visible(suffix)} {n}" for suffix, n in by_suffix.most_common())
+    return f"{len(paths)} files of formats localrag does not read ({counts})"

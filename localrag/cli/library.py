@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from localrag.cli.common import (
     settings,
 )
 from localrag.cli.speakers import add_speaker_options, speaker_choice
-from localrag.display import one_line, rate_and_eta, visible
+from localrag.display import SKIPS_NAMED, one_line, rate_and_eta, skipped_summary, visible
 from localrag.errors import IngestError, LocalragError
 from localrag.records import Hit, IngestEvent
 from localrag.retrieve import MODES
@@ -208,18 +207,10 @@ def report_ingest(
     return IngestError.exit_code if results["failed"] else 0
 
 
-SKIPS_NAMED = 3
-"""Files of formats localrag does not read are named one per line up to this many; more (a
-folder of compressed changelogs, say) are counted by extension in one line."""
-
-
 def _skipped_lines(skipped: list[dict[str, Any]]) -> list[str]:
     if len(skipped) <= SKIPS_NAMED:
         return [f"skipped: {visible(s['reason'] or '')}" for s in skipped]
-    by_suffix = Counter(Path(s["path"]).suffix or "(no extension)" for s in skipped)
-    counts = ", ".join(f"{visible(suffix)} {n}" for suffix, n in by_suffix.most_common())
-    n = len(skipped)
-    return [f"skipped {n} files of formats localrag does not read ({counts}); --json lists them"]
+    return [f"skipped {skipped_summary([s['path'] for s in skipped])}; --json lists them"]
 
 
 def run_docs(args: argparse.Namespace) -> int:

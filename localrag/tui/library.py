@@ -10,10 +10,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Label
 
 from localrag.cli.common import human_size
-from localrag.display import one_line
+from localrag.display import SKIPS_NAMED, one_line, skipped_summary
 from localrag.records import Document
 from localrag.tui.confirm_screen import ConfirmScreen
 from localrag.tui.file_progress import FileProgress
@@ -36,6 +36,10 @@ class LibraryPane(Vertical):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.documents: list[Document] = []
+        self.skipped: list[str] = []
+        """This batch's files of formats localrag does not read."""
+        self.skipped_row: Label | None = None
+        """The row that counts them once there are more than `SKIPS_NAMED`."""
 
     def compose(self) -> ComposeResult:
         yield PathInput(
@@ -134,6 +138,7 @@ class LibraryPane(Vertical):
     def add(self, paths: list[Path]) -> None:
         assistant = self.app.assistant  # type: ignore[attr-defined]
         stopping = self.app.stopping  # type: ignore[attr-defined]
+        self.skipped, self.skipped_row = [], None
 
         def work() -> None:
             try:
@@ -156,6 +161,11 @@ class LibraryPane(Vertical):
 
     async def on_ingested(self, message: Ingested) -> None:
         event = message.event
+        if event.status == "skipped":
+            self.skipped.append(event.path)
+            if len(self.skipped) > SKIPS_NAMED:
+                await self.summarize_skipped()
+                return
         row = self.row_for(event.path)
         if row is None:
             row = FileProgress(event.path)
@@ -172,6 +182,19 @@ class LibraryPane(Vertical):
                 self.app.notify(text, title="Could not add", severity="error")
             else:
                 self.reload()
+
+    async def summarize_skipped(self) -> None:
+        """One row counts the skipped files by extension in place of a row each, as `add` does."""
+        ingest = self.query_one("#ingest", VerticalScroll)
+        for row in self.query(FileProgress):
+            if row.path in self.skipped[:SKIPS_NAMED]:
+                await row.remove()
+        text = f"skipped {skipped_summary(self.skipped)}"
+        if self.skipped_row is None:
+            self.skipped_row = Label(text, classes="file-status", markup=False)
+            await ingest.mount(self.skipped_row)
+            ingest.scroll_end(animate=False)
+        self.skipped_row.update(text)
 
     def on_ingest_ended(self, message: IngestEnded) -> None:
         self.reload()

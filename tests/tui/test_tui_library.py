@@ -85,6 +85,24 @@ async def test_a_file_that_fails_is_reported_and_the_rest_goes_on(app, tmp_path:
         assert "failed" in app.screen.query_one(FileProgress).classes
 
 
+async def test_many_skipped_files_are_counted_in_one_row(
+    app, assistant: FakeAssistant, tmp_path: Path
+) -> None:
+    files = ["a.gz", "b.gz", "c.conf", "d.gz", "notes.md"]
+    for name in files:
+        (tmp_path / name).write_text("x")
+    async with app.run_test(size=SIZE) as pilot:
+        await open_library(pilot)
+        pane = app.screen.query_one(LibraryPane)
+        pane.add([tmp_path / name for name in files])
+        await wait_until(pilot, lambda: "notes.md" in names(app), "the readable file is added")
+        await pilot.pause()
+        assert [Path(row.path).name for row in app.screen.query(FileProgress)] == ["notes.md"]
+        assert "skipped 4 files of formats localrag does not read (.gz 3, .conf 1)" in (
+            screen_text(app)
+        )
+
+
 async def test_a_missing_path_is_refused(app) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await open_library(pilot)
@@ -117,7 +135,7 @@ async def test_tab_from_the_path_reaches_the_documents(app) -> None:
         assert "Delete standup.flac" in app.screen.question
 
 
-def test_the_status_names_the_step_a_file_is_in() -> None:
+def test_the_status_filesthe_step_a_file_is_in() -> None:
     from localrag.records import IngestEvent
     from localrag.tui.file_progress import describe
 
