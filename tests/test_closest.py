@@ -42,6 +42,19 @@ def test_the_citation_names_the_lines_of_the_sentence() -> None:
     assert p is not None and p.chunk is audio
 
 
+def test_a_transcript_sentence_runs_across_its_segments() -> None:
+    from localrag.records import Chunk, Hit, Span
+
+    # jfk.flac as faster-whisper cuts it: one sentence in two segments, a blank line between.
+    text = (
+        "And so, my fellow Americans ask not what your country can do for you\n\n"
+        "ask what you can do for your country."
+    )
+    chunk = Chunk(1, 1, "/a/jfk.flac", 0, text, Span(start_s=0.0, end_s=11.0))
+    p = closest_passage("What did the speaker tell Americans to ask?", [Source(1, Hit(chunk, 1.0))])
+    assert p is not None and p.text.endswith("ask what you can do for your country.")
+
+
 def test_one_shared_word_is_not_close_enough() -> None:
     srcs = sources("dirmngr is launched by systemd when its socket is first used.")
     assert closest_passage("Which port does dirmngr listen on?", srcs) is None
