@@ -68,6 +68,7 @@ def run_checks(settings: Settings) -> list[Check]:
                 f"model {row.role} {row.name}", row.state == "verified", f"{row.state} {row.path}"
             )
         )
+    checks.append(check_answer_model(settings))
     checks.append(Check("home", True, str(settings.home)))
     loose = loose_permissions(settings.home)
     checks.append(
@@ -91,6 +92,18 @@ def run_checks(settings: Settings) -> list[Check]:
     checks.append(check_ocr())
     checks.append(check_generation(settings))
     return checks
+
+
+def check_answer_model(settings: Settings) -> Check:
+    """The model a new vault answers with: the shipped adapter merged into the base."""
+    from localrag.adapter import builtin
+
+    found = builtin.built(settings)
+    if found is None:
+        where = builtin.model_file(settings)
+        return Check("model answer", False, f"not built for this base at {where}; `models pull`")
+    path, record = found
+    return Check(f"model answer {record['quant']}", True, f"verified {path}")
 
 
 def check_ocr() -> Check:

@@ -16,6 +16,7 @@ from localrag import embed, models
 from localrag.answer import INTERRUPTED
 from localrag.cli import main
 from localrag.embed import HashingEmbedder
+from localrag.settings import Settings
 from localrag.worker import client
 
 FAKE = Path(__file__).with_name("fake_worker.py")
@@ -155,6 +156,33 @@ def test_a_new_vault_holds_the_merged_default_answer_model(
     assert main(["adapter", "rollback"]) == 0
     capsys.readouterr()
     assert ask()["adapter"] == "answer@v1"
+
+
+@pytest.mark.models
+def test_doctor_verifies_the_answer_model_and_names_one_that_does_not_match(
+    real_models: Settings, tmp_path: Path
+) -> None:
+    from localrag import doctor
+    from localrag.adapter import builtin
+
+    check = doctor.check_answer_model(real_models)
+    assert check.ok and check.detail == f"verified {builtin.model_file(real_models)}"
+    # The same models, but the answer model's recorded hash is not its file's.
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for entry in real_models.models_dir.iterdir():
+        if entry.name != builtin.FOLDER:
+            (folder / entry.name).symlink_to(entry)
+    answer = folder / builtin.FOLDER
+    answer.mkdir()
+    built = builtin.model_file(real_models)
+    (answer / built.name).symlink_to(built)
+    record = built.with_name(builtin.PROVENANCE).read_text(encoding="utf-8")
+    recorded = builtin.provenance(real_models)
+    assert recorded is not None
+    (answer / builtin.PROVENANCE).write_text(record.replace(recorded["sha256"], "0" * 64))
+    check = doctor.check_answer_model(Settings(real_models.home, folder))
+    assert not check.ok and "models pull" in check.detail
 
 
 @pytest.mark.models
