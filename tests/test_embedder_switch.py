@@ -202,6 +202,20 @@ def test_search_from_another_thread_finds_throughout_a_switch(assistant: Assista
     assert top_note(assistant, 5) == "note5.txt" and searched_with(assistant) == new().fingerprint
 
 
+def test_the_codes_in_memory_stay_current_while_vectors_are_staged(assistant: Assistant) -> None:
+    store = assistant.store
+    assert store.keep_vectors_warm() == DOCS
+    steps = assistant.reembed(new(), batch_chunks=7)
+    next(steps)
+    next(steps)  # a batch staged: the searched vectors did not change
+    assert store.vectors_in_memory == DOCS
+    assert top_note(assistant, 4) == "note4.txt"
+    for _ in steps:
+        pass
+    assert store.vectors_in_memory == 0  # swapped: the codes are stale, rebuilt on demand
+    assert top_note(assistant, 4) == "note4.txt" and searched_with(assistant) == new().fingerprint
+
+
 def test_a_vault_from_before_the_record_adopts_only_the_embedder_that_made_it(
     settings: Settings, tmp_path: Path
 ) -> None:

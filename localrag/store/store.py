@@ -157,6 +157,19 @@ class Store:
                     self.conn.execute("ROLLBACK")
                 raise
 
+    @contextmanager
+    def _write_beside_search(self) -> Iterator[apsw.Connection]:
+        """A write transaction that leaves the searched vectors as they are (a switch's start and
+        staged vectors): codes kept in memory that were current before it stay current, instead
+        of being rebuilt after every batch. No other writer commits inside the transaction."""
+        with self._write() as conn:
+            searched = embeddings.current(conn)
+            before = self._vault_state(conn, searched)
+            yield conn
+            index = self._warm
+            if index is not None and index.state == before and embeddings.current(conn) == searched:
+                self._warm = replace(index, state=self._vault_state(conn, searched))
+
     def _read(self, sql: str, bindings: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         with self._lock, self._errors():
             return self.conn.execute(sql, bindings).fetchall()
@@ -624,7 +637,7 @@ class Store:
     def start_switch(self, to: EmbedderInfo) -> EmbedderSwitch | None:
         """Begin (or keep, to resume) a switch to `to`. A switch to another embedder is dropped
         first; a switch to the embedder of the vectors already searched is just that: None."""
-        with self._write() as conn:
+        with self._write_beside_search() as conn:
             now = embeddings.current(conn)
             pending = embeddings.staging(conn)
             if now.embedder == to or now.dim is None:
@@ -677,7 +690,7 @@ class Store:
         (a chunk deleted since it was read is left out)."""
         if len(ids) != len(vectors):
             raise ValueError(f"{len(ids)} chunks need {len(ids)} vectors, got {len(vectors)}")
-        with self._write() as conn:
+        with self._write_beside_search() as conn:
             return embeddings.stage(conn, self._staging_to(conn, to), ids, vectors)
 
     def finish_switch(self, to: EmbedderInfo) -> bool:
