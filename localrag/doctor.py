@@ -98,6 +98,10 @@ def check_answer_model(settings: Settings) -> Check:
     """The model a new vault answers with: the shipped adapter merged into the base."""
     from localrag.adapter import builtin
 
+    active = models.active_name(settings, "llm")
+    default = next((m.name for m in models.load_manifest() if m.role == "llm"), None)
+    if active != default:  # the user's own model answers: the adapter is for the default
+        return Check("model answer", True, f"not used: it is made for {default}, {active} answers")
     found = builtin.built(settings)
     if found is None:
         where = builtin.model_file(settings)

@@ -183,6 +183,9 @@ def test_doctor_verifies_the_answer_model_and_names_one_that_does_not_match(
     (answer / builtin.PROVENANCE).write_text(record.replace(recorded["sha256"], "0" * 64))
     check = doctor.check_answer_model(Settings(real_models.home, folder))
     assert not check.ok and "models pull" in check.detail
+    # A model of the user's own answers: the answer model is not needed.
+    check = doctor.check_answer_model(real_models.with_changes(roles={"llm": "my-model"}))
+    assert check.ok and check.detail.startswith("not used")
 
 
 @pytest.mark.models
