@@ -135,7 +135,7 @@ async def test_tab_from_the_path_reaches_the_documents(app) -> None:
         assert "Delete standup.flac" in app.screen.question
 
 
-def test_the_status_filesthe_step_a_file_is_in() -> None:
+def test_the_status_names_the_step_a_file_is_in() -> None:
     from localrag.records import IngestEvent
     from localrag.tui.file_progress import describe
 
