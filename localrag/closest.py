@@ -41,7 +41,7 @@ def closest_passage(question: str, sources: Sequence[Source]) -> Passage | None:
         return None
     best: tuple[int, Source, str] | None = None
     for source in sources:
-        for sentence in _sentences(source.text, spoken=source.chunk.span.start_s is not None):
+        for sentence in sentences_of(source.text, spoken=source.chunk.span.start_s is not None):
             shared = len(wanted & content_words(sentence))
             if best is None or shared > best[0]:
                 best = (shared, source, sentence)
@@ -51,7 +51,7 @@ def closest_passage(question: str, sources: Sequence[Source]) -> Passage | None:
     return Passage(source, _quote(sentence, wanted), _narrowed(source.chunk, sentence))
 
 
-def _sentences(text: str, *, spoken: bool = False) -> list[str]:
+def sentences_of(text: str, *, spoken: bool = False) -> list[str]:
     """Sentences, a blank line ending one too (headings, commands and list items have no full
     stop); in a transcript the blank lines part the recogniser's segments, which cut sentences
     anywhere ("ask not what your country can do for you" | "ask what you can do ...")."""

@@ -35,6 +35,11 @@ PANCAKES = (
     "Pancakes need flour, eggs, milk and a pinch of salt. Fry them in butter until golden "
     "and serve them warm with jam.\n"
 )
+LIBFFI = (
+    "Thread safety\n\nOn these platforms, if you switch between ABIs, you must ensure that there "
+    "is only one call to ffi_prep_cif at a time. Currently the only affected platform is PowerPC "
+    "and the only affected type is long double.\n"
+)
 
 
 class PerRef:
@@ -184,6 +189,27 @@ def test_make_qa_keeps_only_pairs_whose_answer_is_in_their_chunk_and_stores_the_
     listed = run_json(capsys, "eval", "sets")
     assert [s["name"] for s in listed] == ["mine"]
     assert main(["eval", "make-qa", "--n", "2", "--name", "mine"]) == 2  # the name is taken
+
+
+def test_where_the_model_proposes_nothing_usable_a_sentence_is_asked_back(
+    vault: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (vault / "libffi.txt").write_text(LIBFFI, encoding="utf-8")
+    assert main(["add", str(vault / "libffi.txt")]) == 0
+    use_models(monkeypatch, FixedModel(Questioner({})))  # "no idea" to every text
+    capsys.readouterr()
+    assert main(["eval", "make-qa", "--n", "2", "--name", "mine"]) == 0
+    assert "2 asked back from a sentence of the text" in capsys.readouterr().out
+    with open_vault(Settings.load(), bytearray(PASS.encode())) as store:
+        (info,) = store.evaluations.sets()
+        items = store.evaluations.items("mine")
+        texts = {c.id: c.text for c in store.chunks(store.chunk_ids())}
+    assert info.meta["asked_back"] == 2
+    answerable = [i for i in items if i.answers]
+    assert len(answerable) == 2
+    for item in answerable:
+        assert make_qa.acceptable(item.question, item.answers[0], texts[item.chunk_id])
+    assert {i.answers[0] for i in answerable} <= {"Aura", "1896", "1902", "ffi_prep_cif", "PowerPC"}
 
 
 def test_make_qa_on_an_empty_vault_says_what_to_do(
@@ -446,6 +472,32 @@ def test_compare_on_the_real_models_answers_every_configuration(
         assert c["questions"] == 2 and c["latency_ms"]["p50"] > 0
         assert c["peak_memory_mb"] is not None and c["peak_memory_mb"] > 50
         assert f"| {c['name']} |" in text
+
+
+@pytest.mark.models
+@pytest.mark.slow
+def test_a_set_made_by_the_real_model_from_prose_and_a_manual_is_compared(
+    real_models: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """make-qa with the default model on a story and a manual page, then a compare on the set."""
+    monkeypatch.setenv("LOCALRAG_PASSPHRASE", PASS)
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "bridge.txt").write_text(BRIDGE, encoding="utf-8")
+    (folder / "libffi.txt").write_text(LIBFFI, encoding="utf-8")
+    assert main(["init"]) == 0 and main(["add", str(folder)]) == 0
+    capsys.readouterr()
+    made = run_json(capsys, "eval", "make-qa", "--n", "2", "--name", "real")
+    assert made["questions"] >= 2
+    with open_vault(Settings.load(), bytearray(PASS.encode())) as store:
+        items = store.evaluations.items("real")
+        texts = {c.id: c.text for c in store.chunks(store.chunk_ids())}
+    for item in items:
+        if item.answers:
+            assert make_qa.acceptable(item.question, item.answers[0], texts[item.chunk_id])
+    result = run_json(capsys, "eval", "compare", "--set", "real", "--limit", "2")
+    for c in result["configurations"]:
+        assert c["questions"] == 2
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's /proc")

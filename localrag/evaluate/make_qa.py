@@ -6,6 +6,10 @@ A pair is kept only if its answer really occurs in its chunk (SQuAD-normalised, 
 is short, and is not given away by the question: a small model often invents, and a question
 whose gold answer is not in the vault measures nothing.
 
+Where the model's proposal fails the check (on technical text it nearly always does), one of
+the chunk's sentences is asked back instead, its most specific term made "what"
+(`localrag.evaluate.in_place`); the set's `asked_back` counts such questions.
+
 Unanswerable questions are made from kept ones, without the model: the question's most
 specific word that comes from its chunk (a name, else its longest content word) is replaced by
 a made-up name that the vault's keyword index does not hold. "When did the Lindqvist Bridge
@@ -27,6 +31,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from localrag.errors import UsageError
+from localrag.evaluate import in_place
 from localrag.evaluate.scoring import normalize, occurs_in
 from localrag.records import Chunk, QaItem, QaSet
 
@@ -127,8 +132,9 @@ def unanswerable(question: str, text: str, name: str) -> str | None:
     ]
     if not words:
         return None
-    # A name (capitalised, not the question's first word) says most what a question is about.
-    start, word = max(words, key=lambda w: (w[0] > 0 and w[1][0].isupper(), len(w[1])))
+    # A code name (`ffi_cif`), then a name (capitalised, not the question's first word) says
+    # most what a question is about.
+    start, word = max(words, key=lambda w: ("_" in w[1], w[0] > 0 and w[1][0].isupper(), len(w[1])))
     return question[:start] + name + question[start + len(word) :]
 
 
@@ -178,7 +184,7 @@ def make_set(
     generator = assistant.models.generator(ref)
     kept: list[tuple[str, str, Chunk]] = []
     seen: set[str] = set()
-    tried = 0
+    tried = by_rule = 0
     for chunk_id in ids:
         if len(kept) >= n or tried >= TRIES_PER_QUESTION * n:
             break
@@ -187,20 +193,27 @@ def make_set(
             continue
         tried += 1
         pair = propose(generator, chunk.text)
+        asked_back = pair is None or not acceptable(*pair, chunk.text)
+        if asked_back:
+            pair = in_place.question(chunk.text, rng)
         if pair is not None and acceptable(*pair, chunk.text) and normalize(pair[0]) not in seen:
             seen.add(normalize(pair[0]))
             kept.append((pair[0], pair[1], chunk))
+            by_rule += asked_back
         yield MakeProgress(tried, len(kept), n)
     if not kept:
         raise UsageError(
-            f"none of the model's {tried} proposals passed the check (a question, and a short "
-            "answer found in its text); try a larger --n, or a bigger model (`localrag models add`)"
+            f"no question could be made from the {tried} chunks tried: none of the model's "
+            "proposals passed the check (a question, and a short answer found in its text), and "
+            "no sentence could be asked back; try a larger --n, or a bigger model "
+            "(`localrag models add`)"
         )
     items = _items(kept, store, rng)
     meta = {
         "model": generator.name,
         "adapter": getattr(generator, "adapter", None),
         "chunks_tried": tried,
+        "asked_back": by_rule,
         "seed": seed,
         "unanswerable": "a kept question about a made-up name absent from the vault",
     }
@@ -258,10 +271,12 @@ def run_make(args: argparse.Namespace) -> int:
     if args.json:
         print_json(stored)
         return 0
+    asked_back = stored.meta.get("asked_back", 0)
     print(
         f"stored question set {stored.name}: {stored.questions} questions "
-        f"({stored.unanswerable} unanswerable, {stored.held_out} held out for training); "
-        f"compare with `localrag eval compare --set {stored.name}`"
+        f"({stored.unanswerable} unanswerable, {stored.held_out} held out for training"
+        + (f"; {asked_back} asked back from a sentence of the text" if asked_back else "")
+        + f"); compare with `localrag eval compare --set {stored.name}`"
     )
     return 0
 
