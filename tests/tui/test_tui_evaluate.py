@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_eval_compare import BRIDGE, PANCAKES, REPLIES, Questioner
+from test_eval_compare import BRIDGE, LIBFFI, PANCAKES, REPLIES, Questioner
 from textual.widgets import DataTable, Static
 from tui_helpers import SIZE, wait_until
 
@@ -37,6 +37,7 @@ async def test_make_questions_compare_and_show_the_last_table(
     folder.mkdir()
     (folder / "bridge.txt").write_text(BRIDGE, encoding="utf-8")
     (folder / "pancakes.txt").write_text(PANCAKES, encoding="utf-8")
+    (folder / "libffi.txt").write_text(LIBFFI, encoding="utf-8")  # the model asks nothing here
     assistant = Assistant.create(
         settings,
         bytearray(b"a long enough passphrase"),
@@ -54,7 +55,8 @@ async def test_make_questions_compare_and_show_the_last_table(
 
             await app.run_action("make_questions")
             await wait_until(pilot, lambda: "Stored vault-" in notes(app), "the set stored")
-            assert "2 questions (1 unanswerable" in notes(app)
+            assert "3 questions (1 unanswerable" in notes(app)
+            assert "1 asked back from a sentence" in notes(app)
             await pilot.press("escape")
 
             await app.run_action("compare_models")
