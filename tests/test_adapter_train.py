@@ -250,6 +250,7 @@ def test_a_short_run_imports_an_adapter_that_changes_the_answer(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    recwarn: pytest.WarningsRecorder,
 ) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("peft")
@@ -269,8 +270,12 @@ def test_a_short_run_imports_an_adapter_that_changes_the_answer(
     args += ["--out", str(tmp_path / "t")]
     capsys.readouterr()
     assert main([*args, "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
+    said = capsys.readouterr()
+    result = json.loads(said.out)
     assert result["name"] == "t" and result["steps"] == 6 and result["rank"] == 4
+    # Only localrag speaks: no progress bar or warning of transformers' or PEFT's own.
+    assert "GGUF tensors" not in said.err
+    assert not [w for w in recwarn if w.category in (UserWarning, FutureWarning)]
     assert result["validation_loss"] < result["validation_loss_before"]
     assert (tmp_path / "t" / "adapter_model.safetensors").stat().st_size < 500_000
     assert main(["adapter", "list", "--json"]) == 0

@@ -15,13 +15,16 @@ provenance, beside it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import math
 import os
 import random
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -281,6 +284,10 @@ def train(
     from transformers import AutoModelForCausalLM
 
     transformers.utils.logging.disable_progress_bar()  # the caller draws its own
+    # Library chatter a user can do nothing about: PEFT reads a property transformers has
+    # deprecated, and finds no config.json beside a GGUF (the vocabulary is the GGUF's own).
+    warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+    warnings.filterwarnings("ignore", "Could not find a config file", UserWarning)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if (out / "adapter_model.safetensors").exists():
@@ -304,9 +311,12 @@ def train(
     steps = config.max_steps or max(1, math.ceil(config.epochs * per_epoch))
     accumulate = max(1, config.batch_size // config.micro_batch)
 
-    base = AutoModelForCausalLM.from_pretrained(
-        str(base_path.parent), gguf_file=base_path.name, dtype=torch.float32
-    )
+    # transformers' GGUF loader draws a tqdm bar of its own, which `disable_progress_bar` does
+    # not reach; the caller shows "loading" instead.
+    with contextlib.redirect_stderr(io.StringIO()):
+        base = AutoModelForCausalLM.from_pretrained(
+            str(base_path.parent), gguf_file=base_path.name, dtype=torch.float32
+        )
     lora = LoraConfig(
         r=config.rank,
         lora_alpha=config.lora_alpha,
