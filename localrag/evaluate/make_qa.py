@@ -11,10 +11,11 @@ the chunk's sentences is asked back instead, its most specific term made "what"
 (`localrag.evaluate.in_place`); the set's `asked_back` counts such questions.
 
 Unanswerable questions are made from kept ones, without the model: the question's most
-specific word that comes from its chunk (a name, else its longest content word) is replaced by
-a made-up name that the vault's keyword index does not hold. "When did the Lindqvist Bridge
-open?" becomes "When did the Vesterholm Bridge open?": retrieval still finds the bridge, so
-the question tests whether the answer abstains rather than answers about the wrong subject.
+specific word that comes from its chunk (a code name, else a name, else its longest content
+word) is replaced by a made-up name that the vault's keyword index does not hold. "When did
+the Lindqvist Bridge open?" becomes "When did the Vesterholm Bridge open?": retrieval still
+finds the bridge, so the question tests whether the answer abstains rather than answers about
+the wrong subject.
 
 About `HELD_OUT` of the chunks' questions are marked held out: `adapter train --from-set`
 leaves them out, and `eval compare --set NAME --held-out` asks only them.
