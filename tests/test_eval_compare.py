@@ -205,6 +205,8 @@ def test_where_the_model_proposes_nothing_usable_a_sentence_is_asked_back(
         items = store.evaluations.items("mine")
         texts = {c.id: c.text for c in store.chunks(store.chunk_ids())}
     assert info.meta["asked_back"] == 2
+    assert main(["eval", "sets"]) == 0
+    assert "2 asked back)" in capsys.readouterr().out
     answerable = [i for i in items if i.answers]
     assert len(answerable) == 2
     for item in answerable:

@@ -298,8 +298,11 @@ def run_sets(args: argparse.Namespace) -> int:
     if not sets:
         print("no question sets yet; make one with `localrag eval make-qa`")
     for s in sets:
+        made = visible(str(s.meta.get("model")))
+        if s.meta.get("asked_back"):
+            made += f", {s.meta['asked_back']} asked back"
         print(
             f"{visible(s.name):<28} {s.questions:>4} questions  {s.unanswerable:>3} unanswerable"
-            f"  {s.held_out:>3} held out  {s.created_at}  ({visible(str(s.meta.get('model')))})"
+            f"  {s.held_out:>3} held out  {s.created_at}  ({made})"
         )
     return 0
