@@ -36,6 +36,16 @@ ASKED = [
         "--verbose",
     ),
     (
+        "To address this, the Nixon Administration began negotiations with the combatants.",
+        "To address this, what began negotiations with the combatants?",
+        "Nixon Administration",
+    ),
+    (
+        "Geneva was John Calvin's adopted home and the centre of the Calvinist movement.",
+        "Geneva was John Calvin's adopted home and the centre of which movement?",
+        "Calvinist",
+    ),
+    (
         "The calling convention is also sometimes called the ABI or Application Binary Interface.",
         "The calling convention is also sometimes called what or Application Binary Interface?",
         "ABI",
@@ -60,6 +70,7 @@ def test_a_sentence_is_asked_back_about_its_most_specific_term(
         "PowerPC is affected.",  # too short
         "THE SOFTWARE IS PROVIDED AS IS, WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED.",
         "Next: Closure Example, Previous: Multiple ABIs, Up: Using libffi and the index.",
+        "In Mongolian, Dai Ön is often used in conjunction with the Yeke Mongghul Ulus (lit.",
         "Why does the Lindqvist Bridge carry two tram tracks across the Aura river?",
     ],
 )

@@ -31,16 +31,16 @@ _TERM = re.compile(
     r"|[A-Z][a-z]+[A-Z]\w*|[A-Z]{2,}\w*"  # CamelCase, an acronym
     r"|[A-Z][a-z]+(?: (?:of |de |the )?[A-Z][a-z]+)*"  # a name, perhaps of several words
     r"|(?:1[5-9]|20)\d\d"  # a year
-    r")(?![\w/-])"
+    r")(?![\w/'’-])"  # not a possessive: "John Calvin's" does not become "what's"
 )
 _CODE = re.compile(r"[{};=<>|\[\]:#*`\\©]")
 _ARTICLE = re.compile(r"(?:^|(?<= ))(?:[Tt]he|[Aa]n?) $")
 _NOUN_NEXT = re.compile(
     r" (?!(?:or|and|to|in|on|of|is|are|was|were|for|with|as|at|by|from|that|which|will|can|may|"
-    r"must|should|has|have)\b)[a-z]+(?<!ing)(?<!ed)(?<!s)\b"
+    r"must|should|has|have)\b)[a-z]+(?<!ing)(?<!ed)(?<!s)(?<!ly)\b"
 )
-"""A word after a term that a "which" can ask about: "the Aura river" -> "which river" (not a
-verb: "the Lindqvist Bridge crosses" -> "What crosses")."""
+"""A word after a one-word term that a "which" can ask about: "the Aura river" -> "which river"
+(not a verb: "the Lindqvist Bridge crosses" -> "What crosses")."""
 _POINTING = frozenset(
     {"this", "that", "these", "those", "it", "its", "they", "them", "their", "he", "she", "we"}
     | {"you", "such", "here", "there", "see", "next", "previous"}
@@ -71,6 +71,7 @@ def asked_back(sentence: str) -> tuple[str, str] | None:
         and not _CODE.search(sentence)
         and words[0].lower() not in _POINTING
         and not sentence.isupper()  # a licence's shouted paragraph
+        and sentence.count("(") == sentence.count(")")  # not cut at an "(e.g." or "(lit."
     ):
         return None
     terms = [m for m in _TERM.finditer(sentence) if m.start() > 0 or _is_code(m.group())]
@@ -83,7 +84,7 @@ def asked_back(sentence: str) -> tuple[str, str] | None:
     asked = "What" if start == 0 else "what year" if term.group().isdigit() else "what"
     article = _ARTICLE.search(sentence[:start])
     if article:  # "the Aura river" -> "which river"; "called the ABI or" -> "called what or"
-        noun = _NOUN_NEXT.match(sentence, end)
+        noun = " " not in term.group() and _NOUN_NEXT.match(sentence, end)
         start, asked = article.start(), "which" if noun else "what"
         asked = asked.capitalize() if start == 0 else asked
     body = sentence[:start] + asked + sentence[end:]
