@@ -85,3 +85,12 @@ def test_the_question_of_a_text_is_answered_by_the_text_and_does_not_hold_its_an
         assert pair is not None
         assert acceptable(*pair, text)
     assert question("Short. Too short to ask.", random.Random(0)) is None
+
+
+def test_a_transcript_is_asked_back_across_the_recogniser_segments() -> None:
+    spoken = "And so, my fellow Americans, ask not what your country\n\ncan do for you."
+    assert question(spoken, random.Random(0)) is None  # each segment alone is no sentence
+    assert question(spoken, random.Random(0), spoken=True) == (
+        "And so, my fellow what, ask not what your country can do for you?",
+        "Americans",
+    )

@@ -48,10 +48,11 @@ _POINTING = frozenset(
 """First words of a sentence that leans on another: it cannot be asked alone."""
 
 
-def question(text: str, rng: random.Random) -> tuple[str, str] | None:
+def question(text: str, rng: random.Random, *, spoken: bool = False) -> tuple[str, str] | None:
     """A question (and its answer) made from one of `text`'s sentences, picked by `rng`; None if
-    no sentence qualifies."""
-    found = sentences_of(text)
+    no sentence qualifies. A `spoken` text (a transcript) has its sentences run across the
+    recogniser's segments."""
+    found = sentences_of(text, spoken=spoken)
     rng.shuffle(found)
     for sentence in found:
         pair = asked_back(sentence)

@@ -196,7 +196,7 @@ def make_set(
         pair = propose(generator, chunk.text)
         asked_back = pair is None or not acceptable(*pair, chunk.text)
         if asked_back:
-            pair = in_place.question(chunk.text, rng)
+            pair = in_place.question(chunk.text, rng, spoken=chunk.span.start_s is not None)
         if pair is not None and acceptable(*pair, chunk.text) and normalize(pair[0]) not in seen:
             seen.add(normalize(pair[0]))
             kept.append((pair[0], pair[1], chunk))
