@@ -75,7 +75,11 @@ def asked_back(sentence: str) -> tuple[str, str] | None:
         and sentence.count("(") == sentence.count(")")  # not cut at an "(e.g." or "(lit."
     ):
         return None
-    terms = [m for m in _TERM.finditer(sentence) if m.start() > 0 or _is_code(m.group())]
+    terms = [
+        m
+        for m in _TERM.finditer(sentence)
+        if (m.start() > 0 or _is_code(m.group())) and m.group() not in _SHOUTED
+    ]
     # The term written once: the question must not hold its own answer.
     terms = [m for m in terms if sentence.count(m.group()) == 1]
     if not terms:
@@ -90,6 +94,13 @@ def asked_back(sentence: str) -> tuple[str, str] | None:
         asked = asked.capitalize() if start == 0 else asked
     body = sentence[:start] + asked + sentence[end:]
     return body.rstrip(" .") + "?", term.group()
+
+
+_SHOUTED = frozenset(
+    {"MUST", "MAY", "SHALL", "SHOULD", "NOT", "REQUIRED", "OPTIONAL", "RECOMMENDED", "AND", "OR"}
+    | {"NO", "ALL", "ANY", "IS", "THE", "NOTE", "WARNING", "TODO", "OK", "YES"}
+)
+"""Capitals that are words, not names ("Applications MAY choose ..." is no question about MAY)."""
 
 
 def _is_code(term: str) -> bool:
