@@ -46,6 +46,11 @@ _POINTING = frozenset(
     | {"you", "such", "here", "there", "see", "next", "previous"}
 )
 """First words of a sentence that leans on another: it cannot be asked alone."""
+_SHOUTED = frozenset(
+    {"MUST", "MAY", "SHALL", "SHOULD", "NOT", "REQUIRED", "OPTIONAL", "RECOMMENDED", "AND", "OR"}
+    | {"NO", "ALL", "ANY", "IS", "THE", "NOTE", "WARNING", "TODO", "OK", "YES"}
+)
+"""Capitals that are words, not names ("Applications MAY choose ..." is no question about MAY)."""
 
 
 def question(text: str, rng: random.Random, *, spoken: bool = False) -> tuple[str, str] | None:
@@ -94,13 +99,6 @@ def asked_back(sentence: str) -> tuple[str, str] | None:
         asked = asked.capitalize() if start == 0 else asked
     body = sentence[:start] + asked + sentence[end:]
     return body.rstrip(" .") + "?", term.group()
-
-
-_SHOUTED = frozenset(
-    {"MUST", "MAY", "SHALL", "SHOULD", "NOT", "REQUIRED", "OPTIONAL", "RECOMMENDED", "AND", "OR"}
-    | {"NO", "ALL", "ANY", "IS", "THE", "NOTE", "WARNING", "TODO", "OK", "YES"}
-)
-"""Capitals that are words, not names ("Applications MAY choose ..." is no question about MAY)."""
 
 
 def _is_code(term: str) -> bool:
