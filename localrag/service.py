@@ -639,8 +639,10 @@ class Assistant:
 
         version = compare.resolve_adapter(self.store, adapter)
         items = spread(compare.set_items(self.store, name, held_out), limit)
+        info = self.store.evaluations.set_info(name)
         meta = {
             "source": f"set:{name}" + (" (held out)" if held_out else ""),
+            "asked_back": info.meta.get("asked_back", 0) if info is not None else 0,
             "model": models.active_name(self.settings, "llm"),
             "adapter": version,
             "grounded": self.settings.grounded_answers,

@@ -192,7 +192,10 @@ def test_make_qa_keeps_only_pairs_whose_answer_is_in_their_chunk_and_stores_the_
 
 
 def test_where_the_model_proposes_nothing_usable_a_sentence_is_asked_back(
-    vault: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    vault: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     (vault / "libffi.txt").write_text(LIBFFI, encoding="utf-8")
     assert main(["add", str(vault / "libffi.txt")]) == 0
@@ -212,6 +215,10 @@ def test_where_the_model_proposes_nothing_usable_a_sentence_is_asked_back(
     for item in answerable:
         assert make_qa.acceptable(item.question, item.answers[0], texts[item.chunk_id])
     assert {i.answers[0] for i in answerable} <= {"Aura", "1896", "1902", "ffi_prep_cif", "PowerPC"}
+    # The compare's report says how its questions were made.
+    assert main(["eval", "compare", "--set", "mine", "--report", str(tmp_path / "r")]) == 0
+    text = (tmp_path / "r" / report.MARKDOWN).read_text(encoding="utf-8")
+    assert "2 of the set's questions were asked back from a sentence" in text
 
 
 def test_make_qa_on_an_empty_vault_says_what_to_do(

@@ -152,7 +152,14 @@ def markdown(result: dict[str, Any], chart: str | None) -> str:
         "",
         f"Questions: {result['source']}, {result['questions']} asked under each configuration "
         f"(model {result.get('model')}, adapter {result.get('adapter') or 'none'}, "
-        f"{result['k']} sources per question).",
+        f"{result['k']} sources per question)."
+        + (
+            f" {result['asked_back']} of the set's questions were asked back from a sentence of "
+            "your documents (the model proposed none that passed the check there): they repeat "
+            "its words, so they test reading more than retrieval."
+            if result.get("asked_back")
+            else ""
+        ),
         "",
         table(result),
         "",
