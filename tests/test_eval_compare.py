@@ -142,6 +142,16 @@ def add_fake_version(settings: Settings, name: str = "tuned") -> None:
         )
 
 
+def answered_from_their_chunks(name: str) -> list[Any]:
+    """The answerable questions of a stored set, each checked against its own chunk."""
+    with open_vault(Settings.load(), bytearray(PASS.encode())) as store:
+        items = [i for i in store.evaluations.items(name) if i.answers]
+        texts = {c.id: c.text for c in store.chunks(store.chunk_ids())}
+    for item in items:
+        assert make_qa.acceptable(item.question, item.answers[0], texts[item.chunk_id])
+    return items
+
+
 def squad_file(tmp_path: Path) -> Path:
     path = tmp_path / "squad.json"
     path.write_text(json.dumps(SQUAD), encoding="utf-8")
@@ -203,17 +213,12 @@ def test_where_the_model_proposes_nothing_usable_a_sentence_is_asked_back(
     capsys.readouterr()
     assert main(["eval", "make-qa", "--n", "2", "--name", "mine"]) == 0
     assert "2 asked back from a sentence of the text" in capsys.readouterr().out
-    with open_vault(Settings.load(), bytearray(PASS.encode())) as store:
-        (info,) = store.evaluations.sets()
-        items = store.evaluations.items("mine")
-        texts = {c.id: c.text for c in store.chunks(store.chunk_ids())}
-    assert info.meta["asked_back"] == 2
+    answerable = answered_from_their_chunks("mine")
+    assert main(["eval", "sets", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["meta"]["asked_back"] == 2
     assert main(["eval", "sets"]) == 0
     assert "2 asked back)" in capsys.readouterr().out
-    answerable = [i for i in items if i.answers]
     assert len(answerable) == 2
-    for item in answerable:
-        assert make_qa.acceptable(item.question, item.answers[0], texts[item.chunk_id])
     assert {i.answers[0] for i in answerable} <= {"Aura", "1896", "1902", "ffi_prep_cif", "PowerPC"}
     # The compare's report says how its questions were made.
     assert main(["eval", "compare", "--set", "mine", "--report", str(tmp_path / "r")]) == 0
@@ -497,13 +502,7 @@ def test_a_set_made_by_the_real_model_from_prose_and_a_manual_is_compared(
     assert main(["init"]) == 0 and main(["add", str(folder)]) == 0
     capsys.readouterr()
     made = run_json(capsys, "eval", "make-qa", "--n", "2", "--name", "real")
-    assert made["questions"] >= 2
-    with open_vault(Settings.load(), bytearray(PASS.encode())) as store:
-        items = store.evaluations.items("real")
-        texts = {c.id: c.text for c in store.chunks(store.chunk_ids())}
-    for item in items:
-        if item.answers:
-            assert make_qa.acceptable(item.question, item.answers[0], texts[item.chunk_id])
+    assert made["questions"] >= 2 and answered_from_their_chunks("real")
     result = run_json(capsys, "eval", "compare", "--set", "real", "--limit", "2")
     for c in result["configurations"]:
         assert c["questions"] == 2
