@@ -71,6 +71,7 @@ def test_a_sentence_is_asked_back_about_its_most_specific_term(
         "THE SOFTWARE IS PROVIDED AS IS, WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED.",
         "Next: Closure Example, Previous: Multiple ABIs, Up: Using libffi and the index.",
         "In Mongolian, Dai Ön is often used in conjunction with the Yeke Mongghul Ulus (lit.",
+        "Storing the type using Extended Attributes An implementation may read it from there.",
         "Applications MAY choose to set the type when saving files to the disk.",
         "Why does the Lindqvist Bridge carry two tram tracks across the Aura river?",
     ],

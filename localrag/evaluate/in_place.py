@@ -34,6 +34,9 @@ _TERM = re.compile(
     r")(?![\w/'’-])"  # not a possessive: "John Calvin's" does not become "what's"
 )
 _CODE = re.compile(r"[{};=<>|\[\]:#*`\\©]")
+_RUN_IN = re.compile(r"\w [A-Z]\w* (?:An?|The|In|On|If|It|This|For|To) [a-z]")
+"""A heading run into the sentence after it, as PDF text gives it: "... using Extended
+Attributes An implementation may ..."."""
 _ARTICLE = re.compile(r"(?:^|(?<= ))(?:[Tt]he|[Aa]n?) $")
 _NOUN_NEXT = re.compile(
     r" (?!(?:or|and|to|in|on|of|is|are|was|were|for|with|as|at|by|from|that|which|will|can|may|"
@@ -75,6 +78,7 @@ def asked_back(sentence: str) -> tuple[str, str] | None:
         and sentence.endswith(".")
         and not sentence.endswith("..")
         and not _CODE.search(sentence)
+        and not _RUN_IN.search(sentence)
         and words[0].lower() not in _POINTING
         and not sentence.isupper()  # a licence's shouted paragraph
         and sentence.count("(") == sentence.count(")")  # not cut at an "(e.g." or "(lit."
