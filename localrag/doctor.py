@@ -99,7 +99,7 @@ def check_answer_model(settings: Settings) -> Check:
     from localrag.adapter import builtin
 
     active = models.active_name(settings, "llm")
-    default = next((m.name for m in models.load_manifest() if m.role == "llm"), None)
+    default = models.default_name("llm")
     if active != default:  # the user's own model answers: the adapter is for the default
         return Check("model answer", True, f"not used: it is made for {default}, {active} answers")
     found = builtin.built(settings)

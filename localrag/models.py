@@ -161,6 +161,11 @@ def active_name(settings: Settings, role: str, specs: list[ModelSpec] | None = N
     """The name of the model chosen for `role`, else the manifest's default for it."""
     if role in settings.roles:
         return settings.roles[role]
+    return default_name(role, specs)
+
+
+def default_name(role: str, specs: list[ModelSpec] | None = None) -> str | None:
+    """The name of the manifest's default model for `role`."""
     specs = specs if specs is not None else load_manifest()
     return next((spec.name for spec in specs if spec.role == role), None)
 
