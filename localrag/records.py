@@ -199,7 +199,21 @@ class QaSet:
     unanswerable: int
     held_out: int
     meta: dict[str, Any] = field(default_factory=dict)
-    """How it was made: model, chunks tried, seed."""
+    """How it was made: model, chunks tried, questions asked back, seed."""
+
+    @property
+    def asked_back(self) -> int:
+        """Questions asked back from a sentence, where the model's proposal failed the check."""
+        return int(self.meta.get("asked_back", 0))
+
+    def counts(self) -> str:
+        """`25 questions (5 unanswerable, 8 held out for training, 19 asked back from a
+        sentence of the text)`."""
+        made = f", {self.asked_back} asked back from a sentence of the text"
+        return (
+            f"{self.questions} questions ({self.unanswerable} unanswerable, {self.held_out} held "
+            f"out for training{made if self.asked_back else ''})"
+        )
 
 
 @dataclass(frozen=True)

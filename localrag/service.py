@@ -642,7 +642,7 @@ class Assistant:
         info = self.store.evaluations.set_info(name)
         meta = {
             "source": f"set:{name}" + (" (held out)" if held_out else ""),
-            "asked_back": info.meta.get("asked_back", 0) if info is not None else 0,
+            "asked_back": info.asked_back if info is not None else 0,
             "model": models.active_name(self.settings, "llm"),
             "adapter": version,
             "grounded": self.settings.grounded_answers,

@@ -272,12 +272,9 @@ def run_make(args: argparse.Namespace) -> int:
     if args.json:
         print_json(stored)
         return 0
-    asked_back = stored.meta.get("asked_back", 0)
     print(
-        f"stored question set {stored.name}: {stored.questions} questions "
-        f"({stored.unanswerable} unanswerable, {stored.held_out} held out for training"
-        + (f"; {asked_back} asked back from a sentence of the text" if asked_back else "")
-        + f"); compare with `localrag eval compare --set {stored.name}`"
+        f"stored question set {stored.name}: {stored.counts()}; "
+        f"compare with `localrag eval compare --set {stored.name}`"
     )
     return 0
 
@@ -299,8 +296,8 @@ def run_sets(args: argparse.Namespace) -> int:
         print("no question sets yet; make one with `localrag eval make-qa`")
     for s in sets:
         made = visible(str(s.meta.get("model")))
-        if s.meta.get("asked_back"):
-            made += f", {s.meta['asked_back']} asked back"
+        if s.asked_back:
+            made += f", {s.asked_back} asked back"
         print(
             f"{visible(s.name):<28} {s.questions:>4} questions  {s.unanswerable:>3} unanswerable"
             f"  {s.held_out:>3} held out  {s.created_at}  ({made})"

@@ -358,13 +358,9 @@ class LocalragApp(App[None]):
                 self.call_from_thread(screen.step, event.kept, event.wanted, status)
                 if event.stored is not None:
                     s = event.stored
-                    asked_back = s.meta.get("asked_back", 0)
                     self.call_from_thread(
                         screen.say,
-                        f"Stored {s.name}: {s.questions} questions ({s.unanswerable} "
-                        f"unanswerable, {s.held_out} held out"
-                        + (f", {asked_back} asked back from a sentence" if asked_back else "")
-                        + "). Compare on it from the palette.",
+                        f"Stored {s.name}: {s.counts()}. Compare on it from the palette.",
                     )
 
         self.background(work, name="make-qa", group="evaluate", exclusive=True)
