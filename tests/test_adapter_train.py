@@ -102,6 +102,8 @@ def test_an_unanswerable_share_outside_0_to_1_is_refused(
     argv = ["adapter", "train", str(squad), "--no-import", "--out", str(tmp_path / "out")]
     assert main([*argv, "--unanswerable", "1.5"]) == UsageError.exit_code
     assert "--unanswerable 1.5: a share, from 0 to 1" in capsys.readouterr().err
+    assert main([*argv, "--headings", "-0.1"]) == UsageError.exit_code
+    assert "--headings -0.1: a share, from 0 to 1" in capsys.readouterr().err
     for wrong in (["--variants", "0"], ["--max-tokens", "0"]):
         assert main([*argv, *wrong]) == UsageError.exit_code
         assert "--variants counts from 1, and --max-tokens from 64" in capsys.readouterr().err
@@ -139,6 +141,21 @@ def test_variants_show_each_question_again_with_other_sources(squad: Path) -> No
         by_question.setdefault(e.question, []).append(e)
     assert all(len(v) == 2 for v in by_question.values())
     assert any(a.sources != b.sources for a, b in by_question.values())
+
+
+def test_headings_put_the_article_title_first_as_a_chunk_shows_it(squad: Path) -> None:
+    def squad_sources(headings: float) -> list[tuple[examples.Example, str]]:
+        plan = examples.DataPlan(distractor_only=1.0, headings=headings)
+        made = examples.build(squad, plan, seed=3)
+        return [(e, s.text) for e in made if e.kind != "unanswerable" for s in e.sources]
+
+    titled = squad_sources(1.0)
+    assert titled and all(t.split("\n\n")[0] in ("Bridges", "Kitchens") for _, t in titled)
+    # The answer's place moved with the heading: the gold source still holds it, whole.
+    rest = next(e for e, _ in titled if e.kind == "squad" and e.question.startswith("How long"))
+    n = int(rest.reply.removeprefix("an hour [").removesuffix("]"))
+    assert rest.sources[n - 1].text == f"Kitchens\n\n{SQUAD['data'][1]['paragraphs'][0]['context']}"
+    assert not any(t.startswith(("Bridges", "Kitchens")) for _, t in squad_sources(0.0))
 
 
 def test_generated_kinds(squad: Path) -> None:

@@ -170,27 +170,30 @@ def from_squad(
     rng: random.Random,
     *,
     distractor_only: float = 0.1,
+    headings: float = 0.0,
     pool: Iterable[Paragraph] | None = None,
 ) -> list[Example]:
     """One example per question, plus (a share `distractor_only` of the answerable ones) the
-    same question with only distractors, whose reply is the not-found sentence."""
+    same question with only distractors, whose reply is the not-found sentence. A share
+    `headings` of the paragraphs start with their article's title (see `_chunk_text`)."""
     distractors = Distractors(pool if pool is not None else (q.paragraph for q in questions))
     out = []
     for q in questions:
         texts = [a for a, _ in q.answers]
         others = distractors.pick(q.question, q.paragraph, texts, rng.choice((1, 2, 2)), rng)
-        gold = focus(q.paragraph.text, q.question, SOURCE_WORDS)
+        paragraph, shift = _chunk_text(q.paragraph, headings, rng)
+        gold = focus(paragraph, q.question, SOURCE_WORDS)
         if q.answers and q.answers[0][0] not in gold:
             text, start = q.answers[0]
-            gold = window(q.paragraph.text, SOURCE_WORDS, start, len(text))
-        passages = [_passage(p, q.question, rng) for p in others]
+            gold = window(paragraph, SOURCE_WORDS, start + shift, len(text))
+        passages = [_passage(p, q.question, rng, headings) for p in others]
         at = rng.randrange(len(passages) + 1)
         passages.insert(at, Passage(gold, *_file_for(q.paragraph, rng)))
         if q.answers:
             reply = f"{q.answers[0][0]} [{at + 1}]"
             out.append(Example(q.question, tuple(passages), reply, "squad", q.paragraph.id))
             if rng.random() < distractor_only:
-                alone = tuple(_passage(p, q.question, rng) for p in others)
+                alone = tuple(_passage(p, q.question, rng, headings) for p in others)
                 if alone:
                     out.append(Example(q.question, alone, NOT_FOUND, "distractors", q.paragraph.id))
         else:
@@ -200,9 +203,23 @@ def from_squad(
     return out
 
 
-def _passage(paragraph: Paragraph, question: str, rng: random.Random) -> Passage:
+def _chunk_text(paragraph: Paragraph, headings: float, rng: random.Random) -> tuple[str, int]:
+    """The paragraph's text, and how far its characters moved: under a share `headings` of
+    them, its article's title comes first, as a vault chunk that starts a section begins with
+    the heading (and every paragraph `eval qa` indexes does), so the adapter learns that a
+    heading names the topic, not the answer."""
+    if headings and rng.random() < headings:
+        head = paragraph.title.replace("_", " ") + "\n\n"
+        return head + paragraph.text, len(head)
+    return paragraph.text, 0
+
+
+def _passage(
+    paragraph: Paragraph, question: str, rng: random.Random, headings: float = 0.0
+) -> Passage:
     """A distractor as `ask` would show it: cut around the question's words."""
-    return Passage(focus(paragraph.text, question, SOURCE_WORDS), *_file_for(paragraph, rng))
+    text, _ = _chunk_text(paragraph, headings, rng)
+    return Passage(focus(text, question, SOURCE_WORDS), *_file_for(paragraph, rng))
 
 
 # -- JSON lines -------------------------------------------------------------------------------
@@ -342,6 +359,8 @@ class DataPlan:
     variants: int = 1
     """Each SQuAD question is shown this many times, each with other distractors, in another
     order and from other files: more to learn from than repeating the same prompt."""
+    headings: float = 0.0
+    """Share of SQuAD paragraphs shown with their article's title as a first line."""
 
 
 def build(path: Path, plan: DataPlan, seed: int) -> list[Example]:
@@ -358,7 +377,9 @@ def build(path: Path, plan: DataPlan, seed: int) -> list[Example]:
         base = [
             e
             for _ in range(plan.variants)
-            for e in from_squad(questions, rng, distractor_only=plan.distractor_only)
+            for e in from_squad(
+                questions, rng, distractor_only=plan.distractor_only, headings=plan.headings
+            )
         ]
     return with_generated(base, plan, rng)
 

@@ -86,6 +86,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="show each SQuAD question N times, with other distractors and order (default 1)",
     )
     p.add_argument(
+        "--headings",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of SQuAD paragraphs shown under their article's title, as a section's "
+        "first chunk is (default 0)",
+    )
+    p.add_argument(
         "--max-tokens",
         type=int,
         metavar="N",
@@ -139,8 +147,9 @@ def run_train(args: argparse.Namespace) -> int:
         raise UsageError("train on a data file or on --from-set NAME (one of the two)")
     if args.from_set is not None and args.exclude_articles:
         raise UsageError("--exclude-articles applies to SQuAD files, not --from-set")
-    if not 0.0 <= args.unanswerable <= 1.0:
-        raise UsageError(f"--unanswerable {args.unanswerable}: a share, from 0 to 1")
+    for flag, share in (("--unanswerable", args.unanswerable), ("--headings", args.headings)):
+        if not 0.0 <= share <= 1.0:
+            raise UsageError(f"{flag} {share}: a share, from 0 to 1")
     max_tokens = train.TrainConfig.max_tokens if args.max_tokens is None else args.max_tokens
     if args.variants < 1 or max_tokens < 64:
         raise UsageError("--variants counts from 1, and --max-tokens from 64")
@@ -166,6 +175,7 @@ def run_train(args: argparse.Namespace) -> int:
         unanswerable=args.unanswerable,
         technical=args.technical,
         variants=args.variants,
+        headings=args.headings,
     )
     with ExitStack() as stack:
         assistant = None
@@ -189,6 +199,7 @@ def run_train(args: argparse.Namespace) -> int:
             "unanswerable_share": args.unanswerable,
             "technical": args.technical,
             "variants": args.variants,
+            "headings": args.headings,
             "kinds": examples.kinds(train_set),
             "validation_kinds": examples.kinds(validation),
         }
