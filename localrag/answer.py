@@ -47,6 +47,10 @@ _CLAUSE_END = re.compile(r"[.;:?!]")
 
 MIN_OVERLAP = 0.5
 """Share of an uncited answer's content words found in a source for it to be cited anyway."""
+CHECK_CHARS = 160
+"""An answer from sources is held back until it is this long (then it streams) or complete;
+one that ends shorter is shown only if a source supports it. Short answers are where a small
+model invents a date or a name, and holding one back costs well under a second."""
 INTERRUPTED = " [interrupted]"
 """Marks an answer whose model stopped mid-way (the worker crashed); stored with it."""
 
@@ -217,8 +221,9 @@ class Answer:
         the answer is the not-found message. The answer ends where the model writes one of
         `stops`. An answer with sources that adds nothing to `question` counts as abstaining.
         `retrieved` is every hit retrieval found, whatever the gate and the context budget kept
-        of them as `sources`. A `checked` answer is held back until it is complete and shown
-        only if a source supports it (else the not-found message): the gate was unsure."""
+        of them as `sources`. An answer from sources shorter than `CHECK_CHARS` is shown only
+        if a source supports it (else the not-found message); a `checked` one (the gate was
+        unsure) is, whatever its length, so it is held back until it is complete."""
         self.sources = list(sources)
         self.retrieved = list(retrieved)
         self.question = question
@@ -241,7 +246,7 @@ class Answer:
         self._on_finish = on_finish
         self._stops = stops
         self._parts: list[str] = []
-        self._holding = checked
+        self._holding = checked or (bool(self.sources) and not abstain)
         self._done = False
         self._cancel = False
 
@@ -299,10 +304,14 @@ class Answer:
             raise failure
 
     def _emit(self, text: str) -> Iterator[str]:
-        if text:
-            self._parts.append(text)
-            if not self._holding:
-                yield text
+        if not text:
+            return
+        self._parts.append(text)
+        if not self._holding:
+            yield text
+        elif not self.checked and sum(map(len, self._parts)) > CHECK_CHARS:
+            self._holding = False  # too long to be an invented name or date: stream the rest
+            yield "".join(self._parts)
 
     def _settle(self) -> str:
         """Set citations and abstained once the text is complete; return text to append."""
@@ -320,13 +329,18 @@ class Answer:
                 extra = f" [{support.n}]"
         cited = [by_n[n] for n in numbers]
         known = content_words(self.question)
-        if self.checked and not self.cancelled and not best_supporting(text, self.sources, known):
+        # Words the question did not give must come from a source; an answer that adds none
+        # (an option of the question, a yes/no restatement) is judged by is_abstention.
+        said = content_words(_CITE.sub("", text)) - known
+        unsupported = said and not best_supporting(text, self.sources, known)
+        if self.sources and not self.cancelled and (
+            (self._holding and unsupported) or is_abstention(text, self.question, cited)
+        ):
             self.abstained = True
-            self._parts = []  # words no source supports are never shown
-            return NOT_FOUND
-        if self.sources and not self.cancelled and is_abstention(text, self.question, cited):
-            self.abstained = True
-            # An empty answer, or one that only restates the question, gets the plain words.
+            if self._holding:
+                self._parts = []  # a held answer that is none is never shown
+                return NOT_FOUND
+            # A streamed one that only restates the question gets the plain words after it.
             return "" if _ABSTAIN.search(text) else ("\n" if text else "") + NOT_FOUND
         self.citations = [Citation(s.n, s.chunk, s.hit.score) for s in cited]
         return extra

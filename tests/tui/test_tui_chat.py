@@ -138,7 +138,8 @@ async def test_switching_to_a_merged_version_or_a_runtime_adapter(app, assistant
 
 
 async def test_links_and_images_in_an_answer_are_plain_text(app, assistant) -> None:
-    assistant.reply = (
+    # Long enough to stream unchecked, as a long answer does: what is shown is still made safe.
+    assistant.reply = "The launch code is blue-0 [1]. " * 5 + (
         "See [the site](http://evil.example/x) and ![logo](http://evil.example/i.png) [1]."
     )
     async with app.run_test(size=SIZE) as pilot:
