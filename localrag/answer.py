@@ -333,8 +333,10 @@ class Answer:
         # (an option of the question, a yes/no restatement) is judged by is_abstention.
         said = content_words(_CITE.sub("", text)) - known
         unsupported = said and not best_supporting(text, self.sources, known)
-        if self.sources and not self.cancelled and (
-            (self._holding and unsupported) or is_abstention(text, self.question, cited)
+        if (
+            self.sources
+            and not self.cancelled
+            and ((self._holding and unsupported) or is_abstention(text, self.question, cited))
         ):
             self.abstained = True
             if self._holding:
