@@ -332,11 +332,13 @@ class Answer:
         # Words the question did not give must come from a source; an answer that adds none
         # (an option of the question, a yes/no restatement) is judged by is_abstention.
         said = content_words(_CITE.sub("", text)) - known
-        unsupported = said and not best_supporting(text, self.sources, known)
+        unsupported = (
+            self._holding and bool(said) and not best_supporting(text, self.sources, known)
+        )
         if (
             self.sources
             and not self.cancelled
-            and ((self._holding and unsupported) or is_abstention(text, self.question, cited))
+            and (unsupported or is_abstention(text, self.question, cited))
         ):
             self.abstained = True
             if self._holding:

@@ -214,9 +214,7 @@ def _chunk_text(paragraph: Paragraph, headings: float, rng: random.Random) -> tu
     return paragraph.text, 0
 
 
-def _passage(
-    paragraph: Paragraph, question: str, rng: random.Random, headings: float = 0.0
-) -> Passage:
+def _passage(paragraph: Paragraph, question: str, rng: random.Random, headings: float) -> Passage:
     """A distractor as `ask` would show it: cut around the question's words."""
     text, _ = _chunk_text(paragraph, headings, rng)
     return Passage(focus(text, question, SOURCE_WORDS), *_file_for(paragraph, rng))
