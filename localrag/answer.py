@@ -232,6 +232,9 @@ class Answer:
         self.conversation_id = conversation_id
         self.citations: list[Citation] = []
         self.abstained = abstain
+        self.abstain_reason: str | None = "no_sources" if abstain else None
+        """Why it abstained: `no_sources` (none close enough; the model was not asked), `model`
+        (the model found no answer) or `unsupported` (no source holds its words: withheld)."""
         self.closest: Passage | None = None
         """Where to read when the model found no answer in its sources (`closest`)."""
         self.checked = checked
@@ -335,12 +338,10 @@ class Answer:
         unsupported = (
             self._holding and bool(said) and not best_supporting(text, self.sources, known)
         )
-        if (
-            self.sources
-            and not self.cancelled
-            and (unsupported or is_abstention(text, self.question, cited))
-        ):
+        refused = is_abstention(text, self.question, cited)
+        if self.sources and not self.cancelled and (unsupported or refused):
             self.abstained = True
+            self.abstain_reason = "model" if refused else "unsupported"
             if self._holding:
                 self._parts = []  # a held answer that is none is never shown
                 return NOT_FOUND
@@ -378,6 +379,7 @@ class Answer:
             "answer": self.text(),
             "citations": [citation_dict(c) for c in self.citations],
             "abstained": self.abstained,
+            "abstain_reason": self.abstain_reason,
             "closest": passage_dict(self.closest) if self.closest else None,
             "checked": self.checked,
             "cancelled": self.cancelled,

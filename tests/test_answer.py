@@ -67,6 +67,7 @@ def test_a_short_answer_no_source_supports_is_not_shown() -> None:
     a = answer(["Unicorns", " fly", " daily."], sources("The bridge opened in 1902."))
     assert a.text() == NOT_FOUND
     assert a.abstained and a.citations == []
+    assert a.to_dict()["abstain_reason"] == "unsupported"
 
 
 def test_a_remote_image_in_the_answer_is_never_shown_as_one() -> None:
@@ -104,12 +105,13 @@ def test_abstaining_answer_says_so_and_cites_nothing() -> None:
     assert a.abstained
     assert a.citations == []
     assert a.tokens == 0
+    assert a.abstain_reason == "no_sources"
 
 
 def test_the_model_saying_it_cannot_find_it_is_an_abstention() -> None:
     a = answer(["I", " could", " not", " find", " this", " [1]."], sources("Bananas."))
     a.text()
-    assert a.abstained
+    assert a.abstained and a.abstain_reason == "model"
     assert a.citations == []
 
 
@@ -291,7 +293,7 @@ def test_an_answer_that_picks_an_option_of_the_question_is_not_a_restatement() -
     question = "Did the bridge open in 1902 or 1903?"
     a = answer(["1902", " [2]."], srcs, question=question)
     assert a.text() == "1902 [2]."
-    assert not a.abstained
+    assert not a.abstained and a.abstain_reason is None
     assert [c.n for c in a.citations] == [2]
     # Naming every option (or none of them) still says nothing.
     both = answer(["1902", " or", " 1903", " [2]."], srcs, question=question)

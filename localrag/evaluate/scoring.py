@@ -64,6 +64,7 @@ def score(
         "answers": list(answers),
         "prediction": prediction,
         "abstained": answer.abstained,
+        "abstain_reason": answer.abstain_reason,
         "cited": [c.n for c in answer.citations],
         "hit": any(s.chunk.path == gold_path for s in answer.sources),
         "retrieval_hit": any(h.chunk.path == gold_path for h in answer.retrieved),

@@ -63,6 +63,13 @@ def closest_markdown(p: Passage) -> str:
     return f"\n\n> Closest passage [{p.source.n}] {where}: \u201c{one_line(p.text)}\u201d"
 
 
+_ABSTAINED = {
+    "no_sources": "no source was close enough to answer from",  # the model was not asked
+    "model": "the model found no answer in its sources",
+    "unsupported": "no source holds what the model wrote, so it is not shown",
+}
+
+
 def describe_end(answer: Any | None, cancelled: bool, wrote: bool) -> str:
     """The line under a finished answer: how it ended and how long it took."""
     if answer is None:
@@ -73,10 +80,8 @@ def describe_end(answer: Any | None, cancelled: bool, wrote: bool) -> str:
         parts.append(f"interrupted: {error}")
     elif cancelled:
         parts.append("cancelled")
-    elif getattr(answer, "abstained", False) and not getattr(answer, "tokens", 0):
-        parts.append("no source was close enough to answer from")  # the model was not asked
     elif getattr(answer, "abstained", False):
-        parts.append("the model found no answer in its sources")
+        parts.append(_ABSTAINED[getattr(answer, "abstain_reason", None) or "model"])
     elif not wrote:
         parts.append("the model wrote nothing")
     timings = timings_line(

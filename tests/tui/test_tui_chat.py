@@ -209,15 +209,16 @@ def test_the_line_under_a_not_found_answer_says_who_found_nothing() -> None:
 
     from localrag.tui.answer_view import describe_end
 
-    gate = SimpleNamespace(abstained=True, tokens=0, timings_ms=None, tokens_per_s=None)
-    model = SimpleNamespace(abstained=True, tokens=9, timings_ms=None, tokens_per_s=None)
-    assert describe_end(gate, cancelled=False, wrote=True) == (
-        "no source was close enough to answer from"
-    )
+    def ended(reason: str) -> str:
+        answer = SimpleNamespace(
+            abstained=True, abstain_reason=reason, timings_ms=None, tokens_per_s=None
+        )
+        return describe_end(answer, cancelled=False, wrote=True)
+
+    assert ended("no_sources") == "no source was close enough to answer from"
     # Retrieval found sources (jfk.flac at 1.00) and the model still said not found.
-    assert describe_end(model, cancelled=False, wrote=True) == (
-        "the model found no answer in its sources"
-    )
+    assert ended("model") == "the model found no answer in its sources"
+    assert ended("unsupported") == "no source holds what the model wrote, so it is not shown"
 
 
 async def test_a_refusal_shows_the_closest_passage(app, assistant: FakeAssistant) -> None:
