@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from localrag.closest import Passage, closest_passage
 from localrag.errors import ModelError
@@ -197,6 +197,9 @@ def is_abstention(text: str, question: str = "", cited: Sequence[Source] = ()) -
     return not (_YES_NO.match(question) and best_supporting(text, cited) is not None)
 
 
+AbstainReason = Literal["no_sources", "model", "unsupported"]
+
+
 class Answer:
     """A streamed answer. Iterate for the text; the other attributes are set when it ends."""
 
@@ -231,8 +234,7 @@ class Answer:
         self.adapter = adapter
         self.conversation_id = conversation_id
         self.citations: list[Citation] = []
-        self.abstained = abstain
-        self.abstain_reason: str | None = "no_sources" if abstain else None
+        self.abstain_reason: AbstainReason | None = "no_sources" if abstain else None
         """Why it abstained: `no_sources` (none close enough; the model was not asked), `model`
         (the model found no answer) or `unsupported` (no source holds its words: withheld)."""
         self.closest: Passage | None = None
@@ -252,6 +254,11 @@ class Answer:
         self._holding = checked or (bool(self.sources) and not abstain)
         self._done = False
         self._cancel = False
+
+    @property
+    def abstained(self) -> bool:
+        """Whether it gave the not-found message instead of an answer."""
+        return self.abstain_reason is not None
 
     # Streaming
 
@@ -340,7 +347,6 @@ class Answer:
         )
         refused = is_abstention(text, self.question, cited)
         if self.sources and not self.cancelled and (unsupported or refused):
-            self.abstained = True
             self.abstain_reason = "model" if refused else "unsupported"
             if self._holding:
                 self._parts = []  # a held answer that is none is never shown

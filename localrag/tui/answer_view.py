@@ -80,8 +80,8 @@ def describe_end(answer: Any | None, cancelled: bool, wrote: bool) -> str:
         parts.append(f"interrupted: {error}")
     elif cancelled:
         parts.append("cancelled")
-    elif getattr(answer, "abstained", False):
-        parts.append(_ABSTAINED[getattr(answer, "abstain_reason", None) or "model"])
+    elif getattr(answer, "abstain_reason", None):
+        parts.append(_ABSTAINED[answer.abstain_reason])
     elif not wrote:
         parts.append("the model wrote nothing")
     timings = timings_line(

@@ -210,9 +210,7 @@ def test_the_line_under_a_not_found_answer_says_who_found_nothing() -> None:
     from localrag.tui.answer_view import describe_end
 
     def ended(reason: str) -> str:
-        answer = SimpleNamespace(
-            abstained=True, abstain_reason=reason, timings_ms=None, tokens_per_s=None
-        )
+        answer = SimpleNamespace(abstain_reason=reason, timings_ms=None, tokens_per_s=None)
         return describe_end(answer, cancelled=False, wrote=True)
 
     assert ended("no_sources") == "no source was close enough to answer from"
