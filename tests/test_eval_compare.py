@@ -346,8 +346,10 @@ def test_compare_without_matplotlib_still_writes_the_markdown(
     captured = capsys.readouterr()
     assert "matplotlib cannot be imported" in captured.err
     assert (out / report.MARKDOWN).is_file() and not (out / report.CHART).exists()
-    # Without an adapter: the active model, alone and with retrieval, as a table on stdout.
+    # Without an adapter: the active model, alone and with retrieval, as a table on stdout,
+    # and the chart in characters (it needs no matplotlib).
     assert "| base+retrieval |" in captured.out
+    assert "\n1 base  2 base+retrieval\n" in captured.out
     assert "No adapter was compared" in captured.out
 
 

@@ -244,7 +244,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from localrag.cli.common import open_assistant, print_json
-    from localrag.evaluate import report
+    from localrag.evaluate import report, text_chart
 
     if args.held_out and args.set is None:
         raise UsageError("--held-out applies to --set, not --squad")
@@ -270,6 +270,8 @@ def run(args: argparse.Namespace) -> int:
         print_json(result)
         return 0
     print(report.table(result))
+    print()
+    print("\n".join(text_chart.draw(result["configurations"]).lines))
     print()
     for line in result["recommendation"]:
         print(f"- {line}")

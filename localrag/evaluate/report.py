@@ -52,12 +52,12 @@ def _value(config: dict[str, Any], key: str | tuple[str, str]) -> Any:
     return config.get(key)
 
 
-def _quality(config: dict[str, Any]) -> float:
+def quality(config: dict[str, Any]) -> float:
     """SQuAD 2.0's overall F1: answering the answerable and abstaining on the rest both count."""
     return float(config.get("overall_f1") or 0.0)
 
 
-def _p50(config: dict[str, Any]) -> float:
+def p50(config: dict[str, Any]) -> float:
     return float(config["latency_ms"]["p50"])
 
 
@@ -65,14 +65,14 @@ def recommend(result: dict[str, Any]) -> list[str]:
     """Plain sentences drawn only from the numbers of `result`."""
     configs = {c["name"]: c for c in result["configurations"]}
     n = result["questions"]
-    best = max(configs.values(), key=lambda c: (_quality(c), -_p50(c)))
+    best = max(configs.values(), key=lambda c: (quality(c), -p50(c)))
     lines = [
-        f"{best['name']} answers best: overall F1 {_quality(best):.3f} on {n} questions "
+        f"{best['name']} answers best: overall F1 {quality(best):.3f} on {n} questions "
         f"({best['answerable']} answerable, {best['unanswerable']} unanswerable), "
-        f"median answer {_p50(best):.0f} ms."
+        f"median answer {p50(best):.0f} ms."
     ]
     runners = [c for c in configs.values() if c is not best]
-    close = [c["name"] for c in runners if _quality(best) - _quality(c) < CLOSE]
+    close = [c["name"] for c in runners if quality(best) - quality(c) < CLOSE]
     if close:
         lines.append(
             f"{', '.join(close)} {'is' if len(close) == 1 else 'are'} within {CLOSE} of it: "
@@ -82,11 +82,11 @@ def recommend(result: dict[str, Any]) -> list[str]:
         alone, rag = configs.get(model), configs.get(f"{model}+retrieval")
         if alone is None or rag is None:
             continue
-        cost = _p50(rag) - _p50(alone)
-        gain = _quality(rag) - _quality(alone)
+        cost = p50(rag) - p50(alone)
+        gain = quality(rag) - quality(alone)
         lines.append(
             f"Retrieval {'adds' if cost >= 0 else 'saves'} {abs(cost):.0f} ms to the median "
-            f"answer of the {model} model ({_p50(alone):.0f} -> {_p50(rag):.0f} ms) and changes "
+            f"answer of the {model} model ({p50(alone):.0f} -> {p50(rag):.0f} ms) and changes "
             f"its overall F1 by {gain:+.3f}."
         )
     adapters = [c for c in configs.values() if c["name"].startswith("adapter")]
@@ -97,8 +97,8 @@ def recommend(result: dict[str, Any]) -> list[str]:
             "--from-set NAME`, merge it, and compare again."
         )
     else:
-        a, b = max(adapters, key=_quality), max(bases, key=_quality)
-        diff = _quality(a) - _quality(b)
+        a, b = max(adapters, key=quality), max(bases, key=quality)
+        diff = quality(a) - quality(b)
         if diff >= CLOSE:
             verdict = f"is worth keeping: its best configuration ({a['name']}) scores"
         elif diff <= -CLOSE:
@@ -199,7 +199,7 @@ def chart(configs: Sequence[dict[str, Any]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
     try:
         for c in configs:
-            x, y = _p50(c), _quality(c)
+            x, y = p50(c), quality(c)
             ax.scatter([x], [y], s=60)
             ax.annotate(c["name"], (x, y), textcoords="offset points", xytext=(6, 6))
         ax.set_xlabel("median answer latency (ms)")

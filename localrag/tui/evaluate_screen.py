@@ -1,4 +1,5 @@
-"""The Evaluate screen: a job's progress (making questions, comparing), then the compare's table.
+"""The Evaluate screen: a job's progress (making questions, comparing), then the compare's table
+and its chart (quality against latency), drawn in characters so it reads in any terminal.
 
 It only shows: the app runs the job in a worker and calls `step()`, `show()` and `say()`.
 Closing it (Escape) sets `cancelled`, so the job stops at its next answer; a compare keeps the
@@ -10,9 +11,10 @@ from __future__ import annotations
 import threading
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Static
 
@@ -31,10 +33,11 @@ class EvaluateScreen(ModalScreen[None]):
         """Set when the user closes the screen: the job stops at its next step."""
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="evaluate-box"):
+        with VerticalScroll(id="evaluate-box"):
             yield Label(self.title_text, id="evaluate-title", markup=False)
             yield JobProgress(id="evaluate-job", classes="job-progress")
             yield DataTable(id="compare-table", show_cursor=False)
+            yield Static("", id="compare-chart", markup=False)
             yield Static("", id="evaluate-notes", markup=False)
 
     def start(self, title: str, status: str) -> None:
@@ -54,6 +57,7 @@ class EvaluateScreen(ModalScreen[None]):
 
         titles, cells = rows(result)
         refill(self.query_one("#compare-table", DataTable), [(row, None) for row in cells], titles)
+        self.query_one("#compare-chart", Static).update(chart(result["configurations"]))
         source = visible(str(result.get("source")))
         lines = [f"{source}: {result['questions']} questions", *result["recommendation"]]
         self.say("\n".join(lines))
@@ -61,3 +65,19 @@ class EvaluateScreen(ModalScreen[None]):
     def action_close(self) -> None:
         self.cancelled.set()
         self.dismiss(None)
+
+
+_COLOURS = ("bold cyan", "bold magenta", "bold green", "bold yellow")
+
+
+def chart(configs: list[dict[str, Any]]) -> Text:
+    """The compare's chart, each configuration's number in its own colour on the plot and in
+    the legend."""
+    from localrag.evaluate.text_chart import draw
+
+    drawn = draw(configs, width=64, height=9)
+    lines = [Text(line) for line in drawn.lines]
+    for mark in drawn.marks:
+        colour = _COLOURS[(mark.number - 1) % len(_COLOURS)]
+        lines[mark.line].stylize(colour, mark.column, mark.column + 1)
+    return Text("\n").join(lines)

@@ -1,5 +1,6 @@
 """The palette's evaluation actions on the real `Assistant` and vault, with the fast fake parts:
-make questions from the vault, compare on them with progress, show the last compare's table."""
+make questions from the vault, compare on them with progress, show the last compare's table
+and chart."""
 
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ pytestmark = pytest.mark.anyio
 
 def notes(app) -> str:
     return str(app.screen.query_one("#evaluate-notes", Static).render())
+
+
+def chart(app) -> str:
+    return str(app.screen.query_one("#compare-chart", Static).render())
 
 
 def configurations(app) -> list[str]:
@@ -69,5 +74,7 @@ async def test_make_questions_compare_and_show_the_last_table(
             await app.run_action("show_compare")
             await wait_until(pilot, lambda: configurations(app), "the last compare")
             assert configurations(app) == ["base", "base+retrieval"]
+            assert chart(app).startswith("overall F1 against the median answer time")
+            assert chart(app).endswith("1 base  2 base+retrieval")
     finally:
         assistant.close()
