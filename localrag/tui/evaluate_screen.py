@@ -36,8 +36,12 @@ class EvaluateScreen(ModalScreen[None]):
         with VerticalScroll(id="evaluate-box"):
             yield Label(self.title_text, id="evaluate-title", markup=False)
             yield JobProgress(id="evaluate-job", classes="job-progress")
-            yield DataTable(id="compare-table", show_cursor=False)
-            yield Static("", id="compare-chart", markup=False)
+            # Hidden until a compare is shown: making questions needs neither.
+            table: DataTable[str] = DataTable(id="compare-table", show_cursor=False)
+            plot = Static("", id="compare-chart", markup=False)
+            table.display = plot.display = False
+            yield table
+            yield plot
             yield Static("", id="evaluate-notes", markup=False)
 
     def start(self, title: str, status: str) -> None:
@@ -52,12 +56,15 @@ class EvaluateScreen(ModalScreen[None]):
         self.query_one("#evaluate-notes", Static).update(visible(text))
 
     def show(self, result: dict[str, Any]) -> None:
-        """The compare's table and its recommendation."""
+        """The compare's table, its chart and its recommendation."""
         from localrag.evaluate.report import rows
 
         titles, cells = rows(result)
-        refill(self.query_one("#compare-table", DataTable), [(row, None) for row in cells], titles)
-        self.query_one("#compare-chart", Static).update(chart(result["configurations"]))
+        table = self.query_one("#compare-table", DataTable)
+        refill(table, [(row, None) for row in cells], titles)
+        drawn = self.query_one("#compare-chart", Static)
+        drawn.update(chart(result["configurations"]))
+        table.display = drawn.display = True
         source = visible(str(result.get("source")))
         lines = [f"{source}: {result['questions']} questions", *result["recommendation"]]
         self.say("\n".join(lines))
