@@ -17,7 +17,7 @@ from localrag.evaluate.report import p50, quality
 
 _Y_TICKS = (1.0, 0.75, 0.5, 0.25, 0.0)
 _Y_LABEL = 5
-"""Characters of a y tick's label ("0.75")."""
+"""Characters left of the y axis: a tick's label ("0.75") and a space."""
 
 
 @dataclass(frozen=True)
