@@ -59,9 +59,12 @@ class EvaluateScreen(ModalScreen[None]):
         """The compare's table, its chart and its recommendation."""
         from localrag.evaluate.report import rows
 
+        # A configuration per column, a figure per row: eleven figures side by side would not
+        # fit 80 columns, four configurations do.
         titles, cells = rows(result)
+        figures = [([title, *(row[i] for row in cells)], None) for i, title in enumerate(titles)]
         table = self.query_one("#compare-table", DataTable)
-        refill(table, [(row, None) for row in cells], titles)
+        refill(table, figures[1:], ["", *(row[0] for row in cells)])
         drawn = self.query_one("#compare-chart", Static)
         drawn.update(chart(result["configurations"]))
         table.display = drawn.display = True

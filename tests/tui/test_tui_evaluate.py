@@ -31,8 +31,9 @@ def chart(app) -> str:
 
 
 def configurations(app) -> list[str]:
+    """The table's configurations, one per column (the first names the figures)."""
     table = app.screen.query_one("#compare-table", DataTable)
-    return [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+    return [str(column.label) for column in table.ordered_columns][1:]
 
 
 async def test_make_questions_compare_and_show_the_last_table(
@@ -74,6 +75,10 @@ async def test_make_questions_compare_and_show_the_last_table(
             await app.run_action("show_compare")
             await wait_until(pilot, lambda: configurations(app), "the last compare")
             assert configurations(app) == ["base", "base+retrieval"]
+            table = app.screen.query_one("#compare-table", DataTable)
+            figures = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+            assert figures[:2] == ["EM", "F1"] and figures[-1] == "peak MB"
+            assert table.virtual_size.width <= table.size.width  # nothing to scroll to
             assert chart(app).startswith("overall F1 against the median answer time")
             assert chart(app).endswith("1 base  2 base+retrieval")
     finally:
