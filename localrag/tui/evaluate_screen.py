@@ -62,9 +62,10 @@ class EvaluateScreen(ModalScreen[None]):
         # A configuration per column, a figure per row: eleven figures side by side would not
         # fit 80 columns, four configurations do.
         titles, cells = rows(result)
-        figures = [([title, *(row[i] for row in cells)], None) for i, title in enumerate(titles)]
+        names, *figures = zip(*cells, strict=True)
         table = self.query_one("#compare-table", DataTable)
-        refill(table, figures[1:], ["", *(row[0] for row in cells)])
+        by_figure = [([t, *f], None) for t, f in zip(titles[1:], figures, strict=True)]
+        refill(table, by_figure, ["", *names])
         drawn = self.query_one("#compare-chart", Static)
         drawn.update(chart(result["configurations"]))
         table.display = drawn.display = True
