@@ -20,6 +20,8 @@ from localrag.records import Chunk
 MAX_WORDS = 40
 """The longest quote, in words; a longer sentence is cut around its shared words."""
 _PARAGRAPH = re.compile(r"\n\s*\n")
+_LIST_ITEM = re.compile(r"\n\s*(?=[-*•]\s|\d{1,2}[.)]\s)")
+"""Where a line starts a list item: a README's items share a paragraph and often no full stop."""
 
 
 @dataclass(frozen=True)
@@ -52,12 +54,14 @@ def closest_passage(question: str, sources: Sequence[Source]) -> Passage | None:
 
 
 def sentences_of(text: str, *, spoken: bool = False) -> list[str]:
-    """Sentences, a blank line ending one too (headings, commands and list items have no full
-    stop); in a transcript the blank lines part the recogniser's segments, which cut sentences
-    anywhere ("ask not what your country can do for you" | "ask what you can do ...")."""
+    """Sentences, a blank line or a list item's start ending one too (headings, commands and
+    list items have no full stop); in a transcript the blank lines part the recogniser's
+    segments, which cut sentences anywhere ("ask not what your country can do for you" | "ask
+    what you can do ...")."""
     if spoken:
         return sentences(" ".join(text.split()))
-    return [" ".join(s.split()) for p in _PARAGRAPH.split(text) for s in sentences(p)]
+    blocks = [b for p in _PARAGRAPH.split(text) for b in _LIST_ITEM.split(p)]
+    return [" ".join(s.split()) for b in blocks for s in sentences(b)]
 
 
 def _narrowed(chunk: Chunk, sentence: str) -> Chunk:

@@ -55,6 +55,27 @@ def test_a_transcript_sentence_runs_across_its_segments() -> None:
     assert p is not None and p.text.endswith("ask what you can do for your country.")
 
 
+def test_each_list_item_is_a_sentence_of_its_own() -> None:
+    # base-passwd's README: the items share a paragraph and most end with no full stop, so as
+    # one 58-word sentence the quote ran out just before the answer ("... www-data user is …").
+    readme = (
+        "There are some exceptions to this:\n"
+        "* root is never removed or changed. If it doesn't exist a root account will\n"
+        "  be added though.\n"
+        "* the home directory for the ftp user is preserved, and it is neither added\n"
+        "  nor removed automatically since this can affect how FTP daemons handle\n"
+        "  anonymous access\n"
+        "* the home directory for the www-data user is preserved \n"
+        "* if a user or group exists but with an uid outside our reserved range\n"
+        "  we don't change it\n"
+        "1. numbered items are cut as well\n"
+    )
+    p = closest_passage("Is the home directory of the www-data user preserved?", sources(readme))
+    assert p is not None and p.text == "* the home directory for the www-data user is preserved"
+    p = closest_passage("Which items are numbered?", sources(readme))
+    assert p is not None and p.text == "1. numbered items are cut as well"
+
+
 def test_one_shared_word_is_not_close_enough() -> None:
     srcs = sources("dirmngr is launched by systemd when its socket is first used.")
     assert closest_passage("Which port does dirmngr listen on?", srcs) is None
