@@ -70,6 +70,17 @@ def test_a_short_answer_no_source_supports_is_not_shown() -> None:
     assert a.to_dict()["abstain_reason"] == "unsupported"
 
 
+def test_a_short_answer_whose_cited_source_lacks_its_words_is_not_shown() -> None:
+    # base-passwd's README: "64005" is in the table of source 2, not in the source it cites.
+    srcs = sources("(Next uid/gid allocation: 64070.)", "64005 | tac-plus | tac-plus user")
+    a = answer(["64005", " [1]"], srcs, question="Which address grants uid allocations?")
+    assert a.text() == NOT_FOUND
+    assert a.abstained and a.citations == []
+    assert a.to_dict()["abstain_reason"] == "unsupported"
+    cited_right = answer(["64005", " [2]"], srcs, question="Which uid has tac-plus?")
+    assert cited_right.text() == "64005 [2]" and not cited_right.abstained
+
+
 def test_a_remote_image_in_the_answer_is_never_shown_as_one() -> None:
     srcs = sources("See the logo and the image.")
     leak = [
