@@ -57,7 +57,7 @@ def test_a_transcript_sentence_runs_across_its_segments() -> None:
 
 def test_each_list_item_is_a_sentence_of_its_own() -> None:
     # base-passwd's README: the items share a paragraph and most end with no full stop, so as
-    # one 58-word sentence the quote ran out just before the answer ("... www-data user is …").
+    # one 68-word sentence the quote ran out just before the answer ("... www-data user is …").
     readme = (
         "There are some exceptions to this:\n"
         "* root is never removed or changed. If it doesn't exist a root account will\n"
