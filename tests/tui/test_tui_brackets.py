@@ -58,17 +58,18 @@ async def test_library_names_show_as_they_are(app) -> None:
 
 
 async def test_question_sources_context_and_history_show_brackets(app, assistant) -> None:
-    assistant.reply = "See a[/b].md and notes [draft].md [1]."
+    assistant.reply = "See a[/b].md [1] and notes [draft].md [2]."
     async with app.run_test(size=SIZE) as pilot:
         await ask(pilot, QUESTION)
         await pilot.pause()
         assert not notifications(pilot)  # nothing raised while drawing
         view = app.screen.query(AnswerView).last()
         assert str(view.query_one(".question", Static).render()) == f"> {QUESTION}"
-        assert "a[/b].md and notes [draft].md" in view.answer_text
+        assert "a[/b].md [1] and notes [draft].md [2]" in view.answer_text
         text = screen_text(app)
         assert QUESTION in text and "[2] notes [draft].md" in text  # question, sources panel
-        assert app.screen.query_one(SourcesPanel).sources[1].label().startswith(" [2] notes [dra")
+        cited = app.screen.query_one(SourcesPanel).sources[1]
+        assert cited.label().startswith("*[2] notes [dra")
 
         await pilot.press("ctrl+s", "enter")
         await wait_until(pilot, lambda: context_shown(app))
