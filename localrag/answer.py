@@ -330,15 +330,19 @@ class Answer:
             return ""
         by_n = {s.n: s for s in self.sources}
         numbers = [n for n in cited_numbers(text) if n in by_n]
+        known = content_words(self.question)
         extra = ""
         if not numbers and not self.cancelled:
-            # A small model often forgets to cite: cite the source that plainly supports it.
-            support = best_supporting(text, self.sources)
+            # A small model often forgets to cite: cite the source that plainly says what the
+            # question did not (as the check below judges it), else, for an answer that only
+            # restates the question ("Yes, the bridge opened in 1902."), the one that says it.
+            support = best_supporting(text, self.sources, known) or best_supporting(
+                text, self.sources
+            )
             if support is not None:
                 numbers = [support.n]
                 extra = f" [{support.n}]"
         cited = [by_n[n] for n in numbers]
-        known = content_words(self.question)
         # Words the question did not give must come from a source the answer cites (one that
         # says them is cited for an answer that cites none); an answer that adds none (an
         # option of the question, a yes/no restatement) is judged by is_abstention. Of the

@@ -81,6 +81,16 @@ def test_a_short_answer_whose_cited_source_lacks_its_words_is_not_shown() -> Non
     assert cited_right.text() == "64005 [2]" and not cited_right.abstained
 
 
+def test_an_uncited_answer_is_cited_to_the_source_of_its_new_words() -> None:
+    # Source 1 holds most of the question's words, source 2 the answer: citing by all the
+    # answer's words would pick source 1, and the check (new words only) would then withhold it.
+    srcs = sources("Trade flows through the capital city.", "The Seine crosses Rouen.")
+    q = "Which river flows through the capital city?"
+    a = answer(["The Seine flows through the capital city."], srcs, question=q)
+    assert a.text() == "The Seine flows through the capital city. [2]"
+    assert [c.n for c in a.citations] == [2] and not a.abstained
+
+
 def test_a_remote_image_in_the_answer_is_never_shown_as_one() -> None:
     srcs = sources("See the logo and the image.")
     leak = [
