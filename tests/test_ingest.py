@@ -451,6 +451,12 @@ def test_plain_text_is_known_by_its_name_or_with_no_extension_by_its_bytes(
     assert extract(notes).text.startswith("Budget: 12,000 EUR")
     assert [format_of(p) for p in (program, empty, packed, tmp_path / "data.bin")] == [None] * 4
     assert format_of(tmp_path / "changes.rst") is format_of(debian) is format_of(notes)
+    renamed = tmp_path / "openssh-README.Debian"  # copied out of /usr/share/doc/openssh-client
+    renamed.write_text("X11 Forwarding\n")
+    assert format_of(renamed) is format_of(debian)
+    plural = tmp_path / "READMEs.Debian"  # a word of the name counts, not a part of a word
+    plural.write_text("X11 Forwarding\n")
+    assert format_of(plural) is None
     notes.write_bytes(b"\x00\x01")  # no longer text once it is read: one line, no crash
     with pytest.raises(IngestError, match="meeting-notes: unsupported format"):
         extract(notes)

@@ -9,6 +9,7 @@ reader takes as keyword arguments (the audio reader needs the `transcriber`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +62,8 @@ TEXT_NAMES = frozenset(
     {"README", "LICENSE", "LICENCE", "COPYING", "NEWS", "INSTALL", "CHANGELOG", "CHANGES"}
     | {"AUTHORS", "TODO", "NOTES", "NOTICE", "HISTORY", "CONTRIBUTING"}
 )
-"""Plain-text files by the name before their first dot, whatever follows it (README.Debian)."""
+"""Plain-text files by a word of the name before its first dot, whatever follows it
+(README.Debian, openssh-README.Debian, NEWS-2.1.md)."""
 
 
 def format_of(path: Path) -> Format | None:
@@ -69,7 +71,7 @@ def format_of(path: Path) -> Format | None:
     `TEXT_NAMES`) or it has no extension, and its first bytes are UTF-8 text."""
     if fmt := FORMATS.get(path.suffix.lower()):
         return fmt
-    named = path.name.split(".")[0].upper() in TEXT_NAMES
+    named = not TEXT_NAMES.isdisjoint(re.split(r"[^A-Z]+", path.name.split(".")[0].upper()))
     if (named or not path.suffix) and looks_like_text(path):
         return FORMATS[".txt"]
     return None
