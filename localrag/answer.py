@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import pairwise
 from typing import Any, Literal
 
 from localrag.closest import Passage, closest_passage
@@ -44,6 +45,8 @@ _YES_NO = re.compile(
     re.I,
 )
 _CLAUSE_END = re.compile(r"[.;:?!]")
+_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)\s*$")
+_ASKS_FOR_A_HEADING = re.compile(r"\b(sections?|chapters?|headings?|titles?|parts?)\b", re.I)
 
 MIN_OVERLAP = 0.5
 """Share of an uncited answer's content words found in a source for it to be cited anyway."""
@@ -153,6 +156,26 @@ def best_supporting(
         return None
     share, _, best = max(scored, key=lambda t: (t[0], t[1]))
     return best if share >= MIN_OVERLAP else None
+
+
+def headings(source: Source) -> list[str]:
+    """The headings over a source's text: its heading path, and each line over an underline
+    (plain text's "X11 Forwarding" over "-----", which the text reader keeps as text)."""
+    chunk = source.chunk
+    found = chunk.span.heading.split(" > ") if chunk.span.heading else []
+    lines = chunk.text.splitlines()
+    found += [a for a, b in pairwise(lines) if _UNDERLINE.match(b)]
+    return found
+
+
+def names_a_heading(text: str, question: str, cited: Sequence[Source]) -> bool:
+    """The answer only names a heading of a source it cites ("X11 Forwarding [1]" for "What is
+    ssh's default for ForwardX11?"): a heading names the topic, not the answer, unless the
+    question asks for a section or a title."""
+    said = content_words(_CITE.sub("", text))
+    if not said or _ASKS_FOR_A_HEADING.search(question):
+        return False
+    return any(said == content_words(h) for s in cited for h in headings(s))
 
 
 def alternatives(question: str) -> list[set[str]]:
@@ -348,8 +371,13 @@ class Answer:
         # option of the question, a yes/no restatement) is judged by is_abstention. Of the
         # shipped adapter's 106 answers to the held-out SQuAD questions that cited a source, 18
         # cited one without their words while another source had them: 17 of them were wrong.
+        # Nor is one that only names its source's heading: 13 of its 200 answers there were an
+        # article's title (each paragraph is indexed under it), none of them right.
         said = content_words(_CITE.sub("", text)) - known
-        unsupported = self._holding and bool(said) and not best_supporting(text, cited, known)
+        unsupported = self._holding and (
+            (bool(said) and not best_supporting(text, cited, known))
+            or names_a_heading(text, self.question, cited)
+        )
         refused = is_abstention(text, self.question, cited)
         if self.sources and not self.cancelled and (unsupported or refused):
             self.abstain_reason = "model" if refused else "unsupported"

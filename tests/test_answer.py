@@ -91,6 +91,31 @@ def test_an_uncited_answer_is_cited_to_the_source_of_its_new_words() -> None:
     assert [c.n for c in a.citations] == [2] and not a.abstained
 
 
+def test_an_answer_that_only_names_its_sources_heading_is_not_shown() -> None:
+    # openssh-client's README.Debian: the model answered with the section's title.
+    section = (
+        "X11 Forwarding\n--------------\n\nssh's default for ForwardX11 has been changed to no."
+    )
+    srcs = sources(section)
+    a = answer(["X11 Forwarding", " [1]"], srcs, question="What is ssh's default for ForwardX11?")
+    assert a.text() == NOT_FOUND and a.abstain_reason == "unsupported"
+    right = answer(["no", " [1]"], srcs, question="What is ssh's default for ForwardX11?")
+    assert right.text() == "no [1]" and not right.abstained
+    asked = answer(["X11 Forwarding", " [1]"], srcs, question="Which section is about X11?")
+    assert asked.text() == "X11 Forwarding [1]"
+    # A heading path (Markdown, or the title `eval qa` puts over each SQuAD paragraph).
+    titled = [
+        Source(
+            1,
+            Hit(
+                Chunk(9, 7, "/d.md", 0, "Normans\n\nThe Normans came.", Span(heading="Normans")),
+                0.5,
+            ),
+        )
+    ]
+    assert answer(["Normans", " [1]"], titled, question="Who entered Italy?").text() == NOT_FOUND
+
+
 def test_a_remote_image_in_the_answer_is_never_shown_as_one() -> None:
     srcs = sources("See the logo and the image.")
     leak = [
