@@ -63,7 +63,7 @@ TEXT_NAMES = frozenset(
     | {"AUTHORS", "TODO", "NOTES", "NOTICE", "HISTORY", "CONTRIBUTING"}
 )
 """Plain-text files by a word of the name before its first dot, whatever follows it
-(README.Debian, openssh-README.Debian, NEWS-2.1.md)."""
+(README.Debian, openssh-README.Debian)."""
 
 
 def format_of(path: Path) -> Format | None:
