@@ -103,6 +103,8 @@ def test_an_answer_that_only_names_its_sources_heading_is_not_shown() -> None:
     assert right.text() == "no [1]" and not right.abstained
     asked = answer(["X11 Forwarding", " [1]"], srcs, question="Which section is about X11?")
     assert asked.text() == "X11 Forwarding [1]"
+    named = answer(["X11 Forwarding", " [1]"], srcs, question="What is the feature called?")
+    assert named.text() == "X11 Forwarding [1]"
     # A heading path (Markdown, or the title `eval qa` puts over each SQuAD paragraph).
     titled = [
         Source(
