@@ -261,7 +261,8 @@ class Answer:
         self.citations: list[Citation] = []
         self.abstain_reason: AbstainReason | None = "no_sources" if abstain else None
         """Why it abstained: `no_sources` (none close enough; the model was not asked), `model`
-        (the model found no answer) or `unsupported` (no source holds its words: withheld)."""
+        (the model found no answer) or `unsupported` (withheld: the source it cites does not hold
+        its words, or they are only its heading)."""
         self.closest: Passage | None = None
         """Where to read when the model found no answer in its sources (`closest`)."""
         self.checked = checked

@@ -216,7 +216,9 @@ def test_the_line_under_a_not_found_answer_says_who_found_nothing() -> None:
     assert ended("no_sources") == "no source was close enough to answer from"
     # Retrieval found sources (jfk.flac at 1.00) and the model still said not found.
     assert ended("model") == "the model found no answer in its sources"
-    assert ended("unsupported") == "no source holds what the model wrote, so it is not shown"
+    assert ended("unsupported") == (
+        "no source it cites backs what the model wrote, so it is not shown"
+    )
 
 
 async def test_a_refusal_shows_the_closest_passage(app, assistant: FakeAssistant) -> None:
