@@ -21,6 +21,7 @@ from typing import Any, Literal
 from localrag.closest import Passage, closest_passage
 from localrag.errors import ModelError
 from localrag.excerpt import content_list, content_words
+from localrag.ingest.text import SETEXT
 from localrag.prompt import NOT_FOUND, Source, locator
 from localrag.records import Citation, Hit
 
@@ -45,7 +46,6 @@ _YES_NO = re.compile(
     re.I,
 )
 _CLAUSE_END = re.compile(r"[.;:?!]")
-_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)\s*$")
 _ASKS_FOR_A_NAME = re.compile(
     r"\b(sections?|chapters?|headings?|titles?|parts?|names?|named|call|called)\b", re.I
 )
@@ -166,7 +166,7 @@ def headings(source: Source) -> list[str]:
     chunk = source.chunk
     found = chunk.span.heading.split(" > ") if chunk.span.heading else []
     lines = chunk.text.splitlines()
-    found += [a for a, b in pairwise(lines) if _UNDERLINE.match(b)]
+    found += [a for a, b in pairwise(lines) if SETEXT.match(b)]
     return found
 
 
