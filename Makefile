@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run setup models system-packages test test-fast lint check bench reliability bundle clean
+.PHONY: run setup models system-packages cross-compilers test test-fast lint check bench reliability bundle clean
 
 run: setup models
 	$(BIN)/localrag
@@ -29,26 +29,39 @@ models: setup
 	$(BIN)/localrag models pull
 
 # Programs the tests run, as program:Debian package: espeak-ng speaks the sentences of the audio
-# tests; tesseract reads scanned pages (users need it only for scans and images). Installed with
-# apt-get where there is one; elsewhere we say what.
+# tests; tesseract reads scanned pages (users need it only for scans and images). On Linux x86-64
+# also what builds and tries the arm64 bundle: the cross compiler, qemu and debootstrap.
 TEST_PROGRAMS := espeak-ng:espeak-ng tesseract:tesseract-ocr
+CROSS_PROGRAMS := aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu aarch64-linux-gnu-g++:g++-aarch64-linux-gnu
+ifeq ($(shell uname -sm),Linux x86_64)
+CROSS := aarch64
+TEST_PROGRAMS += $(CROSS_PROGRAMS) qemu-aarch64-static:qemu-user-static debootstrap:debootstrap
+endif
 
-system-packages:
+# Installs the Debian packages of $(1) (program:package ...) whose program is missing.
+define install_programs
 	@missing=""; \
-	for entry in $(TEST_PROGRAMS); do \
+	for entry in $(1); do \
 		command -v $${entry%%:*} >/dev/null 2>&1 || missing="$$missing $${entry#*:}"; \
 	done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if command -v apt-get >/dev/null 2>&1; then \
 		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
-		echo "make: installing$$missing for the tests"; \
+		echo "make: installing$$missing"; \
 		$$sudo apt-get update -qq && \
 		$$sudo env DEBIAN_FRONTEND=noninteractive \
 			apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	else \
-		echo "make: install$$missing first: the tests run it (on macOS: brew install$$missing)"; \
+		echo "make: install$$missing first (on macOS: brew install$$missing)"; \
 		exit 1; \
 	fi
+endef
+
+system-packages:
+	$(call install_programs,$(TEST_PROGRAMS))
+
+cross-compilers:
+	$(if $(CROSS),$(call install_programs,$(CROSS_PROGRAMS)))
 
 test: system-packages setup models
 	$(BIN)/python -m pytest
@@ -68,11 +81,13 @@ check: lint test
 reliability: system-packages setup models
 	nice -n 19 $(BIN)/localrag bench reliability
 
-# The offline install bundle for this platform and Python: dist/localrag-bundle-*.tar, every
-# wheel hash-checked, the portable llama.cpp wheel of `make setup`, the default models (see
-# packaging/make_bundle.py and packaging/bundle/README.md). Needs PyPI once; cached after.
-bundle: setup
+# The offline install bundles, dist/localrag-bundle-*.tar: for this platform and Python, and on
+# Linux x86-64 also for Linux arm64 (llama.cpp cross-compiled); every wheel hash-checked, the
+# portable llama.cpp wheel, the default models (see packaging/make_bundle.py and
+# packaging/bundle/README.md). Needs PyPI once; cached after.
+bundle: setup cross-compilers
 	$(BIN)/python packaging/make_bundle.py
+	$(if $(CROSS),$(BIN)/python packaging/make_bundle.py --machine $(CROSS))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

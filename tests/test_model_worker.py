@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from localrag import embed, models
+from localrag import doctor, embed, models
 from localrag.answer import INTERRUPTED
 from localrag.cli import main
 from localrag.embed import HashingEmbedder
@@ -65,6 +65,13 @@ def test_doctor_fails_with_a_clear_line_when_the_model_cannot_generate(
     assert line.startswith("BAD")
     assert "crashed (SIGSEGV) while loading" in line
     assert "CPU:" in line and "make setup" in line
+
+    # On 64-bit ARM the likely cause is a core older than the build's ARMv8.2 dot products.
+    with monkeypatch.context() as arm:
+        arm.setattr(doctor.platform, "machine", lambda: "aarch64")
+        assert main(["doctor"]) == 1
+    [line] = [x for x in capsys.readouterr().out.splitlines() if "model generates" in x]
+    assert "DOTPROD" in line and "LOCALRAG_LLAMA_CMAKE_ARGS" in line and "AMX" not in line
 
     monkeypatch.delenv("LOAD_CRASH")
     assert main(["doctor", "--json"]) in (0, 1)  # other checks may fail without real models

@@ -59,10 +59,21 @@ def test_the_llama_build_is_portable_and_keyed_by_its_flags() -> None:
         assert f"-DGGML_{off}=OFF" in x86
     assert "-DGGML_AVX2=ON" in x86
     assert "-DGGML_NATIVE=OFF" in build.portable_flags("aarch64")
+    assert "-DGGML_OPENMP=OFF" in x86 and "-DGGML_OPENMP=OFF" in build.portable_flags("aarch64")
     key = build.build_key("0.3.36", x86)
     assert key != build.build_key("0.3.36", x86.replace("AMX_TILE=OFF", "AMX_TILE=ON"))
     assert key != build.build_key("0.3.37", x86)
+    assert key != build.build_key("0.3.36", x86, "aarch64")
     assert build.pinned_version() == "0.3.36"
+
+
+def test_the_arm64_build_on_linux_x86_64_uses_the_cross_compiler() -> None:
+    build = _build_llama()
+    if build.is_cross("x86_64"):
+        pytest.skip("cross-building for arm64 is done on Linux x86-64")
+    flags = build.portable_flags("aarch64")
+    assert "-DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc" in flags and "armv8.2-a" in flags
+    assert "aarch64-linux-gnu" not in build.portable_flags("x86_64")
 
 
 # AT&T mnemonics of AMX (tile configuration and tile multiply) and any use of AVX-512 registers.
@@ -92,3 +103,17 @@ def test_the_installed_llama_cpp_has_no_amx_or_avx512_code() -> None:
         ).stdout
         found = _UNPORTABLE.search(code)
         assert found is None, f"{library.name} holds {found and found.group(0)}"
+
+
+def test_the_installed_llama_cpp_needs_no_openmp_runtime() -> None:
+    """A minimal system has no libgomp.so.1: the libraries must not ask for it."""
+    import llama_cpp
+
+    objdump = shutil.which("objdump")
+    if objdump is None:
+        pytest.skip("objdump (binutils) is not installed: the check reads the libraries with it")
+    for library in sorted((Path(llama_cpp.__file__).parent / "lib").glob("lib*.so")):
+        headers = subprocess.run([objdump, "-p", str(library)], capture_output=True, text=True,
+                                 check=True).stdout  # fmt: skip
+        needed = re.findall(r"NEEDED\s+(\S+)", headers)
+        assert needed and not [n for n in needed if "gomp" in n], (library.name, needed)
