@@ -38,6 +38,12 @@ def _span(said: str) -> str:
     return said.strip().strip(_QUOTES).rstrip(" ,.;:").strip(_QUOTES)
 
 
+def copied_span(answer: str) -> str:
+    """What an answer copies from a source, normalised: its text before any citation, without
+    yes/no, list marker, quotes or closing punctuation."""
+    return _span(normalise(answer).lstrip().partition("[")[0])
+
+
 class SpanGuard:
     """Says which texts keep an answer grounded in `sources` (numbered from 1)."""
 
@@ -77,7 +83,7 @@ class SpanGuard:
 
     def source_of(self, text: str) -> int | None:
         """The first source that holds the answer's span, if any."""
-        body = _span(normalise(text).lstrip().partition("[")[0])
+        body = copied_span(text)
         if not body:
             return None
         return next((n for n, s in enumerate(self.sources, 1) if body in s), None)

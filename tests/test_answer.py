@@ -118,6 +118,28 @@ def test_an_answer_that_only_names_its_sources_heading_is_not_shown() -> None:
     assert answer(["Normans", " [1]"], titled, question="Who entered Italy?").text() == NOT_FOUND
 
 
+def test_an_answer_read_from_a_line_unrelated_to_the_question_is_not_shown() -> None:
+    # The README's first-session policy: the model answered with the line after the answer.
+    policy = (
+        "Travel policy\n\nTrain tickets are booked through the Nordlys desk.\n"
+        "Flights need approval from the finance lead."
+    )
+    srcs = sources(policy, "The harbour crane arrives on Thursday.")
+    q = "Where are train tickets booked?"
+    a = answer(["Flights need approval from the finance lead", " [1]."], srcs, question=q)
+    assert a.text() == NOT_FOUND and a.abstain_reason == "unsupported"
+    assert a.closest is not None and a.closest.text.startswith("Train tickets are booked")
+    right = answer(["the Nordlys desk", " [1]"], srcs, question=q)
+    assert right.text() == "the Nordlys desk [1]" and not right.abstained
+    # A sentence that refers back ("This technology ...") is read with the one before it.
+    guns = sources(
+        "By the 1880s, the machine gun had become an effective battlefield weapon. This "
+        "technology gave European armies an advantage over their opponents."
+    )
+    region = answer(["European armies", " [1]"], guns, question="Which region had the machine gun?")
+    assert region.text() == "European armies [1]" and not region.abstained
+
+
 def test_a_remote_image_in_the_answer_is_never_shown_as_one() -> None:
     srcs = sources("See the logo and the image.")
     leak = [
