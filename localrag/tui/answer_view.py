@@ -66,7 +66,7 @@ def closest_markdown(p: Passage) -> str:
 _ABSTAINED = {
     "no_sources": "no source was close enough to answer from",  # the model was not asked
     "model": "the model found no answer in its sources",
-    "unsupported": "no source it cites backs what the model wrote, so it is not shown",
+    "unsupported": "no source it cites backs what the model wrote as an answer, so it is not shown",
 }
 
 

@@ -217,7 +217,7 @@ def test_the_line_under_a_not_found_answer_says_who_found_nothing() -> None:
     # Retrieval found sources (jfk.flac at 1.00) and the model still said not found.
     assert ended("model") == "the model found no answer in its sources"
     assert ended("unsupported") == (
-        "no source it cites backs what the model wrote, so it is not shown"
+        "no source it cites backs what the model wrote as an answer, so it is not shown"
     )
 
 
