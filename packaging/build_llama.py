@@ -30,6 +30,7 @@ import platform
 import re
 import subprocess
 import sys
+import sysconfig
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -65,6 +66,11 @@ def pinned_version() -> str:
 
 def is_cross(machine: str | None) -> bool:
     return machine is not None and machine != platform.machine()
+
+
+def platform_name(machine: str | None = None) -> str:
+    """sysconfig's name of the platform a build for `machine` runs on (`linux-aarch64`)."""
+    return f"linux-{machine}" if is_cross(machine) else sysconfig.get_platform()
 
 
 def portable_flags(machine: str | None = None) -> str:
@@ -124,7 +130,7 @@ def build_wheel(version: str, flags: str, wheel_dir: Path, machine: str | None =
     env = {**os.environ, "CMAKE_ARGS": flags, "FORCE_CMAKE": "1"}
     if is_cross(machine):
         # scikit-build-core tags the wheel with the platform sysconfig reports; this names it.
-        env["_PYTHON_HOST_PLATFORM"] = f"linux-{machine}"
+        env["_PYTHON_HOST_PLATFORM"] = platform_name(machine)
     cmd = [
         sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "--no-cache-dir",
         "--no-deps", "--no-binary", PACKAGE, f"{PACKAGE}=={version}", "-w", str(wheel_dir),

@@ -30,7 +30,6 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tarfile
 import tempfile
 import time
@@ -228,11 +227,10 @@ def wheel_pins(wheels: list[Path]) -> str:
 def target(machine: str | None = None) -> dict[str, str]:
     """What a machine must match to install the bundle: the wheels are built for these."""
     libc, libc_version = platform.libc_ver()
-    cross = build_llama.is_cross(machine)
     return {
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
         "implementation": sys.implementation.name,
-        "platform": f"linux-{machine}" if cross else sysconfig.get_platform(),
+        "platform": build_llama.platform_name(machine),
         "libc": libc,
         "libc_version": libc_version,
     }
