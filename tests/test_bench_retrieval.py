@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_library_cli import tiny_beir
 
-from localrag.bench.retrieval import child, units
+from localrag.bench.retrieval import child, cold_goal, units
 from localrag.cli import main
 from localrag.settings import Settings
 
@@ -54,10 +54,21 @@ def test_bench_retrieval_runs_fresh_processes_on_an_encrypted_bench_vault(
     assert report["warm"]["vec0"]["knn_recall@10"] == 1.0  # the path of a fresh process
     assert report["warm"]["same_hits_both_paths"] == "3/3"
     assert report["warm"]["memory_build_s"] >= 0
+    assert report["goals"]["fresh_search_s"] == 0.6  # the goal for small vaults
     vault = real_models.home / "bench" / "retrieval-12" / "vault.db"
     assert not vault.read_bytes().startswith(b"SQLite format 3")
     assert main([*argv, "--beir", str(beir), "--json"]) == 0  # built once, reused
     assert json.loads(capsys.readouterr().out)["build_s"] < report["build_s"] + 1
+
+
+def test_the_fresh_search_goal_follows_the_vaults_size() -> None:
+    assert [cold_goal(n) for n in (12, 10_000, 14_479, 100_000, 250_000)] == [
+        0.6,
+        0.6,
+        0.6,
+        0.8,
+        0.8,
+    ]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")

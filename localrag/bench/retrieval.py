@@ -36,7 +36,9 @@ from localrag.bench import cli_child
 from localrag.cli import common
 
 BENCH_PASSPHRASE = "localrag bench: public SciFact data"
-COLD_GOAL_S = 0.8
+COLD_GOAL_S = {10_000: 0.6, 100_000: 0.8}
+"""The issue's goals for a fresh `localrag search`: 0.6 s up to about 10,000 chunks (SciFact added
+as files is 14,479), 0.8 s at 100,000."""
 WARM_P95_GOAL_MS = 30.0
 RECALL_GOAL = 0.95
 RSS_GOAL_MB = 300.0
@@ -454,7 +456,7 @@ def run(args: argparse.Namespace) -> int:
         "fresh_process": cold,
         "warm": warm,
         "goals": {
-            "fresh_search_s": COLD_GOAL_S,
+            "fresh_search_s": cold_goal(warm["chunks"]),
             "warm_p95_ms": WARM_P95_GOAL_MS,
             "recall@10": RECALL_GOAL,
             "rss_mb": RSS_GOAL_MB,
@@ -467,6 +469,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cold_goal(chunks: int) -> float:
+    """The fresh-search goal of the nearest size the issue names."""
+    size = min(COLD_GOAL_S, key=lambda n: abs(n - chunks))
+    return COLD_GOAL_S[size]
+
+
 def _print(r: dict[str, Any]) -> None:
     cold, warm = r["fresh_process"], r["warm"]
     s, h = cold["search_s"], cold["version_s"]
@@ -474,7 +482,7 @@ def _print(r: dict[str, Any]) -> None:
     print(
         f"fresh `localrag search` ({cold['runs']} runs): {s['min']}-{s['max']} s, median "
         f"{s['median']} s, peak RSS {cold['peak_rss_mb']} MB; `localrag --version`: median "
-        f"{h['median']} s (goal <= {COLD_GOAL_S} s, <= {RSS_GOAL_MB:.0f} MB)"
+        f"{h['median']} s (goal <= {r['goals']['fresh_search_s']} s, <= {RSS_GOAL_MB:.0f} MB)"
     )
     print(
         f"warm search (embed + KNN + BM25 + fuse + fetch), {warm['same_hits_both_paths']} queries"
