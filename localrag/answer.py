@@ -143,20 +143,26 @@ def cited_numbers(text: str) -> list[int]:
     return seen
 
 
+def is_exact(word: str) -> bool:
+    """A word an answer must copy, not approximate: a number (a date, an amount) or a code
+    identifier (`private_intra_doc_links`). A small model gets these wrong, and a source that
+    shares the answer's other words does not make them right."""
+    return "_" in word or any(ch.isdigit() for ch in word)
+
+
 def best_supporting(
     text: str, sources: Sequence[Source], known: Iterable[str] = ()
 ) -> Source | None:
     """The source that contains most of an answer's content words (less the `known` ones: those
-    of the question it restates), if it contains enough and every number of the answer (a date,
-    an amount: what a small model gets wrong)."""
+    of the question it restates), if it contains enough and every exact word of the answer."""
     words = content_words(text) - set(known)
-    numbers = {w for w in words if any(ch.isdigit() for ch in w)}
+    exact = {w for w in words if is_exact(w)}
     if not words or not sources:
         return None
     scored = []
     for s in sources:
         found = content_words(s.chunk.text)
-        if numbers <= found:
+        if exact <= found:
             scored.append((len(words & found) / len(words), -s.n, s))
     if not scored:
         return None

@@ -346,6 +346,21 @@ def test_an_answer_with_a_number_no_source_has_is_not_shown() -> None:
     assert a.abstained and a.citations == []
 
 
+def test_an_answer_naming_an_identifier_no_source_has_is_not_shown() -> None:
+    # Seen on rustdoc's manual: half of the answer's words are in the source, its lint is not.
+    srcs = sources("By default, rustdoc documents public items. Private items get a lock icon.")
+    question = "What icon marks private items?"
+    made_up = ["#[warn(rustdoc::private_intra_doc_links)]", " on", " by", " default", " [1]"]
+    a = answer(made_up, srcs, question=question)
+    assert a.text() == NOT_FOUND
+    assert a.abstain_reason == "unsupported"
+    copied = answer(["a", " lock", " icon", " [1]"], srcs, question=question)
+    assert copied.text() == "a lock icon [1]" and not copied.abstained
+    lint = sources("The broken_intra_doc_links lint warns by default.")
+    named = answer(["broken_intra_doc_links", " [1]"], lint, question="Which lint warns?")
+    assert named.text() == "broken_intra_doc_links [1]" and not named.abstained
+
+
 def test_an_answer_that_only_restates_the_question_abstains() -> None:
     question = "Who invited Washington to fight with him?"
     a = answer(
