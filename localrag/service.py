@@ -7,6 +7,7 @@ Heavy parts (the LLM, the embedder, Whisper) load on first use, once per process
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from localrag import models
 from localrag.answer import Answer, citation_dict
 from localrag.embedder_choice import VaultEmbedders
-from localrag.errors import IngestError, UsageError
+from localrag.errors import IngestError, LocalragError, UsageError
 from localrag.gate import Gate, judge
 from localrag.generate import Generator, Grounding
 from localrag.model_choice import FixedModel, ModelChoice, WorkerModels
@@ -64,6 +65,8 @@ if TYPE_CHECKING:  # heavy modules, imported on first use
     from localrag.speakers import SpeakerChoice, SpeakerFinder, SpeakerSummary
     from localrag.speakers.diarize import SpeakerEmbedder
     from localrag.transcribe import TranscribeEvent, Transcriber
+
+log = logging.getLogger(__name__)
 
 
 class _Lazy:
@@ -427,6 +430,16 @@ class Assistant:
         search finds its vector candidates there (`store/warm.py`). Built in the background;
         searches use the vault's `vec0` until then and after any change until it is rebuilt."""
         self.store.keep_vectors_warm(wait=False)
+
+    def prepare_answers(self) -> None:
+        """Start the embedder and the active model's worker now (for the app, on opening), so
+        that the first question does not wait for them; a model that cannot start says so when
+        it is asked."""
+        try:
+            self.embedder.embed_query("warm up")  # the session's first run is its slowest
+            self.models.generator()
+        except LocalragError as e:
+            log.info("the model worker did not start ahead of the first question: %s", e)
 
     # -- the embedder ------------------------------------------------------------------------------
 

@@ -97,6 +97,37 @@ def test_the_next_question_after_a_crash_starts_a_new_worker(settings: object) -
         assert assistant.models.loaded() is not first
 
 
+@pytest.mark.usefixtures("fake_worker")
+def test_the_app_starts_the_model_before_the_first_question(
+    settings: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from localrag.errors import ModelError
+    from localrag.service import Assistant
+
+    queries: list[str] = []
+    embed_query = HashingEmbedder.embed_query
+    monkeypatch.setattr(
+        HashingEmbedder,
+        "embed_query",
+        lambda self, text: queries.append(text) or embed_query(self, text),
+    )
+    with Assistant.create(settings, bytearray(b"worker crash passphrase")) as assistant:  # type: ignore[arg-type]
+        assert assistant.models.loaded() is None
+        assistant.prepare_answers()
+        assert queries == ["warm up"]  # the embedder's session has run once
+        started = assistant.models.loaded()
+        assert started is not None and started.alive  # type: ignore[attr-defined]
+        assert assistant.ask("Are you well?", retrieval=False).text().startswith("All good")
+        assert assistant.models.loaded() is started  # the first question used it
+
+    # A model that cannot load costs nothing on opening: the question says why.
+    monkeypatch.setenv("LOAD_CRASH", "1")
+    with Assistant.open(settings, bytearray(b"worker crash passphrase")) as assistant:  # type: ignore[arg-type]
+        assistant.prepare_answers()
+        with pytest.raises(ModelError, match="crashed"):
+            assistant.ask("Are you well?", retrieval=False).text()
+
+
 @pytest.mark.models
 def test_a_gguf_llama_cpp_cannot_run_is_refused_by_models_add_and_adapter_import(
     real_models: object,

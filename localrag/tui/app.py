@@ -181,6 +181,7 @@ class LocalragApp(App[None]):
             listing = assistant.adapters()
             self.post_message(StatusLoaded(dict(assistant.status()), listing))
             assistant.keep_search_warm()  # every later search finds its vectors in memory
+            assistant.prepare_answers()
 
         self.background(work, name="status")
 

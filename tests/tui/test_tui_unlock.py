@@ -36,6 +36,8 @@ async def test_wrong_then_right_passphrase_unlocks() -> None:
         assert app.assistant is vault.assistant
         # The app keeps the vault's vectors in memory for its searches, in the background.
         await wait_until(pilot, lambda: app.assistant.search_warm, "vectors kept warm")
+        # and starts the model before the first question, so that it does not wait for it.
+        await wait_until(pilot, lambda: app.assistant.answers_prepared, "model started")
         # The passphrases handed to the vault are wiped once used.
         assert all(not any(p) for p in vault.seen)
 

@@ -67,6 +67,7 @@ class FakeAssistant:
         self.release_ingest.set()
         self.closed = False
         self.search_warm = False
+        self.answers_prepared = False
         self.active: str | None = None
         self.previous: list[str | None] = []
         self.adapter_list = [adapter_info("legal")]
@@ -231,6 +232,9 @@ class FakeAssistant:
 
     def keep_search_warm(self) -> None:
         self.search_warm = True
+
+    def prepare_answers(self) -> None:
+        self.answers_prepared = True
 
     # Adapters
 
