@@ -13,6 +13,7 @@ from docmaker import make_pdf, make_scanned_pdf, png_bytes, render_page
 from localrag.cli import main
 from localrag.errors import IngestError
 from localrag.ingest import Extracted, Limits, ocr, read
+from localrag.ingest.image import NO_TEXT
 
 PUMP = [
     "The pump must be primed before its first start.",
@@ -82,6 +83,23 @@ def test_a_scanned_page_is_searchable_by_its_words(
     assert main(["search", "filter blocked pressure", "--mode", "keyword", "--json"]) == 0
     top = json.loads(capsys.readouterr().out)[0]
     assert (Path(top["path"]).name, top["page"], top["line_start"]) == ("scan.pdf", 2, 1)
+
+
+@pytest.mark.usefixtures("vault", "hashing")
+def test_an_image_with_no_text_is_kept_with_a_notice_not_failed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A documentation folder's favicon: the batch does not fail over it, nor read it again.
+    (tmp_path / "guide.md").write_text("The filter is blocked above 6 bar.\n")
+    (tmp_path / "favicon.png").write_bytes(png_bytes(render_page([], width=64)))
+    assert main(["add", str(tmp_path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["failed"] == []
+    [icon] = [e for e in report["added"] if e["path"].endswith("favicon.png")]
+    assert icon["chunks"] == 0 and icon["notice"] == NO_TEXT
+    assert main(["add", str(tmp_path), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["added"] == [] and len(again["unchanged"]) == 2
 
 
 def test_without_tesseract_a_scan_fails_with_the_fix_and_text_pages_are_kept(

@@ -11,6 +11,7 @@ import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from localrag.errors import IngestError
 from localrag.ingest import ocr
@@ -18,6 +19,7 @@ from localrag.ingest.base import Extracted, Limits, Progress, TextBuilder
 from localrag.ingest.text import read_bytes
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+NO_TEXT = "OCR found no text; indexed with no text"
 MAX_PIXELS = 100_000_000
 """A page scanned at 600 dpi is about 35 million pixels."""
 
@@ -34,16 +36,17 @@ def read_image(path: Path, limits: Limits) -> Iterator[Progress | Extracted]:
     yield Progress(1.0)
     builder = TextBuilder(path, limits)
     ocr.add_lines(builder, lines)
-    if not builder.blocks:
-        raise IngestError(f"{path}: OCR found no text in this image")
-    pages = max(line.page for line in lines)
-    confidence = sum(line.confidence for line in lines) / len(lines)
-    meta = {
-        "pages": pages,
+    meta: dict[str, Any] = {
+        "pages": max((line.page for line in lines), default=1),
         "ocr": ocr.engine().version,
-        "ocr_confidence": round(confidence, 1),
         "ocr_seconds": round(time.monotonic() - started, 2),
     }
+    if lines:
+        meta["ocr_confidence"] = round(sum(line.confidence for line in lines) / len(lines), 1)
+    if not builder.blocks:
+        # An icon or a photo: kept (so adding its folder again does not read it again) and
+        # said, as a recording with no speech is; not a failure of the batch.
+        meta["notice"] = NO_TEXT
     yield builder.build("", **meta)
 
 
