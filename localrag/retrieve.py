@@ -120,6 +120,33 @@ def coverage(query_terms: list[str], chunk: Chunk) -> float:
     return found / len(query_terms)
 
 
+SPARE = 3
+"""Hits read per hit wanted, so that the copies dropped can be replaced."""
+SAME_TEXT = 0.9
+"""Two chunks whose words overlap this much (Jaccard) are one passage found twice."""
+
+
+def distinct_hits(store: Any, ranked: list[tuple[int, float]], k: int) -> list[Hit]:
+    """The best `k` of `ranked` (chunk id, score), leaving out a chunk that repeats the text of
+    a better one: a folder of documentation holds each chapter on its page and again in the
+    all-in-one print page, and copies of a file are common; on the Rust book's folder half of
+    a search's top ten were such copies, and an answer read two of its three sources twice."""
+    hits: list[Hit] = []
+    kept: list[set[str]] = []
+    for start in range(0, len(ranked), SPARE * k):
+        part = ranked[start : start + SPARE * k]
+        score = dict(part)
+        for c in store.chunks([chunk_id for chunk_id, _ in part]):
+            words = {w.lower() for w in WORD.findall(c.text)}
+            if any(len(words & other) >= SAME_TEXT * len(words | other) for other in kept):
+                continue
+            hits.append(Hit(c, score[c.id]))
+            kept.append(words)
+            if len(hits) == k:
+                return hits
+    return hits
+
+
 def retrieve(
     store: Any,
     embedder: Any,
@@ -142,7 +169,7 @@ def retrieve(
 
     def keyword() -> list[tuple[int, float]]:
         t = time.perf_counter()
-        found = store.keyword(query_terms, max(k, s.keyword_depth) if hybrid else k)
+        found = store.keyword(query_terms, max(k, s.keyword_depth) if hybrid else SPARE * k)
         timings["keyword"] = (time.perf_counter() - t) * 1000
         return list(found)
 
@@ -153,7 +180,7 @@ def retrieve(
             t0 = time.perf_counter()
             vector = embedder.embed_query(query)
             t1 = time.perf_counter()
-            depth = max(k, s.vector_depth) if hybrid else k
+            depth = max(k, s.vector_depth) if hybrid else SPARE * k
             # The vault checks that its vectors are this embedder's (`VectorsChanged` if not).
             dense = store.knn(vector, depth, fingerprint=embedder.fingerprint)
             timings["embed"] = (t1 - t0) * 1000
@@ -164,14 +191,12 @@ def retrieve(
             rankings.append((sparse.result(), 1.0 - s.vector_weight))
     t3 = time.perf_counter()
     if not hybrid:
-        ranked = rankings[0][0][:k]
+        ranked = rankings[0][0]
     elif s.fusion == "rrf":
-        ranked = fuse(rankings, s.rrf_k)[:k]
+        ranked = fuse(rankings, s.rrf_k)
     else:
-        ranked = fuse_scores(rankings)[:k]
-    chunks = store.chunks([chunk_id for chunk_id, _ in ranked])
-    score = dict(ranked)
-    hits = [Hit(c, score[c.id]) for c in chunks]
+        ranked = fuse_scores(rankings)
+    hits = distinct_hits(store, ranked, k)
     timings["fetch"] = (time.perf_counter() - t3) * 1000
     cover = coverage(query_terms, hits[0].chunk) if hits else 0.0
     return Retrieval(hits, top_similarity, cover, timings)

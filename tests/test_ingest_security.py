@@ -54,7 +54,7 @@ print(json.dumps({{"status": status, "hits": hits, "written": written}}))
 def _documents(folder: Path) -> Path:
     folder.mkdir()
     (folder / "note.txt").write_text(f"The code word is {MARKER}.\n", encoding="utf-8")
-    make_pdf(folder / "report.pdf", [["Cover"], [f"The code word is {MARKER}."]])
+    make_pdf(folder / "report.pdf", [["Cover"], [f"The report's code word is {MARKER}."]])
     make_docx(folder / "policy.docx", [("Heading1", "Codes"), (None, f"It is {MARKER}.")])
     tone = 0.3 * np.sin(np.arange(3 * SAMPLE_RATE) * 2 * np.pi * 440 / SAMPLE_RATE)
     (folder / "memo.m4a").write_bytes(encode(tone.astype(np.float32), ".m4a"))

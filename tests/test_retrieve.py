@@ -84,3 +84,19 @@ def test_a_search_kept_warm_gives_the_hits_of_a_fresh_process(assistant: Assista
     assert assistant.store.keep_vectors_warm() > 0  # waits for the background build
     for q in queries:
         assert [(h.chunk.id, h.score) for h in assistant.search(q, k=3)] == before[q]
+
+
+def test_a_passage_found_twice_is_one_hit_and_the_next_one_takes_its_place(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # Copies are common: a chapter on its page and in the print page, a backup folder.
+    chapters = [f"Cargo chapter {n} explains project topic {n} with examples." for n in range(6)]
+    for folder in ("book", "backup"):
+        (tmp_path / folder).mkdir()
+        for n, text in enumerate(chapters):
+            (tmp_path / folder / f"ch{n}.txt").write_text(text + "\n", encoding="utf-8")
+    with Assistant.create(settings, bytearray(b"pw"), embedder=HashingEmbedder()) as a:
+        list(a.add([tmp_path / "book", tmp_path / "backup"]))
+        for mode in ("hybrid", "vector", "keyword"):
+            texts = [h.chunk.text for h in a.search("cargo chapter project", k=4, mode=mode)]
+            assert len(texts) == len(set(texts)) == 4, (mode, texts)
