@@ -64,6 +64,30 @@ def test_html_visible_text_only_with_headings_and_source_lines(tmp_path: Path) -
     assert "alert" not in doc.text and "color" not in doc.text
 
 
+def test_a_documentation_page_is_read_inside_its_main_element(tmp_path: Path) -> None:
+    # The shape of an mdBook page (the Rust book): help popup, menu, then the chapter.
+    path = tmp_path / "ch01.html"
+    path.write_text(
+        "<html><head><title>Hello, Cargo!</title></head><body>\n"
+        '<div id="help"><h2>Keyboard shortcuts</h2><p>Press S to search</p></div>\n'
+        '<nav id="sidebar"><ol><li>1. Getting Started</li></ol></nav>\n'
+        "<main>\n<h1>Hello, Cargo!</h1>\n<p>Cargo is the build system.</p>\n"
+        '<nav class="nav-wrapper"><a href="ch00.html">Previous chapter</a></nav>\n</main>\n'
+        "<footer><p>Copyright the authors</p></footer></body></html>",
+        encoding="utf-8",
+    )
+    doc = extract(path)
+    assert doc.title == "Hello, Cargo!"
+    assert block_texts(doc) == ["Hello, Cargo!", "Cargo is the build system."]
+    assert doc.blocks[1].span.line_start == 6
+    # Without a <main>, the whole body is read, menus still left out.
+    plain = tmp_path / "plain.html"
+    plain.write_text(
+        "<body><nav><a>Home</a></nav><p>Text.</p><footer>Footer.</footer></body>", "utf-8"
+    )
+    assert block_texts(extract(plain)) == ["Text.", "Footer."]
+
+
 def test_docx_paragraphs_and_heading_styles(tmp_path: Path) -> None:
     path = make_docx(
         tmp_path / "policy.docx",

@@ -1,10 +1,14 @@
 """HTML: visible text by block element, headings as the heading path, source line numbers.
 
+A page with a `<main>` element is read inside it only: documentation generators (mdBook,
+rustdoc, MkDocs, Docusaurus) put the page's own text there and the site's chrome (menus, search
+boxes, a keyboard-help popup) outside; menus (`<nav>`) are skipped everywhere.
 The standard library's parser fetches nothing: no external entity, stylesheet or image.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -19,13 +23,17 @@ BLOCKS = {
     "br", "hr", "form", "details", "summary", "caption", "address",
 }  # fmt: skip
 HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
-HIDDEN = {"script", "style", "template", "noscript", "svg", "head", "iframe", "object"}
+HIDDEN = {"script", "style", "template", "noscript", "svg", "head", "iframe", "object", "nav"}
+_MAIN = re.compile(r"<main[\s>]", re.IGNORECASE)
 
 
 class _Parser(HTMLParser):
-    def __init__(self, builder: TextBuilder) -> None:
+    def __init__(self, builder: TextBuilder, main_only: bool = False) -> None:
         super().__init__(convert_charrefs=True)
         self.builder = builder
+        self.main_only = main_only
+        self.outside_main = int(main_only)
+        """Above 0 while the text is outside the page's `<main>` (only on a page that has one)."""
         self.words: list[str] = []
         self.has_text = False
         """Whether `words` holds more than white space (kept so data is not joined each time)."""
@@ -52,6 +60,9 @@ class _Parser(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "title":
             self.in_title = True
+        if tag == "main" and self.outside_main:
+            self.flush()
+            self.outside_main -= 1
         if tag in HIDDEN:
             self.hidden += 1
         elif tag in BLOCKS or tag in HEADINGS:
@@ -62,6 +73,9 @@ class _Parser(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "title":
             self.in_title = False
+        if tag == "main" and self.main_only and not self.outside_main:
+            self.flush()
+            self.outside_main += 1
         if tag in HIDDEN:
             self.hidden = max(0, self.hidden - 1)
         elif tag in BLOCKS or tag in HEADINGS:
@@ -74,7 +88,7 @@ class _Parser(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self.in_title:
             self.title.append(data)
-        if self.hidden:
+        if self.hidden or self.outside_main:
             return
         if not self.has_text:
             lead = data[: len(data) - len(data.lstrip())]
@@ -97,8 +111,8 @@ def read_html(path: Path, limits: Limits) -> Iterator[Progress | Extracted]:
     if b"\x00" in data[:8192]:
         raise IngestError(f"{path}: binary data, not HTML")
     builder = TextBuilder(path, limits)
-    parser = _Parser(builder)
     text = decode_html(data)
+    parser = _Parser(builder, main_only=bool(_MAIN.search(text)))
     step = 1 << 16  # a few milliseconds of parsing between two checks of the time limit
     for i in range(0, len(text), step):
         deadline.check()
