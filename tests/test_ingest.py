@@ -86,6 +86,12 @@ def test_a_documentation_page_is_read_inside_its_main_element(tmp_path: Path) ->
         "<body><nav><a>Home</a></nav><p>Text.</p><footer>Footer.</footer></body>", "utf-8"
     )
     assert block_texts(extract(plain)) == ["Text.", "Footer."]
+    # "<main" that is no element (in a script), or a <main> left empty: the whole body.
+    scripted = tmp_path / "scripted.html"
+    scripted.write_text(
+        "<body><script>x = '<main>';</script><p>Text.</p><main></main></body>", "utf-8"
+    )
+    assert block_texts(extract(scripted)) == ["Text."]
 
 
 def test_docx_paragraphs_and_heading_styles(tmp_path: Path) -> None:

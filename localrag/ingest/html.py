@@ -9,7 +9,7 @@ The standard library's parser fetches nothing: no external entity, stylesheet or
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -110,9 +110,20 @@ def read_html(path: Path, limits: Limits) -> Iterator[Progress | Extracted]:
     deadline = Deadline(path, limits.max_seconds)
     if b"\x00" in data[:8192]:
         raise IngestError(f"{path}: binary data, not HTML")
-    builder = TextBuilder(path, limits)
     text = decode_html(data)
-    parser = _Parser(builder, main_only=bool(_MAIN.search(text)))
+    parser = yield from _parse(text, TextBuilder(path, limits), deadline, bool(_MAIN.search(text)))
+    if parser.main_only and not parser.builder.blocks:
+        # "<main" in a script or a comment, or a <main> that a script fills: read it all.
+        parser = yield from _parse(text, TextBuilder(path, limits), deadline, False)
+    if not parser.builder.blocks:
+        raise IngestError(f"{path}: no visible text in this HTML file")
+    yield parser.builder.build(" ".join("".join(parser.title).split()))
+
+
+def _parse(
+    text: str, builder: TextBuilder, deadline: Deadline, main_only: bool
+) -> Generator[Progress, None, _Parser]:
+    parser = _Parser(builder, main_only)
     step = 1 << 16  # a few milliseconds of parsing between two checks of the time limit
     for i in range(0, len(text), step):
         deadline.check()
@@ -121,6 +132,4 @@ def read_html(path: Path, limits: Limits) -> Iterator[Progress | Extracted]:
             yield Progress(min(1.0, (i + step) / len(text)))
     parser.close()
     parser.flush()
-    if not builder.blocks:
-        raise IngestError(f"{path}: no visible text in this HTML file")
-    yield builder.build(" ".join("".join(parser.title).split()))
+    return parser
