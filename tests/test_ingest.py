@@ -31,6 +31,25 @@ def test_text_paragraphs_keep_their_line_numbers(tmp_path: Path) -> None:
     assert [(b.span.line_start, b.span.line_end) for b in doc.blocks] == [(1, 2), (5, 5)]
 
 
+def test_underlined_titles_of_plain_text_and_restructuredtext_make_a_path(tmp_path: Path) -> None:
+    # As CMake's manuals (.rst) and Debian's READMEs write them; levels by order of style.
+    path = tmp_path / "manual.rst"
+    path.write_text(
+        "=====\nGuide\n=====\n\nIntro.\n\nInstall\n-------\n\nRun it.\n\nOptions\n^^^^^^^\n\n"
+        "Use -D.\n\nUsage\n-----\n\nTwo lines\nof text\n---------\n",
+        encoding="utf-8",
+    )
+    doc = extract(path)
+    by_text = {doc.text[b.span.char_start : b.span.char_end]: b for b in doc.blocks}
+    assert by_text["Intro."].span.heading == "Guide"
+    assert by_text["Run it."].span.heading == "Guide > Install"
+    assert by_text["Use -D."].span.heading == "Guide > Install > Options"
+    assert by_text["Install"].is_heading and by_text["Install"].span.line_start == 7
+    # A rule under a paragraph of two lines is no title: it stays text.
+    assert by_text["Two lines\nof text\n---------"].span.heading == "Guide > Usage"
+    assert "=====" not in doc.text and "^^^" not in doc.text
+
+
 def test_markdown_headings_make_a_path_and_fences_stay_whole(tmp_path: Path) -> None:
     path = tmp_path / "guide.md"
     path.write_text(

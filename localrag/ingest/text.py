@@ -1,4 +1,10 @@
-"""Plain text and Markdown: paragraphs with their line numbers; Markdown headings make a path."""
+"""Plain text and Markdown: paragraphs with their line numbers; headings make a path.
+
+Markdown's headings (`#`, and a line over `===` or `---`); in plain text and reStructuredText a
+line over (and maybe under) a line of one repeated punctuation mark at least as long, as
+Sphinx, CMake's manuals and Debian's READMEs write them; their levels go by the order each
+style first appears, as reStructuredText's do.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from localrag.ingest.base import Deadline, Extracted, Limits, Progress, TextBuil
 ATX = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 SETEXT = re.compile(r"^ {0,3}(=+|-+)\s*$")
 FENCE = re.compile(r"^ {0,3}(```|~~~)")
+ADORNMENT = re.compile(r"^([=\-~^*#+\"'`:.])\1{2,}\s*$")
 
 
 def check_size(path: Path, limits: Limits) -> int:
@@ -105,6 +112,7 @@ def _paragraphs(builder: TextBuilder, lines: list[str], markdown: bool) -> Itera
     para: list[str] = []
     first = 0
     fenced = False
+    styles: list[tuple[str, bool]] = []
 
     def flush(end: int) -> None:
         if para:
@@ -134,6 +142,14 @@ def _paragraphs(builder: TextBuilder, lines: list[str], markdown: bool) -> Itera
             title = para.pop()
             builder.heading(level, title, line_start=i, line_end=i + 1)
             continue
+        if not markdown and (underlined := _underlined(para, line)):
+            style = (line[0], len(para) == 2)  # an overlined title is a style of its own
+            if style not in styles:
+                styles.append(style)
+            level = min(styles.index(style) + 1, 6)
+            builder.heading(level, underlined, line_start=i, line_end=i + 1)
+            para.clear()
+            continue
         if not line.strip():
             flush(i)
             continue
@@ -141,6 +157,19 @@ def _paragraphs(builder: TextBuilder, lines: list[str], markdown: bool) -> Itera
             first = i
         para.append(line.rstrip())
     flush(len(lines))
+
+
+def _underlined(para: list[str], line: str) -> str | None:
+    """The title `line` underlines: a one-line paragraph (or one under an overline of the same
+    mark) no longer than the underline; else None."""
+    if not ADORNMENT.match(line) or not para or len(para) > 2:
+        return None
+    title = para[-1].strip()
+    if len(para) == 2 and para[0].strip() != line.strip():
+        return None
+    if not title or ADORNMENT.match(title) or len(title) > len(line.strip()):
+        return None
+    return title
 
 
 def read_txt(path: Path, limits: Limits) -> Iterator[Progress | Extracted]:
