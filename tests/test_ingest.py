@@ -11,6 +11,7 @@ from docmaker import W, make_docx, make_pdf, stream, write_docx, write_pdf
 
 from localrag.errors import IngestError
 from localrag.ingest import Extracted, Limits, read
+from localrag.ingest.base import Block
 
 
 def extract(path: Path, limits: Limits | None = None) -> Extracted:
@@ -21,6 +22,10 @@ def extract(path: Path, limits: Limits | None = None) -> Extracted:
 
 def block_texts(doc: Extracted) -> list[str]:
     return [doc.text[b.span.char_start : b.span.char_end] for b in doc.blocks]
+
+
+def blocks_by_text(doc: Extracted) -> dict[str, Block]:
+    return {doc.text[b.span.char_start : b.span.char_end]: b for b in doc.blocks}
 
 
 def test_text_paragraphs_keep_their_line_numbers(tmp_path: Path) -> None:
@@ -40,7 +45,7 @@ def test_underlined_titles_of_plain_text_and_restructuredtext_make_a_path(tmp_pa
         encoding="utf-8",
     )
     doc = extract(path)
-    by_text = {doc.text[b.span.char_start : b.span.char_end]: b for b in doc.blocks}
+    by_text = blocks_by_text(doc)
     assert by_text["Intro."].span.heading == "Guide"
     assert by_text["Run it."].span.heading == "Guide > Install"
     assert by_text["Use -D."].span.heading == "Guide > Install > Options"
@@ -59,7 +64,7 @@ def test_markdown_headings_make_a_path_and_fences_stay_whole(tmp_path: Path) -> 
     )
     doc = extract(path)
     assert doc.title == "Guide"
-    by_text = {doc.text[b.span.char_start : b.span.char_end]: b for b in doc.blocks}
+    by_text = blocks_by_text(doc)
     assert by_text["Intro."].span.heading == "Guide"
     code = by_text["```\npip install x\n\nmore code\n```"]
     assert code.span.heading == "Guide > Install"

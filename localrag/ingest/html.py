@@ -32,8 +32,8 @@ class _Parser(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.builder = builder
         self.main_only = main_only
-        self.outside_main = int(main_only)
-        """Above 0 while the text is outside the page's `<main>` (only on a page that has one)."""
+        self.outside_main = main_only
+        """Whether the text is outside the page's `<main>` (only on a page that has one)."""
         self.words: list[str] = []
         self.has_text = False
         """Whether `words` holds more than white space (kept so data is not joined each time)."""
@@ -62,7 +62,7 @@ class _Parser(HTMLParser):
             self.in_title = True
         if tag == "main" and self.outside_main:
             self.flush()
-            self.outside_main -= 1
+            self.outside_main = False
         if tag in HIDDEN:
             self.hidden += 1
         elif tag in BLOCKS or tag in HEADINGS:
@@ -75,7 +75,7 @@ class _Parser(HTMLParser):
             self.in_title = False
         if tag == "main" and self.main_only and not self.outside_main:
             self.flush()
-            self.outside_main += 1
+            self.outside_main = True
         if tag in HIDDEN:
             self.hidden = max(0, self.hidden - 1)
         elif tag in BLOCKS or tag in HEADINGS:
