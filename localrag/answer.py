@@ -172,7 +172,8 @@ def best_supporting(
 
 def headings(source: Source) -> list[str]:
     """The headings over a source's text: its heading path, and each line over an underline
-    (plain text's "X11 Forwarding" over "-----", which the text reader keeps as text)."""
+    still in the text (plain text's "X11 Forwarding" over "-----" in chunks stored before the
+    text reader made such lines headings, and in text other readers give)."""
     chunk = source.chunk
     found = chunk.span.heading.split(" > ") if chunk.span.heading else []
     lines = chunk.text.splitlines()
