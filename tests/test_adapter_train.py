@@ -74,7 +74,7 @@ def squad(tmp_path: Path) -> Path:
 def test_squad_examples_cite_the_gold_source_and_abstain_when_it_cannot_answer(
     squad: Path,
 ) -> None:
-    made = examples.build(squad, examples.DataPlan(distractor_only=1.0), seed=3)
+    made = examples.build([squad], examples.DataPlan(distractor_only=1.0), seed=3)
     by_question = {(e.question, e.kind): e for e in made}
     when = by_question[("When did the Lindqvist Bridge open?", "squad")]
     n = int(when.reply.removeprefix("1902 [").removesuffix("]"))
@@ -89,7 +89,7 @@ def test_squad_examples_cite_the_gold_source_and_abstain_when_it_cannot_answer(
 def test_a_share_of_the_unanswerable_questions_can_be_kept(squad: Path) -> None:
     def unanswerable(share: float) -> int:
         plan = examples.DataPlan(unanswerable=share)
-        return examples.kinds(examples.build(squad, plan, seed=0)).get("unanswerable", 0)
+        return examples.kinds(examples.build([squad], plan, seed=0)).get("unanswerable", 0)
 
     assert unanswerable(1.0) > 0 and unanswerable(0.0) == 0
 
@@ -110,7 +110,7 @@ def test_an_unanswerable_share_outside_0_to_1_is_refused(
 
 
 def test_the_prompt_is_the_one_ask_builds(squad: Path) -> None:
-    example = examples.build(squad, examples.DataPlan(), seed=0)[0]
+    example = examples.build([squad], examples.DataPlan(), seed=0)[0]
     system, user = examples.messages(example)
     assert system == {"role": "system", "content": SYSTEM}
     assert user["content"].count("<source n=") == len(example.sources)
@@ -118,23 +118,38 @@ def test_the_prompt_is_the_one_ask_builds(squad: Path) -> None:
 
 
 def test_held_out_articles_never_reach_training(squad: Path) -> None:
-    made = examples.build(squad, examples.DataPlan(exclude_articles=("Kitchens",)), seed=0)
+    made = examples.build([squad], examples.DataPlan(exclude_articles=("Kitchens",)), seed=0)
     assert made and not any("Pancake" in s.text for e in made for s in e.sources)
     assert not any("pancake" in e.question.lower() for e in made)
     with pytest.raises(UsageError, match="no article Cars"):
-        examples.build(squad, examples.DataPlan(exclude_articles=("Cars",)), seed=0)
+        examples.build([squad], examples.DataPlan(exclude_articles=("Cars",)), seed=0)
+
+
+def test_several_files_are_one_pool(squad: Path, tmp_path: Path) -> None:
+    kitchens = {"data": SQUAD["data"][1:]}
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(kitchens), encoding="utf-8")
+    bridges = tmp_path / "bridges.json"
+    bridges.write_text(json.dumps({"data": SQUAD["data"][:1]}), encoding="utf-8")
+    plan = examples.DataPlan(distractor_only=0)
+    assert examples.build([bridges, other], plan, 3) == examples.build([squad], plan, 3)
+    # An article to leave out may be in any of them; one in none is named.
+    made = examples.build([bridges, other], examples.DataPlan(exclude_articles=("Kitchens",)), 0)
+    assert made and not any("Pancake" in s.text for e in made for s in e.sources)
+    with pytest.raises(UsageError, match="no article Cars"):
+        examples.build([bridges, other], examples.DataPlan(exclude_articles=("Cars",)), 0)
 
 
 def test_the_same_seed_gives_the_same_examples(squad: Path) -> None:
     plan = examples.DataPlan(generated=4)
-    first, again = examples.build(squad, plan, 7), examples.build(squad, plan, 7)
+    first, again = examples.build([squad], plan, 7), examples.build([squad], plan, 7)
     assert first == again
-    assert first != examples.build(squad, plan, 8)
+    assert first != examples.build([squad], plan, 8)
 
 
 def test_variants_show_each_question_again_with_other_sources(squad: Path) -> None:
-    once = examples.build(squad, examples.DataPlan(distractor_only=0), seed=3)
-    twice = examples.build(squad, examples.DataPlan(distractor_only=0, variants=2), seed=3)
+    once = examples.build([squad], examples.DataPlan(distractor_only=0), seed=3)
+    twice = examples.build([squad], examples.DataPlan(distractor_only=0, variants=2), seed=3)
     assert len(twice) == 2 * len(once)
     by_question: dict[str, list[examples.Example]] = {}
     for e in twice:
@@ -146,7 +161,7 @@ def test_variants_show_each_question_again_with_other_sources(squad: Path) -> No
 def test_headings_put_the_article_title_first_as_a_chunk_shows_it(squad: Path) -> None:
     def squad_sources(headings: float) -> list[tuple[examples.Example, str]]:
         plan = examples.DataPlan(distractor_only=1.0, headings=headings)
-        made = examples.build(squad, plan, seed=3)
+        made = examples.build([squad], plan, seed=3)
         return [(e, s.text) for e in made if e.kind != "unanswerable" for s in e.sources]
 
     titled = squad_sources(1.0)
@@ -159,7 +174,7 @@ def test_headings_put_the_article_title_first_as_a_chunk_shows_it(squad: Path) -
 
 
 def test_generated_kinds(squad: Path) -> None:
-    made = examples.build(squad, examples.DataPlan(generated=6, technical=6), seed=1)
+    made = examples.build([squad], examples.DataPlan(generated=6, technical=6), seed=1)
     kinds = examples.kinds(made)
     assert {"yes-no", "steps", "technical", "recording", "injection", "distractors"} <= set(kinds)
     for e in made:
@@ -211,7 +226,7 @@ def test_jsonl_examples(tmp_path: Path) -> None:
 
 
 def test_validation_split_keeps_groups_together(squad: Path) -> None:
-    made = examples.build(squad, examples.DataPlan(generated=10), seed=0)
+    made = examples.build([squad], examples.DataPlan(generated=10), seed=0)
     train, held = examples.split(made, random.Random(0), share=0.2)
     assert held and train and len(train) + len(held) == len(made)
     assert not {e.group for e in train} & {e.group for e in held}
@@ -252,7 +267,7 @@ def test_training_tokenizes_the_prompt_as_the_generator_does(
     tok = PromptTokenizer(path)
     worker = base_worker(real_models)
     try:
-        made = examples.build(squad, examples.DataPlan(generated=3), seed=0)
+        made = examples.build([squad], examples.DataPlan(generated=3), seed=0)
         for e in made[:12]:
             msgs = examples.messages(e)
             assert tok.prompt(msgs) == worker.prompt_tokens(msgs), e.kind
@@ -298,7 +313,11 @@ def test_a_short_run_imports_an_adapter_that_changes_the_answer(
     assert main(["adapter", "list", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
     [info] = [a for a in listing["adapters"] if a["name"] == "t"]
-    assert info["training"]["data"]["sha256"] and info["training"]["steps"] == 6
+    [trained_on] = info["training"]["data"]["files"]
+    assert trained_on["file"] == "tiny.jsonl" and len(trained_on["sha256"]) == 64
+    assert info["training"]["steps"] == 6
+    assert main(["adapter", "list"]) == 0
+    assert f"on tiny.jsonl ({trained_on['sha256'][:12]})" in capsys.readouterr().out
 
     question = ["ask", "--no-retrieval", "--json", "What colour is box 12?"]
     assert main(question) == 0

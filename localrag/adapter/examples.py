@@ -90,22 +90,19 @@ class SquadQuestion:
     """(text, start character) of each gold answer; empty when it cannot be answered."""
 
 
-def article_titles(path: Path) -> list[str]:
-    return [a.get("title", "") for a in read_squad(path)]
-
-
 def squad_questions(
-    path: Path, articles: Iterable[str] | None = None, exclude: Iterable[str] = ()
+    paths: Sequence[Path], articles: Iterable[str] | None = None, exclude: Iterable[str] = ()
 ) -> list[SquadQuestion]:
-    """The questions of the chosen articles (by title; all but `exclude` when `articles` is
-    None)."""
-    data = read_squad(path)
+    """The questions of the chosen articles of one or more SQuAD files (by title; all but
+    `exclude` when `articles` is None)."""
+    data = [article for path in paths for article in read_squad(path)]
     titles = [a.get("title", "") for a in data]
     wanted = set(articles) if articles is not None else set(titles) - set(exclude)
     unknown = (wanted | set(exclude)) - set(titles)
     if unknown:
+        names = ", ".join(str(p) for p in paths)
         raise UsageError(
-            f"{path}: no article {', '.join(sorted(unknown))}; it has {', '.join(titles)}"
+            f"{names}: no article {', '.join(sorted(unknown))}; there are {', '.join(titles)}"
         )
     out = []
     for a, article in enumerate(data):
@@ -361,18 +358,20 @@ class DataPlan:
     """Share of SQuAD paragraphs shown with their article's title as a first line."""
 
 
-def build(path: Path, plan: DataPlan, seed: int) -> list[Example]:
-    """The examples of a SQuAD 2.0 file or a JSON-lines file, plus the generated kinds, in a
-    shuffled order fixed by `seed`."""
+def build(paths: Sequence[Path], plan: DataPlan, seed: int) -> list[Example]:
+    """The examples of SQuAD 2.0 files and JSON-lines files, plus the generated kinds, in a
+    shuffled order fixed by `seed`. The SQuAD files' articles are one pool: a question's
+    distractors may come from any of them."""
     rng = random.Random(seed)
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        if plan.exclude_articles:
-            raise UsageError("--exclude-articles applies to SQuAD files, not JSON lines")
-        base = from_jsonl(path)
-    else:
-        questions = squad_questions(path, exclude=plan.exclude_articles)
+    lines = [p for p in paths if p.suffix.lower() in (".jsonl", ".ndjson")]
+    squads = [p for p in paths if p not in lines]
+    if plan.exclude_articles and not squads:
+        raise UsageError("--exclude-articles applies to SQuAD files, not JSON lines")
+    base = [e for path in lines for e in from_jsonl(path)]
+    if squads:
+        questions = squad_questions(squads, exclude=plan.exclude_articles)
         questions = [q for q in questions if q.answers or rng.random() < plan.unanswerable]
-        base = [
+        base += [
             e
             for _ in range(plan.variants)
             for e in from_squad(

@@ -34,7 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = action("train", "train a LoRA answer adapter here and import it", run_train)
     p.add_argument(
-        "data", type=Path, nargs="?", help="a SQuAD 2.0 JSON file, or JSON lines (.jsonl)"
+        "data",
+        type=Path,
+        nargs="*",
+        help="SQuAD 2.0 JSON files, or JSON lines (.jsonl); several are one pool",
     )
     p.add_argument(
         "--from-set",
@@ -143,7 +146,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise UsageError("--no-import needs --out DIR, or the adapter would be lost")
     if args.name:
         check_name(args.name)
-    if (args.data is None) == (args.from_set is None):
+    if bool(args.data) == (args.from_set is not None):
         raise UsageError("train on a data file or on --from-set NAME (one of the two)")
     if args.from_set is not None and args.exclude_articles:
         raise UsageError("--exclude-articles applies to SQuAD files, not --from-set")
@@ -190,7 +193,9 @@ def run_train(args: argparse.Namespace) -> int:
             source = {"set": args.from_set, "held_out": held_out}
         else:
             data = examples.build(args.data, plan, args.seed)
-            source = {"file": args.data.name, "sha256": models.sha256_file(args.data)}
+            source = {
+                "files": [{"file": p.name, "sha256": models.sha256_file(p)} for p in args.data]
+            }
         train_set, validation = examples.split(data, random.Random(args.seed))
         data_info = {
             **source,
@@ -252,6 +257,15 @@ def run_train(args: argparse.Namespace) -> int:
                 f"--set {args.from_set} --held-out --adapter {info.name}`"
             )
     return 0
+
+
+def _trained_on(data: dict[str, Any]) -> str:
+    """The data files an adapter was trained on, with the start of each one's SHA-256
+    (adapters trained before several files were allowed record one as `file`)."""
+    if "set" in data:
+        return f"the question set {data['set']}"
+    files = data.get("files") or [data]
+    return ", ".join(f"{f.get('file', '?')} ({f.get('sha256', '')[:12]})" for f in files)
 
 
 def _loss(value: float | None) -> str:
@@ -349,7 +363,7 @@ def run_list(args: argparse.Namespace) -> int:
             t = info.training
             print(
                 f"   trained here: {t['steps']} steps of {t['batch_size']} on "
-                f"{t['data'].get('file', '?')} ({t['data'].get('sha256', '')[:12]}), validation "
+                f"{_trained_on(t['data'])}, validation "
                 f"loss {_loss(t['validation_loss_before'])} -> {_loss(t['validation_loss'])}"
             )
         for v in (v for v in listing.versions if v.name == info.name):
