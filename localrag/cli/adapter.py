@@ -147,7 +147,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.name:
         check_name(args.name)
     if bool(args.data) == (args.from_set is not None):
-        raise UsageError("train on a data file or on --from-set NAME (one of the two)")
+        raise UsageError("train on data files or on --from-set NAME (one of the two)")
     if args.from_set is not None and args.exclude_articles:
         raise UsageError("--exclude-articles applies to SQuAD files, not --from-set")
     for flag, share in (("--unanswerable", args.unanswerable), ("--headings", args.headings)):
