@@ -25,7 +25,7 @@ def block_texts(doc: Extracted) -> list[str]:
 
 
 def blocks_by_text(doc: Extracted) -> dict[str, Block]:
-    return {doc.text[b.span.char_start : b.span.char_end]: b for b in doc.blocks}
+    return dict(zip(block_texts(doc), doc.blocks, strict=True))
 
 
 def test_text_paragraphs_keep_their_line_numbers(tmp_path: Path) -> None:
